@@ -1,0 +1,1 @@
+"""Figures drawn from results on disk or a Result; never runs a simulation."""

@@ -1,0 +1,1 @@
+"""The simulator: optimizer numerics (methods), wire formats (codecs), the network and the cluster."""
