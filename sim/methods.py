@@ -1,0 +1,266 @@
+"""Optimizer numerics, vectorised over workers: what each worker sends, what the server replies.
+
+A method is four small pure functions over arrays (optax-style), bundled in a ``Method``:
+
+``init(x, n_workers, hp) -> state``
+    per-worker state arrays are shaped (n_workers, d); global state is shaped (d,).
+``encode(state, grads, hp, rng) -> (payloads, state)``
+    worker side: grads (n_workers, d) -> the packed uint8 messages (n_workers, nbytes).
+``aggregate(payloads, d, hp, rng) -> reply``
+    server side: the received messages -> one packed uint8 reply (nbytes,) for every worker.
+``apply(x, reply, state, hp, lr) -> (x, state)``
+    every worker applies the same reply, so x stays identical across workers and is kept once.
+
+Messages only ever travel as codec payloads, so the bits the network charges are the bytes
+really produced. ``hp`` is the resolved hyperparameter dict (see ``HYPERPARAMETERS``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from sim.codecs import DenseCodec, SignCodec, SumCodec, TernaryCodec
+from sim.schedules import SCHEDULES
+
+SIGN_RULES = ("random", "plus", "minus", "zero")
+
+#: Validation rules for every hyperparameter any method accepts (used by the spec layer).
+HYPERPARAMETERS: dict[str, dict] = {
+    "lr": {"type": "float", "min": 0.0, "min_open": True, "doc": "learning rate"},
+    "betas": {"type": "pair", "min": 0.0, "max": 1.0, "max_open": True,
+              "doc": "momentum interpolation b1 and momentum/second-moment decay b2"},
+    "weight_decay": {"type": "float", "min": 0.0, "doc": "decoupled weight decay (times lr)"},
+    "momentum": {"type": "float", "min": 0.0, "max": 1.0, "max_open": True,
+                 "doc": "heavy-ball momentum"},
+    "nesterov": {"type": "bool", "doc": "Nesterov momentum"},
+    "eps": {"type": "float", "min": 0.0, "min_open": True, "doc": "AdamW denominator epsilon"},
+    "schedule": {"type": "choice", "choices": tuple(SCHEDULES), "doc": "learning-rate schedule"},
+    "warmup_steps": {"type": "int", "min": 0, "doc": "linear warm-up length in steps"},
+    "min_lr_ratio": {"type": "float", "min": 0.0, "max": 1.0,
+                     "doc": "final lr of the cosine schedule, as a fraction of lr"},
+    "aggregate": {"type": "choice", "choices": ("mavo", "avg"),
+                  "doc": "server rule: majority vote or average of the signs"},
+    "zero_sign": {"type": "choice", "choices": SIGN_RULES,
+                  "doc": "what a worker sends for sign(0): random ±1, +1, -1 or 0 (ternary wire)"},
+    "tie": {"type": "choice", "choices": SIGN_RULES,
+            "doc": "MaVo reply on a tied vote: random ±1, +1, -1 or 0 (ternary wire)"},
+}
+
+_SCHEDULE_DEFAULTS = {"schedule": "constant", "warmup_steps": 0, "min_lr_ratio": 0.0}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One optimizer: its numerics, its hyperparameters and how its messages travel."""
+
+    name: str
+    description: str
+    wire: str                      # wire cost per parameter per step, for `dlion-sim list`
+    defaults: dict                 # hyperparameter -> default value
+    init: Callable
+    encode: Callable
+    aggregate: Callable
+    apply: Callable
+    collectives: tuple = ("ps",)   # collectives it can use; the first is the default
+    max_workers: int | None = None
+    options: dict = field(default_factory=dict)
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+def _lion_direction(m, g, b1):
+    """c = b1*m + (1-b1)*g, the interpolation whose sign Lion steps along (old momentum)."""
+    c = np.multiply(m, b1, dtype=m.dtype)
+    c += np.multiply(g, 1 - b1, dtype=m.dtype)
+    return c
+
+
+def _ema_(m, g, b2):
+    """m <- b2*m + (1-b2)*g in place (the momentum update, done after the sign is taken)."""
+    m *= b2
+    m += np.multiply(g, 1 - b2, dtype=m.dtype)
+
+
+def _apply_step(x, direction, lr, wd):
+    """x - lr*(direction + wd*x): decoupled weight decay on the old x, scaled by lr."""
+    step = np.multiply(x, wd, dtype=x.dtype)
+    step += direction
+    step *= x.dtype.type(lr)
+    return x - step
+
+
+def _resolve_zeros(signs, rule, rng):
+    """Replace the zeros of an int8 sign array in place by the ``rule`` (random/plus/minus)."""
+    zeros = signs == 0
+    count = np.count_nonzero(zeros)
+    if count == 0 or rule == "zero":
+        return signs
+    if rule == "random":
+        # draws only where needed, from the run's seeded generator: unbiased and reproducible
+        signs[zeros] = np.where(rng.random(count) < 0.5, 1, -1)
+    else:
+        signs[zeros] = 1 if rule == "plus" else -1
+    return signs
+
+
+def _sign_codec(rule):
+    return TernaryCodec() if rule == "zero" else SignCodec()
+
+
+def _float_payload(values):
+    return DenseCodec("float32").encode(values)
+
+
+def _float_decode(payload, d, dtype):
+    return DenseCodec("float32").decode(payload, d).astype(dtype, copy=False)
+
+
+# --- Lion on one worker ---------------------------------------------------------------------
+
+def _lion_init(x, n_workers, hp):
+    return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
+
+
+def _lion_encode(state, grads, hp, rng):
+    # One worker, nothing travels: the update direction is kept in the state for `apply`.
+    m = state["m"]
+    c = _lion_direction(m, grads, hp["betas"][0])
+    _ema_(m, grads, hp["betas"][1])
+    signs = _resolve_zeros(np.sign(c).astype(np.int8), hp["zero_sign"], rng)
+    state["direction"] = signs[0].astype(m.dtype)
+    return np.zeros((1, 0), dtype=np.uint8), state
+
+
+def _lion_apply(x, reply, state, hp, lr):
+    return _apply_step(x, state["direction"], lr, hp["weight_decay"]), state
+
+
+# --- Distributed Lion ---------------------------------------------------------------------
+
+def _dlion_init(x, n_workers, hp):
+    return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
+
+
+def _dlion_encode(state, grads, hp, rng):
+    m = state["m"]
+    b1, b2 = hp["betas"]
+    c = _lion_direction(m, grads, b1)
+    _ema_(m, grads, b2)  # after the sign's input was formed: the reference order
+    signs = np.sign(c, out=np.empty(c.shape, dtype=np.int8), casting="unsafe")
+    _resolve_zeros(signs, hp["zero_sign"], rng)
+    return _sign_codec(hp["zero_sign"]).encode(signs), state
+
+
+def _vote_sum(payloads, d, hp):
+    """Integer vote sum S = sum_i delta_i (d,) from the received sign messages."""
+    codec = _sign_codec(hp["zero_sign"])
+    return codec.decode(payloads, d, dtype=np.float32).sum(axis=0, dtype=np.int32)
+
+
+def _dlion_aggregate(payloads, d, hp, rng):
+    total = _vote_sum(payloads, d, hp)
+    if hp["aggregate"] == "avg":
+        return SumCodec(len(payloads)).encode(total)
+    vote = np.sign(total).astype(np.int8)
+    _resolve_zeros(vote, hp["tie"], rng)
+    return _sign_codec(hp["tie"]).encode(vote)
+
+
+def _dlion_apply(x, reply, state, hp, lr):
+    n = state["m"].shape[0]
+    if hp["aggregate"] == "avg":
+        direction = SumCodec(n).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
+    else:
+        direction = _sign_codec(hp["tie"]).decode(reply, x.size, dtype=x.dtype)
+    return _apply_step(x, direction, lr, hp["weight_decay"]), state
+
+
+# --- Global methods: one optimizer on the mean of the fp32 gradients --------------------------
+
+def _mean_encode(state, grads, hp, rng):
+    return _float_payload(grads), state
+
+
+def _mean_aggregate(payloads, d, hp, rng):
+    mean = DenseCodec("float32").decode(payloads, d).mean(axis=0, dtype=np.float32)
+    return _float_payload(mean)
+
+
+def _glion_init(x, n_workers, hp):
+    return {"m": np.zeros(x.size, dtype=x.dtype)}
+
+
+def _glion_apply(x, reply, state, hp, lr):
+    g = _float_decode(reply, x.size, x.dtype)
+    c = _lion_direction(state["m"], g, hp["betas"][0])
+    _ema_(state["m"], g, hp["betas"][1])
+    # sign(0) = 0 here: nothing forces a 1-bit wire on the global method
+    return _apply_step(x, np.sign(c), lr, hp["weight_decay"]), state
+
+
+def _adamw_init(x, n_workers, hp):
+    return {"m": np.zeros(x.size, dtype=x.dtype), "v": np.zeros(x.size, dtype=x.dtype), "t": 0}
+
+
+def _adamw_apply(x, reply, state, hp, lr):
+    g = _float_decode(reply, x.size, x.dtype)
+    b1, b2 = hp["betas"]
+    state["t"] += 1
+    t = state["t"]
+    _ema_(state["m"], g, b1)
+    _ema_(state["v"], g * g, b2)
+    m_hat = state["m"] / (1 - b1**t)
+    v_hat = state["v"] / (1 - b2**t)
+    return _apply_step(x, m_hat / (np.sqrt(v_hat) + hp["eps"]), lr, hp["weight_decay"]), state
+
+
+def _sgd_init(x, n_workers, hp):
+    return {"buf": np.zeros(x.size, dtype=x.dtype)}
+
+
+def _sgd_apply(x, reply, state, hp, lr):
+    # PyTorch convention: coupled L2 (added to the gradient), buf = mu*buf + g
+    g = _float_decode(reply, x.size, x.dtype) + hp["weight_decay"] * x
+    buf = state["buf"]
+    buf *= hp["momentum"]
+    buf += g
+    update = g + hp["momentum"] * buf if hp["nesterov"] else buf
+    return x - x.dtype.type(lr) * update, state
+
+
+_LION_HP = {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.1, **_SCHEDULE_DEFAULTS}
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("lion", "Lion on a single worker (no communication)", "0 (one worker)",
+           {**_LION_HP, "zero_sign": "zero"},
+           _lion_init, _lion_encode, lambda p, d, hp, rng: np.zeros(0, np.uint8), _lion_apply,
+           collectives=("none",), max_workers=1),
+    Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_i); the server "
+           "votes (mavo) or averages (avg)",
+           "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
+           {**_LION_HP, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
+           _dlion_init, _dlion_encode, _dlion_aggregate, _dlion_apply),
+    Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
+           "32 bits up, 32 bits down", dict(_LION_HP),
+           _glion_init, _mean_encode, _mean_aggregate, _glion_apply),
+    Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay) on the mean gradient",
+           "32 bits up, 32 bits down",
+           {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01, "eps": 1e-8,
+            **_SCHEDULE_DEFAULTS},
+           _adamw_init, _mean_encode, _mean_aggregate, _adamw_apply),
+    Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
+           "32 bits up, 32 bits down",
+           {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+            **_SCHEDULE_DEFAULTS},
+           _sgd_init, _mean_encode, _mean_aggregate, _sgd_apply),
+]}
+
+
+def get(name: str) -> Method:
+    """The built-in method ``name``; ``ValueError`` listing the valid names otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"method.name = {name!r} is not a method; choose one of "
+                         f"{', '.join(METHODS)}")
+    return METHODS[name]
