@@ -216,9 +216,9 @@ def _by_label_assignment(classes: np.ndarray, values: np.ndarray, n_workers: int
     rank, counts = _rank_within_class(classes, n_classes, rng)
     if np.any(counts < holders):
         c = int(np.argmax(counts < holders))
-        raise ValueError(f"classes_per_worker = {k} with n_workers = {n_workers} gives label "
-                         f"{values[c].item()!r} {int(holders[c])} holders but it has only {int(counts[c])} "
-                         f"samples; use fewer workers or classes_per_worker")
+        raise ValueError(f"label {values[c].item()!r} has only {int(counts[c])} samples but "
+                         f"classes_per_worker = {k} with n_workers = {n_workers} makes "
+                         f"{int(holders[c])} workers hold it; use fewer workers or classes")
     worker_of = np.full(classes.size, -1, dtype=np.int64)
     held = holders[classes] > 0
     c = classes[held]

@@ -177,7 +177,7 @@ def test_non_dense_labels_are_accepted():
      ["int array"]),
     (dict(n_samples=12, n_workers=4, scheme="by_label",
           labels=np.array([0] * 11 + [1]), classes_per_worker=2),
-     ["classes_per_worker = 2", "only 1 samples"]),
+     ["classes_per_worker = 2", "label 1 has only 1 samples"]),
 ])
 def test_bad_input_names_the_argument(kwargs, words):
     with pytest.raises(ValueError) as err:
@@ -187,7 +187,7 @@ def test_bad_input_names_the_argument(kwargs, words):
 
 
 def test_by_label_that_leaves_a_worker_empty_is_an_error():
-    # one class, two holders of it would be fine; 3 workers with k=1 over 1 sample each class
+    # 4 workers with one class each: label 0 gets two holders but has a single sample
     labels = np.array([0, 1, 1, 1])
     with pytest.raises(ValueError, match="only 1 samples"):
         make_shards(4, 4, "by_label", labels=labels, classes_per_worker=1,
