@@ -1,0 +1,362 @@
+"""Flow-level network model: full-duplex NICs, latency paid first, max-min fair sharing.
+
+A message from ``src`` to ``dst`` first waits its path latency plus a per-message software
+overhead (alpha), then becomes a *flow* that crosses a fixed route of directed links. Active
+flows share every link max-min fairly (progressive filling, as in SimGrid's fluid model), or,
+with ``sharing="fifo"``, each link serves one flow at a time in arrival order. Rates change only
+when a flow starts or ends; everything that happens at one instant is folded into a single
+recomputation.
+
+Units: time in float64 seconds, sizes in integer bits, rates in bits/s, ``tcp_window`` in bytes.
+
+Not modelled: packets, TCP incast collapse, slow start beyond the latency term, PFC/ECMP
+effects, loss. FIFO mode is not store-and-forward: a flow holds every link of its route for the
+whole time it transmits, so a message crossing a switch is not charged twice.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import simpy
+
+TOPOLOGIES = ("star", "sharded", "racks")
+SHARINGS = ("fair", "fifo")
+
+# SimPy pops same-time events by (priority, insertion order); URGENT = 0 and NORMAL = 1.
+# Rate updates use a later priority so that every start and completion of an instant, even
+# one triggered by a process resumed at that instant, is seen by one single recomputation.
+_LATE = 2
+
+# A flow is complete when what is left is within this fraction of its size (float residue of
+# subtracting rate*dt), or when its finish time is indistinguishable from now.
+_RTOL = 1e-12
+
+
+class _LateEvent(simpy.Event):
+    """An already-triggered event processed after all ordinary events of its instant."""
+
+    def __init__(self, env: simpy.Environment, delay: float, generation: int):
+        super().__init__(env)
+        # Same initialisation as simpy.Timeout, which is how SimPy itself pre-triggers events.
+        self._ok = True
+        self._value = generation
+        env.schedule(self, _LATE, delay)
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < math.inf):
+        raise ValueError(f"{name}={value!r}: must be a positive finite number")
+    return float(value)
+
+
+def _nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, Real) or not (0 <= value < math.inf):
+        raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
+    return float(value)
+
+
+def _per_worker(name, value, n, check):
+    """A scalar or one value per worker -> float64 array of shape (n,)."""
+    if isinstance(value, (str, bytes)) or not np.iterable(value):
+        return np.full(n, check(name, value))
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} values: must be one number or n_workers={n} numbers")
+    return np.array([check(f"{name}[{i}]", v) for i, v in enumerate(values)], dtype=np.float64)
+
+
+def _count(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise ValueError(f"{name}={value!r}: must be {allowed}")
+    return int(value)
+
+
+def max_min_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray) -> np.ndarray:
+    """Max-min fair rates (bits/s) by progressive filling.
+
+    routes: (F, R) link indices per flow; padding entries point at a link of infinite capacity.
+    capacity: (L,) bits/s per link. flow_cap: (F,) per-flow upper bound in bits/s (inf = none).
+    All unfrozen flows grow together; a flow freezes when one of its links saturates or it
+    reaches its own cap. Each round is a few array operations, and there are as many rounds as
+    distinct bottleneck levels.
+    """
+    n_flows = routes.shape[0]
+    rate = np.zeros(n_flows)
+    if n_flows == 0:
+        return rate
+    left = capacity.astype(np.float64, copy=True)
+    active = np.arange(n_flows)
+    level = 0.0
+    while active.size:
+        sub = routes[active]
+        count = np.bincount(sub.ravel(), minlength=left.size)
+        used = count > 0
+        share = np.full(left.size, np.inf)
+        share[used] = left[used] / count[used]
+        step = min(share.min(), flow_cap[active].min() - level)
+        level += step
+        left[used] -= step * count[used]
+        # Links whose fair share equals this round's step are saturated (up to float residue).
+        saturated = used & (share <= step * (1 + 1e-12))
+        frozen = saturated[sub].any(axis=1) | (flow_cap[active] <= level * (1 + 1e-12))
+        rate[active[frozen]] = level
+        active = active[~frozen]
+    return rate
+
+
+def fifo_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray, pad: int) -> np.ndarray:
+    """FIFO rates (bits/s): rows are in arrival order; a flow transmits, at the smallest capacity
+    on its route, only when it is the earliest flow on every one of its links (no overtaking).
+
+    The earliest flow overall always qualifies, so some flow always makes progress.
+    """
+    n_flows, width = routes.shape
+    if n_flows == 0:
+        return np.zeros(0)
+    links, first = np.unique(routes.ravel(), return_index=True)
+    head = np.full(capacity.size, -1)
+    head[links] = first // width
+    own = np.arange(n_flows)[:, None]
+    running = ((head[routes] == own) | (routes == pad)).all(axis=1)
+    rate = np.minimum(capacity[routes].min(axis=1), flow_cap)
+    return np.where(running, rate, 0.0)
+
+
+class Network:
+    """Flow-level network: full-duplex NICs, latency paid first, max-min fair sharing.
+
+    Nodes 0..n_workers-1 are workers, the next ``servers`` ids are servers. Every node has an up
+    and a down link. Routes: star/sharded ``[src-up, dst-down]``; racks add the source rack's
+    uplink (up direction) and the destination rack's uplink (down direction) when a message
+    leaves or enters a rack; servers hang off the core switch.
+
+    bandwidth, latency: per worker (scalar or sequence), bits/s and one-way seconds.
+    server_bandwidth: bits/s of each server NIC (default: the largest worker bandwidth).
+    overhead: seconds of software cost paid once per message, before the flow starts.
+    rack_size / oversubscription / rack_bandwidth / rack_latency: topology "racks"; a rack
+    uplink carries the sum of its workers' bandwidths / oversubscription unless rack_bandwidth
+    is given, and crossing it adds rack_latency seconds.
+    tcp_window: bytes; caps a flow at 8*window/RTT with RTT = 2*path latency (no cap when 0).
+    goodput: fraction of every link's rate that carries payload.
+    """
+
+    def __init__(self, env: simpy.Environment, n_workers: int, *, bandwidth, latency=0.0,
+                 server_bandwidth=None, server_latency=0.0, overhead=0.0, topology="star",
+                 servers=1, rack_size=None, oversubscription=1.0, rack_bandwidth=None,
+                 rack_latency=0.0, sharing="fair", tcp_window=None, goodput=1.0):
+        if not isinstance(env, simpy.Environment):
+            raise ValueError(f"env={env!r}: must be a simpy.Environment")
+        n = _count("n_workers", n_workers, 1)
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"topology={topology!r}: must be one of {', '.join(TOPOLOGIES)}")
+        if sharing not in SHARINGS:
+            raise ValueError(f"sharing={sharing!r}: must be one of {', '.join(SHARINGS)}")
+        k = _count("servers", servers, 1)
+        if k > 1 and topology == "star":
+            raise ValueError(f"servers={k}: topology 'star' has 1 server; use 'sharded' or 'racks' for more")
+        worker_bw = _per_worker("bandwidth", bandwidth, n, _positive)
+        worker_lat = _per_worker("latency", latency, n, _nonnegative)
+        server_bw = worker_bw.max() if server_bandwidth is None else _positive("server_bandwidth", server_bandwidth)
+        server_lat = _nonnegative("server_latency", server_latency)
+        self.overhead = _nonnegative("overhead", overhead)
+        oversubscription = _positive("oversubscription", oversubscription)
+        self.rack_latency = _nonnegative("rack_latency", rack_latency)
+        if not (isinstance(goodput, Real) and not isinstance(goodput, bool) and 0 < goodput <= 1):
+            raise ValueError(f"goodput={goodput!r}: must be a number in (0, 1]")
+        self.tcp_window = None if tcp_window is None else _positive("tcp_window", tcp_window)
+
+        self.env = env
+        self.n_workers = n
+        self.topology = topology
+        self.sharing = sharing
+        self.goodput = float(goodput)
+        self.workers = list(range(n))
+        self.servers = list(range(n, n + k))
+        self.server = self.servers[0]
+        n_nodes = n + k
+
+        if topology == "racks":
+            if rack_size is None:
+                raise ValueError("rack_size=None: topology 'racks' needs an integer rack_size >= 1")
+            size = _count("rack_size", rack_size, 1, n)
+            rack_of_worker = np.arange(n) // size
+            n_racks = int(rack_of_worker[-1]) + 1
+            if rack_bandwidth is None:
+                rack_bw = np.bincount(rack_of_worker, weights=worker_bw) / oversubscription
+            else:
+                rack_bw = np.full(n_racks, _positive("rack_bandwidth", rack_bandwidth))
+        else:
+            for name, value in (("rack_size", rack_size), ("rack_bandwidth", rack_bandwidth)):
+                if value is not None:
+                    raise ValueError(f"{name}={value!r}: only allowed with topology 'racks', not {topology!r}")
+            rack_of_worker = np.zeros(n, dtype=np.int64)
+            n_racks = 0
+            rack_bw = np.zeros(0)
+        # Servers sit outside every rack (-1), so any message to or from them crosses an uplink.
+        self._rack = np.concatenate([rack_of_worker, np.full(k, -1)]) if n_racks else np.full(n_nodes, -1)
+        self._rack_list = self._rack.tolist()
+        self.n_racks = n_racks
+
+        node_bw = np.concatenate([worker_bw, np.full(k, server_bw)])
+        # Link ids: node up links, node down links, rack uplinks (up), rack uplinks (down), pad.
+        self._up0, self._down0 = 0, n_nodes
+        self._rack_up0, self._rack_down0 = 2 * n_nodes, 2 * n_nodes + n_racks
+        self._pad = 2 * n_nodes + 2 * n_racks
+        self.capacity = np.concatenate([node_bw, node_bw, rack_bw, rack_bw, [np.inf]]) * self.goodput
+        self._width = 4 if n_racks else 2
+        self._latency = np.concatenate([worker_lat, np.full(k, server_lat)]).tolist()
+
+        self.sent_bits = 0
+        self.delivered_bits = 0
+        self.recomputations = 0
+
+        # Active flows, kept in arrival order (FIFO relies on it).
+        self._routes = np.zeros((0, self._width), dtype=np.int64)
+        self._left = np.zeros(0)
+        self._size = np.zeros(0, dtype=np.int64)
+        self._rate = np.zeros(0)
+        self._cap = np.zeros(0)
+        self._done: list[simpy.Event] = []
+        self._pending: list[tuple[int, int, int, float, simpy.Event]] = []
+        self._last = 0.0
+        self._generation = 0
+        self._wake_time = None
+
+    # ------------------------------------------------------------------ public API
+
+    def path_latency(self, src: int, dst: int) -> float:
+        """One-way latency in seconds: the two access links plus rack uplinks crossed."""
+        self._check_pair(src, dst)
+        return self._path_latency(src, dst)
+
+    def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0) -> simpy.Event:
+        """Start a message ``delay`` seconds from now (default: now); the event fires when its
+        last bit arrives, with that time in seconds as its value."""
+        self._check_pair(src, dst)
+        if isinstance(bits, bool) or not isinstance(bits, Integral) or bits < 0:
+            raise ValueError(f"bits={bits!r}: must be an integer >= 0")
+        if not (0 <= delay < math.inf):
+            raise ValueError(f"delay={delay!r}: must be a finite number of seconds >= 0")
+        bits = int(bits)
+        latency = self._path_latency(src, dst)
+        cap = 8 * self.tcp_window / (2 * latency) if self.tcp_window is not None and latency > 0 else math.inf
+        done = self.env.event()
+        self.sent_bits += bits
+        start = self.env.timeout(delay + latency + self.overhead)
+        start.callbacks.append(lambda _: self._join(src, dst, bits, cap, done))
+        return done
+
+    @property
+    def active_flows(self) -> int:
+        """Number of flows currently sharing the links (latency already paid, not finished)."""
+        return len(self._done)
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_pair(self, src, dst):
+        n_nodes = len(self._latency)
+        for name, node in (("src", src), ("dst", dst)):
+            if isinstance(node, bool) or not isinstance(node, Integral) or not 0 <= node < n_nodes:
+                raise ValueError(f"{name}={node!r}: must be a node id in [0, {n_nodes - 1}]")
+        if src == dst:
+            raise ValueError(f"dst={dst!r}: must differ from src (a node does not send to itself)")
+
+    def _path_latency(self, src, dst):
+        latency = self._latency[src] + self._latency[dst]
+        if self.n_racks:
+            rs, rd = self._rack_list[src], self._rack_list[dst]
+            latency += self.rack_latency * ((rs >= 0 and rs != rd) + (rd >= 0 and rs != rd))
+        return latency
+
+    def _route_rows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """(F, width) link ids for vectors of sources and destinations."""
+        rows = [self._up0 + src, self._down0 + dst]
+        if self.n_racks:
+            rs, rd = self._rack[src], self._rack[dst]
+            crossing = rs != rd
+            rows.insert(1, np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad))
+            rows.insert(2, np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad))
+        return np.stack(rows, axis=1)
+
+    def _join(self, src, dst, bits, cap, done):
+        self._pending.append((src, dst, bits, cap, done))
+        self._request_update()
+
+    def _request_update(self):
+        now = self.env.now
+        if self._wake_time == now:
+            return  # an update is already due at this instant and will see this change
+        self._schedule(now, 0.0)
+
+    def _schedule(self, at, delay):
+        self._generation += 1
+        self._wake_time = at
+        wake = _LateEvent(self.env, delay, self._generation)
+        wake.callbacks.append(self._on_wake)
+
+    def _on_wake(self, event):
+        if event.value != self._generation:
+            return  # stale: the flow set changed after this wake-up was planned
+        self._wake_time = None
+        self._update()
+
+    def _update(self):
+        now = self.env.now
+        if self._left.size:
+            self._left -= self._rate * (now - self._last)
+        self._last = now
+        changed = self._complete(now)
+        if self._pending:
+            changed |= self._admit(now)
+        if changed:
+            if self.sharing == "fair":
+                self._rate = max_min_rates(self._routes, self.capacity, self._cap)
+            else:
+                self._rate = fifo_rates(self._routes, self.capacity, self._cap, self._pad)
+            self.recomputations += 1
+        if self._left.size:
+            with np.errstate(divide="ignore"):
+                finish = self._left / self._rate
+            wait = float(finish.min())
+            self._schedule(now + wait, wait)
+
+    def _complete(self, now):
+        if not self._left.size:
+            return False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            finished = (self._left <= _RTOL * self._size) | (now + self._left / self._rate <= now)
+        if not finished.any():
+            return False
+        self.delivered_bits += int(self._size[finished].sum())
+        keep = ~finished
+        done = self._done
+        self._done = [ev for ev, k in zip(done, keep.tolist()) if k]
+        for i in np.flatnonzero(finished).tolist():
+            done[i].succeed(now)
+        self._routes, self._left = self._routes[keep], self._left[keep]
+        self._size, self._rate, self._cap = self._size[keep], self._rate[keep], self._cap[keep]
+        return True
+
+    def _admit(self, now):
+        """Move messages whose latency has elapsed into the flow set; empty ones finish at once."""
+        pending, self._pending = self._pending, []
+        src, dst, bits, cap, done = zip(*pending)
+        size = np.array(bits, dtype=np.int64)
+        empty = size == 0
+        for i in np.flatnonzero(empty).tolist():
+            done[i].succeed(now)
+        if empty.all():
+            return False
+        full = ~empty
+        routes = self._route_rows(np.array(src)[full], np.array(dst)[full])
+        self._routes = np.concatenate([self._routes, routes])
+        self._size = np.concatenate([self._size, size[full]])
+        self._left = np.concatenate([self._left, size[full].astype(np.float64)])
+        self._rate = np.concatenate([self._rate, np.zeros(routes.shape[0])])
+        self._cap = np.concatenate([self._cap, np.array(cap)[full]])
+        self._done.extend(ev for ev, f in zip(done, full.tolist()) if f)
+        return True
