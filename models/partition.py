@@ -160,7 +160,9 @@ def _rank_within_class(classes: np.ndarray, n_classes: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random rank of each sample among its class, and the class sizes (n_classes,)."""
     counts = np.bincount(classes, minlength=n_classes)
-    by_class = np.lexsort((rng.random(classes.size), classes))
+    # class id + a uniform in [0, 1/2) sorts by class, then randomly within a class; the 1/2
+    # keeps rounding from ever lifting a key onto the next class
+    by_class = np.argsort(classes + 0.5 * rng.random(classes.size))
     rank = np.empty(classes.size, dtype=np.int64)
     rank[by_class] = np.arange(classes.size) - (np.cumsum(counts) - counts)[classes[by_class]]
     return rank, counts
@@ -184,7 +186,9 @@ def _dirichlet_assignment(classes: np.ndarray, n_workers: int, alpha: float,
     rest_classes = classes[rest]
     n_classes = int(classes.max()) + 1
     rank, counts = _rank_within_class(rest_classes, n_classes, rng)
-    shares = np.cumsum(rng.dirichlet(np.full(n_workers, alpha), size=n_classes), axis=1)
+    # clipped and pinned to 1 so rounding can neither unsort the table below nor drop a sample
+    shares = np.minimum(np.cumsum(rng.dirichlet(np.full(n_workers, alpha), size=n_classes),
+                                  axis=1), 1.0)
     shares[:, -1] = 1.0
     # offsetting row c by c makes the table one sorted array, so one searchsorted serves
     # every class at once
