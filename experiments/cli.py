@@ -1,0 +1,195 @@
+"""The ``dlion-sim`` command line: run, sweep, plot, list, demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from experiments.spec import SpecError
+
+EXIT_USAGE = 2
+
+
+def _bundled(name: str) -> Path | None:
+    """A spec shipped with the package (``experiments/NAME.toml``), if there is one."""
+    candidate = resources.files("experiments").joinpath(f"{Path(name).stem}.toml")
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def _spec_path(text: str) -> Path:
+    path = Path(text)
+    if path.exists():
+        return path
+    bundled = _bundled(text) if path.suffix in ("", ".toml") and path.parent == Path(".") else None
+    if bundled is not None:
+        return bundled
+    raise SpecError(f"spec file {text!r} does not exist (bundled specs: "
+                    f"{', '.join(sorted(_bundled_names()))})")
+
+
+def _bundled_names():
+    return [p.name[:-5] for p in resources.files("experiments").iterdir()
+            if p.name.endswith(".toml")]
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def cmd_run(args) -> int:
+    from experiments.run import execute
+    from experiments.spec import load_toml, resolve, with_assignments
+
+    path = _spec_path(args.spec)
+    raw = with_assignments(load_toml(path), args.set)
+    if "sweep" in raw:
+        raise SpecError(f"{path} has a [sweep] table: run it with `dlion-sim sweep {args.spec}`")
+    spec = resolve(raw)
+    out = Path(args.output or Path("runs") / path.stem)
+    result = execute(spec, progress=_progress(), label=path.stem)
+    result.save(out)
+    s = result.summary
+    final = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items() if isinstance(v, float))
+    print(f"{s['status']}: {s['steps']} steps, {s['sim_time_s']:.4g} s simulated, "
+          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step; {final}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from experiments.spec import load_toml, with_assignments
+    from experiments.sweep import run_sweep
+
+    path = _spec_path(args.spec)
+    raw = with_assignments(load_toml(path), args.set)
+    out = Path(args.output or Path("runs") / path.stem)
+    records = run_sweep(raw, out, jobs=args.jobs, progress=_progress())
+    failed = [r for r in records if r["status"].startswith("failed")]
+    skipped = sum(r["status"] == "done before" for r in records)
+    print(f"{len(records)} runs in {out} ({skipped} already done, {len(failed)} failed)")
+    for r in failed:
+        print(f"  {r['dir']}: {r['status']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_plot(args) -> int:
+    from plots.curves import plot_curves
+
+    out = Path(args.output or Path(args.directory) / f"{args.kind}.png")
+    if out.suffix not in (".png", ".svg", ".pdf"):
+        raise SpecError(f"-o {str(out)!r}: the figure format comes from the suffix; "
+                        "allowed: .png, .svg, .pdf")
+    try:
+        plot_curves(args.directory, out, metric=args.metric)
+    except (FileNotFoundError, ValueError) as err:
+        raise SpecError(str(err)) from None
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    import models
+    from sim import methods
+    from sim.cluster import STEP_COLLECTIVES
+
+    what = args.what
+    if what in ("methods", "all"):
+        print("methods:")
+        for m in methods.METHODS.values():
+            print(f"  {m.name:10s} {m.description}")
+            print(f"  {'':10s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+    if what in ("objectives", "all"):
+        print("objectives:")
+        for name, (_, description) in sorted(models.REGISTRY.items()):
+            print(f"  {name:14s} {description}")
+    if what in ("collectives", "all"):
+        print("collectives:")
+        for name, description in STEP_COLLECTIVES.items():
+            print(f"  {name:17s} {description}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from experiments.spec import load_toml
+    from experiments.sweep import run_sweep
+    from plots.curves import plot_curves
+
+    out = Path(args.output)
+    spec = _bundled("quickstart")
+    print(f"quickstart: D-Lion (MaVo, Avg), G-Lion and G-AdamW on logistic regression, "
+          f"8 workers on a 1 Gb/s star -> {out}")
+    records = run_sweep(load_toml(spec), out / "runs", jobs=args.jobs, progress=_progress())
+    figure = plot_curves([r["dir"] for r in records], out / "quickstart.png",
+                         title="Quickstart: logistic regression, 8 workers, 1 Gb/s star, "
+                               "messages sized for a 25.6M-parameter model")
+    del figure
+    for r in records:
+        from experiments.results import load
+
+        s = load(r["dir"]).summary
+        key = s["spec"]["method"]["name"] + (f"/{s['spec']['method']['aggregate']}"
+                                             if "aggregate" in s["spec"]["method"] else "")
+        print(f"  {key:11s} final loss {s['final']['loss']:.4f}  simulated {s['sim_time_s']:8.2f} s"
+              f"  {s['bits_per_param_per_step']['total']:5.1f} bits/param/step")
+    print(f"wrote {out / 'quickstart.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlion-sim",
+        description="Co-simulate Distributed Lion and other optimizers on a simulated network.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one experiment from a TOML spec")
+    run.add_argument("spec", help="spec file, or the name of a bundled spec (e.g. quickstart)")
+    run.add_argument("-o", "--output", help="run directory (default: runs/<spec name>)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec key, e.g. --set network.bandwidth=10Gbps")
+    run.set_defaults(func=cmd_run)
+
+    sweep = sub.add_parser("sweep", help="run every point of a spec's [sweep] table")
+    sweep.add_argument("spec")
+    sweep.add_argument("-o", "--output", help="sweep directory (default: runs/<spec name>)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--jobs", type=int, default=None,
+                       help="parallel processes (default: number of cores)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    plot = sub.add_parser("plot", help="draw figures from a run or sweep directory")
+    plot.add_argument("directory")
+    plot.add_argument("--kind", choices=["curves"], default="curves")
+    plot.add_argument("--metric", default="train_loss",
+                      help="history column to plot (train_loss, eval_loss, eval_accuracy, ...)")
+    plot.add_argument("-o", "--output", help="figure file (.png or .svg)")
+    plot.set_defaults(func=cmd_plot)
+
+    lst = sub.add_parser("list", help="list methods, objectives or collectives")
+    lst.add_argument("what", nargs="?", default="all",
+                     choices=["all", "methods", "objectives", "collectives"])
+    lst.set_defaults(func=cmd_list)
+
+    demo = sub.add_parser("demo", help="run the quickstart study and write its figure")
+    demo.add_argument("-o", "--output", default="demo", help="output directory (default: demo)")
+    demo.add_argument("--jobs", type=int, default=None)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``dlion-sim`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        print(f"dlion-sim: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dlion-sim: interrupted; finished runs are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Results of a run, and their directory on disk (written atomically, read back exactly).
+
+A run directory holds ``spec.toml`` (resolved), ``history.csv``, ``params.npy``, optionally
+``trace.csv``, and ``summary.json``, written last: a directory with a summary is complete.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes")
+
+
+@dataclass
+class Result:
+    """One simulated run.
+
+    params   final parameters, (dim,)
+    history  per-step table: column name -> array (step, time_s [simulated s], bits_up and
+             bits_down [cumulative bits per worker], train_loss, per-phase seconds, eval_* columns
+             at evaluation steps and NaN elsewhere)
+    summary  final metrics, simulated and wall-clock seconds, bits per parameter per step, status,
+             and the resolved spec under "spec"
+    trace    timeline rows (node, phase, start_s, end_s, bytes) when the run was traced
+    """
+
+    params: np.ndarray
+    history: dict[str, np.ndarray]
+    summary: dict
+    trace: list[tuple] | None = None
+
+    def save(self, directory) -> Path:
+        """Write the run into ``directory`` (created if needed); returns its path."""
+        from experiments.spec import to_toml  # the spec format lives with the spec
+
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path / "spec.toml", to_toml(self.summary["spec"]))
+        _write_atomic(path / "history.csv", _table_csv(self.history))
+        buffer = io.BytesIO()
+        np.save(buffer, self.params)
+        _write_atomic(path / "params.npy", buffer.getvalue())
+        if self.trace is not None:
+            rows = io.StringIO()
+            writer = csv.writer(rows, lineterminator="\n")
+            writer.writerow(TRACE_COLUMNS)
+            writer.writerows((n, p, repr(s), repr(e), b) for n, p, s, e, b in self.trace)
+            _write_atomic(path / "trace.csv", rows.getvalue())
+        _write_atomic(path / "summary.json", json.dumps(_json_safe(self.summary), indent=2) + "\n")
+        return path
+
+
+def load(directory) -> Result:
+    """Read a run directory written by ``Result.save``."""
+    path = Path(directory)
+    summary_file = path / "summary.json"
+    if not summary_file.exists():
+        raise FileNotFoundError(f"{path} holds no finished run (summary.json is missing)")
+    summary = json.loads(summary_file.read_text())
+    history = read_table(path / "history.csv")
+    params = np.load(path / "params.npy")
+    trace = None
+    if (path / "trace.csv").exists():
+        with open(path / "trace.csv", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader)
+            trace = [(n, p, float(s), float(e), int(b)) for n, p, s, e, b in reader]
+    return Result(params=params, history=history, summary=summary, trace=trace)
+
+
+def is_complete(directory) -> bool:
+    """True when ``directory`` holds a finished run."""
+    return (Path(directory) / "summary.json").exists()
+
+
+def read_table(path) -> dict[str, np.ndarray]:
+    """A numeric CSV with a header row -> column name -> float64 array (empty cells are NaN)."""
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = [[float(v) if v else math.nan for v in row] for row in reader]
+    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+    return {name: data[:, i] for i, name in enumerate(header)}
+
+
+def _table_csv(table: dict[str, np.ndarray]) -> str:
+    columns = list(table)
+    data = np.column_stack([np.asarray(table[c], dtype=np.float64) for c in columns])
+    out = io.StringIO()
+    out.write(",".join(columns) + "\n")
+    for row in data:
+        # repr keeps every bit of a float64, so a saved run loads back identical
+        out.write(",".join("" if v != v else repr(float(v)) for v in row) + "\n")
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, content) -> None:
+    """Write to a temporary file in the same directory, then rename over ``path``."""
+    mode = "wb" if isinstance(content, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _json_safe(value):
+    """Replace non-finite floats (not valid JSON) by None, and numpy scalars by Python ones."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,202 @@
+"""``simulate``: run one experiment, numerics and network together, step by step."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import models
+from experiments.results import Result
+from experiments.spec import FLAT_KEYS, SECTIONS, SpecError, _suggest, load_toml, resolve
+from sim import methods
+from sim.cluster import PHASES, Cluster
+from sim.compute import ComputeModel
+from sim.schedules import learning_rates
+
+_NETWORK_ONLY = ("collective", "header")  # spec keys the cluster uses, not the Network itself
+
+
+def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
+             compute=None, run=None, progress: bool | None = None, **flat) -> Result:
+    """Run one experiment and return its ``Result``.
+
+    ``spec`` is a dict, a TOML path or an already resolved spec. Or pass the sections as
+    keywords (each a dict); ``objective`` and ``method`` may also be a name or an object, and
+    the everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
+    ``progress``: show a progress bar (default: when stderr is a terminal).
+    """
+    custom_objective = None
+    if spec is not None:
+        if any(v is not None for v in (objective, method, cluster, network, compute, run)) or flat:
+            raise TypeError("simulate: pass either a spec or keyword sections, not both")
+        raw = load_toml(spec) if isinstance(spec, (str, Path)) else dict(spec)
+    else:
+        raw = {}
+        for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
+                            ("run", run)):
+            if value is not None:
+                raw[name] = dict(value)
+        for key, value in flat.items():
+            if key not in FLAT_KEYS:
+                raise SpecError(f"simulate: unknown keyword {key!r}"
+                                f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
+            raw.setdefault(FLAT_KEYS[key], {})[key] = value
+        if isinstance(objective, str):
+            raw["objective"] = {"name": objective}
+        elif isinstance(objective, dict):
+            raw["objective"] = dict(objective)
+        elif objective is not None:
+            custom_objective = objective
+        if isinstance(method, str):
+            raw["method"] = {"name": method}
+        elif isinstance(method, dict):
+            raw["method"] = dict(method)
+        elif isinstance(method, methods.Method):
+            methods.METHODS.setdefault(method.name, method)
+            raw["method"] = {"name": method.name}
+    if "sweep" in raw:
+        raise SpecError("this spec has a [sweep] table: run it with `dlion-sim sweep` "
+                        "(or experiments.sweep.run_sweep)")
+    if custom_objective is not None:
+        resolved = resolve({**raw, "objective": {"name": "quadratic"}})
+        resolved["objective"] = {"name": f"custom:{type(custom_objective).__name__}",
+                                 "dim": int(custom_objective.dim)}
+    else:
+        resolved = resolve(raw)
+    if progress is None:
+        progress = sys.stderr.isatty() and not os.environ.get("CI")
+    return execute(resolved, custom_objective, progress=progress)
+
+
+def execute(spec: dict, objective=None, progress: bool = False, label: str = "") -> Result:
+    """Run a resolved ``spec`` (see ``experiments.spec.resolve``)."""
+    wall_start = time.perf_counter()
+    run, cl, net = spec["run"], spec["cluster"], spec["network"]
+    dtype = np.dtype(run["dtype"])
+    init_rng, data_rng, method_rng, compute_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(4))
+    if objective is None:
+        params = {k: v for k, v in spec["objective"].items() if k != "name"}
+        try:
+            objective = models.make(spec["objective"]["name"], **params)
+        except (ValueError, ImportError, FileNotFoundError) as err:
+            raise SpecError(f"[objective] {err}") from None
+    method = methods.get(spec["method"]["name"])
+    hp = {k: v for k, v in spec["method"].items() if k != "name"}
+    n, batch, steps = cl["workers"], cl["batch_size"], run["steps"]
+
+    x = np.asarray(objective.init(init_rng), dtype=dtype)
+    d = x.size
+    state = method.init(x, n, hp)
+    lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
+    collective = net["collective"] or method.collectives[0]
+    bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
+    try:
+        cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
+                          ComputeModel(**spec["compute"]), collective, bits_scale, run["trace"])
+    except ValueError as err:
+        raise SpecError(f"[network] {err}") from None
+    header_bits = 0 if collective == "none" else int(8 * net["header"])
+
+    initial = objective.evaluate(x)
+    target = _Target(run["target"], run["target_metric"], initial)
+    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES]
+    history = {c: np.full(steps, np.nan) for c in columns}
+    evals: dict[str, np.ndarray] = {}
+    sent_up = sent_down = 0
+    status, reached_at = "completed", None
+    bar = tqdm(total=steps, desc=label or spec["method"]["name"], disable=not progress,
+               unit="step", leave=False, file=sys.stderr)
+    done = 0
+    for t in range(steps):
+        losses, grads = objective.grads(x, n, batch, data_rng)
+        train_loss = float(np.mean(losses))
+        history["step"][t], history["train_loss"][t], history["lr"][t] = t + 1, train_loss, lrs[t]
+        done = t + 1
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            break
+        payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
+        reply = method.aggregate(payloads, d, hp, method_rng)
+        up_bits = np.full(n, 8 * payloads.shape[-1] + header_bits, dtype=np.int64)
+        down_bits = 0 if collective == "none" else 8 * reply.shape[-1] + header_bits
+        timing = cluster.step(up_bits, down_bits, batch, d, compute_rng)
+        x, state = method.apply(x, reply, state, hp, lrs[t])
+        sent_up += float(cluster.scaled(up_bits).mean())
+        sent_down += float(cluster.scaled(down_bits))
+        history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
+        for key, value in timing.items():
+            history[key][t] = value
+        if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
+            for key, value in objective.evaluate(x).items():
+                evals.setdefault(f"eval_{key}", np.full(steps, np.nan))[t] = value
+            if target.reached(evals, t):
+                status, reached_at = "target_reached", t
+                break
+        bar.update(1)
+        if progress and t % 10 == 0:
+            bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
+    bar.close()
+    history = {k: v[:done] for k, v in {**history, **evals}.items()}
+    final_eval = objective.evaluate(x) if status == "diverged" else {
+        k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
+        if k.startswith("eval_") and np.any(~np.isnan(v))}
+    summary = {
+        "status": status,
+        "steps": done,
+        "sim_time_s": _last_finite(history["time_s"]),
+        "wall_s": time.perf_counter() - wall_start,
+        "final": {"train_loss": history["train_loss"][-1], **final_eval},
+        "initial": initial,
+        "target": None if target.value is None else {
+            "metric": target.metric, "value": target.value,
+            "step": None if reached_at is None else reached_at + 1,
+            "time_s": None if reached_at is None else float(history["time_s"][reached_at])},
+        "n_params": d,
+        "model_params": cl["model_params"] or d,
+        "bits_per_param_per_step": _bits_per_param(history, done, cl["model_params"] or d),
+        "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
+        "collective": collective,
+        "spec": spec,
+    }
+    if hasattr(objective, "partition_info"):
+        summary["partition"] = objective.partition_info(n)
+    trace = cluster.trace_rows() if run["trace"] else None
+    return Result(params=x, history=history, summary=summary, trace=trace)
+
+
+def _last_finite(column: np.ndarray) -> float:
+    finite = column[np.isfinite(column)]
+    return float(finite[-1]) if finite.size else 0.0
+
+
+def _bits_per_param(history, steps_done, n_params) -> dict[str, float]:
+    valid = history["bits_up"][~np.isnan(history["bits_up"])]
+    if valid.size == 0:
+        return {"up": 0.0, "down": 0.0, "total": 0.0}
+    count = valid.size
+    up = float(valid[-1]) / count / n_params
+    down = float(history["bits_down"][count - 1]) / count / n_params
+    return {"up": up, "down": down, "total": up + down}
+
+
+class _Target:
+    """Early stopping once an evaluation metric reaches a value (accuracy-like: from below)."""
+
+    def __init__(self, value, metric, initial: dict):
+        self.value, self.metric = value, metric
+        if value is not None and metric not in initial:
+            raise SpecError(f"run.target_metric = {metric!r}: the objective reports "
+                            f"{', '.join(initial)}{_suggest(metric, list(initial))}")
+        self.maximise = "acc" in metric
+
+    def reached(self, evals: dict, t: int) -> bool:
+        if self.value is None:
+            return False
+        current = evals[f"eval_{self.metric}"][t]
+        return current >= self.value if self.maximise else current <= self.value

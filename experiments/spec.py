@@ -1,0 +1,369 @@
+"""Experiment specs: read TOML or keywords, validate every key, fill defaults, write back.
+
+A resolved spec is a plain nested dict ``{section: {key: value}}`` with every default filled
+in and every quantity in base units (bit/s, seconds, bytes). Errors are ``SpecError``: one line
+naming the key, the bad value, what is allowed and, for a misspelt key, the closest valid one.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import models
+from sim import methods, units
+from sim.cluster import STEP_COLLECTIVES
+
+SECTIONS = ("objective", "method", "cluster", "network", "compute", "run")
+FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",
+             "eval_every": "run", "target": "run", "dtype": "run"}
+
+
+class SpecError(ValueError):
+    """A spec the simulator cannot run; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one spec key is checked: its type, default, bounds or choices."""
+
+    kind: str                      # int | float | bool | str | choice | pair | bandwidth | time | size
+    default: object = None
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    max_open: bool = False
+    choices: tuple = ()
+    per_worker: bool = False       # also accepts a list with one value per worker
+
+
+def _f(kind, default=None, doc="", **kw):
+    return Field(kind, default, doc, **kw)
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "cluster": {
+        "workers": _f("int", 8, "number of workers N", min=1),
+        "batch_size": _f("int", 32, "minibatch size per worker", min=1),
+        "partition": _f("choice", "iid", "how the data is split across workers",
+                        choices=("iid", "dirichlet", "by_label", "contiguous")),
+        "alpha": _f("float", 1.0, "Dirichlet concentration of the label skew", min=0.0,
+                    min_open=True),
+        "classes_per_worker": _f("int", 2, "classes per worker for partition = 'by_label'", min=1),
+        "model_params": _f("int", 0, "virtual model size: messages are sized as for this many "
+                           "parameters (0 = the objective's own)", min=0),
+    },
+    "network": {
+        "bandwidth": _f("bandwidth", 1e9, "each worker's link, bit/s", min=0.0, min_open=True,
+                        per_worker=True),
+        "latency": _f("time", 50e-6, "one-way latency of a worker's link, s", min=0.0,
+                      per_worker=True),
+        "server_bandwidth": _f("bandwidth", None, "the server's link, bit/s (default: bandwidth)",
+                               min=0.0, min_open=True),
+        "server_latency": _f("time", 0.0, "the server link's latency, s", min=0.0),
+        "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
+        "topology": _f("choice", "star", "network shape",
+                       choices=("star", "sharded", "racks")),
+        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1),
+        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1),
+        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0),
+        "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
+                             min=0.0, min_open=True),
+        "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
+        "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT)", min=0.0,
+                         min_open=True),
+        "goodput": _f("float", 1.0, "fraction of link rate that carries payload", min=0.0,
+                      max=1.0, min_open=True),
+        "collective": _f("choice", None, "how messages travel (default: the method's first)",
+                         choices=tuple(STEP_COLLECTIVES)),
+        "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
+    },
+    "compute": {
+        "step_time": _f("time", 0.0, "compute time per step, s", min=0.0),
+        "per_sample": _f("time", 0.0, "compute time per sample, s", min=0.0),
+        "flops_per_sample": _f("float", 0.0, "FLOPs per sample", min=0.0),
+        "device_flops": _f("float", 0.0, "device speed, FLOP/s", min=0.0),
+        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0),
+        "straggler_prob": _f("float", 0.0, "probability a worker straggles on a step",
+                             min=0.0, max=1.0),
+        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0),
+        "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
+        "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
+    },
+    "run": {
+        "steps": _f("int", 100, "number of steps", min=1),
+        "seed": _f("int", 0, "seed of the run's random streams", min=0),
+        "eval_every": _f("int", 10, "evaluate every k steps (0: only at the end)", min=0),
+        "target": _f("float", None, "stop once the target metric reaches this value"),
+        "target_metric": _f("str", "loss", "evaluation metric the target applies to"),
+        "dtype": _f("choice", "float32", "floating point of the numerics",
+                    choices=("float32", "float64")),
+        "trace": _f("bool", False, "write trace.csv of timeline events"),
+    },
+}
+
+
+def _suggest(key, valid) -> str:
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Allowed: {', '.join(valid)}"
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def check_value(where: str, field: Field, value):
+    """Return ``value`` converted to base units, or raise SpecError naming ``where``."""
+    if value is None:
+        return None
+    if field.per_worker and isinstance(value, (list, tuple)):
+        if not value:
+            raise SpecError(f"{where} = []: a per-worker list needs one value per worker")
+        return [check_value(f"{where}[{i}]", Field(**{**field.__dict__, "per_worker": False}), v)
+                for i, v in enumerate(value)]
+    kind = field.kind
+    if kind in ("bandwidth", "time", "size"):
+        try:
+            out = units.parse(value, kind)
+        except ValueError as err:
+            raise SpecError(f"{where} = {value!r}: {err}") from None
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecError(f"{where} = {value!r}: expected true or false, got {_type_name(value)}")
+        return value
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where} = {value!r}: expected an integer, got {_type_name(value)}")
+        out = value
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where} = {value!r}: expected a number, got {_type_name(value)}")
+        out = float(value)
+    elif kind in ("str", "choice"):
+        if not isinstance(value, str):
+            raise SpecError(f"{where} = {value!r}: expected a string, got {_type_name(value)}")
+        if kind == "choice" and value not in field.choices:
+            raise SpecError(f"{where} = {value!r} is not allowed{_suggest(value, field.choices)}")
+        return value
+    elif kind == "pair":
+        if not (isinstance(value, (list, tuple)) and len(value) == 2):
+            raise SpecError(f"{where} = {value!r}: expected a pair of numbers like [0.9, 0.99]")
+        item = Field("float", min=field.min, max=field.max, min_open=field.min_open,
+                     max_open=field.max_open)
+        return [check_value(f"{where}[{i}]", item, v) for i, v in enumerate(value)]
+    else:
+        raise AssertionError(kind)
+    if isinstance(out, float) and not math.isfinite(out):
+        raise SpecError(f"{where} = {value!r}: expected a finite number")
+    low_bad = field.min is not None and (out <= field.min if field.min_open else out < field.min)
+    high_bad = field.max is not None and (out >= field.max if field.max_open else out > field.max)
+    if low_bad or high_bad:
+        lo = "" if field.min is None else f"{field.min:g} {'<' if field.min_open else '<='} "
+        hi = "" if field.max is None else f" {'<' if field.max_open else '<='} {field.max:g}"
+        raise SpecError(f"{where} = {value!r} is out of range; allowed: {lo}value{hi}")
+    return out
+
+
+def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"[{section}] must be a table of keys, got {_type_name(table)}")
+    for key in table:
+        if key not in fields and key not in skip:
+            raise SpecError(f"[{section}] {key}: unknown key{_suggest(key, list(fields))}")
+    return {key: check_value(f"{section}.{key}", field, table.get(key, field.default))
+            for key, field in fields.items()}
+
+
+# --- objectives and methods are checked against what they accept ----------------------------
+
+def objective_fields(name: str) -> dict[str, Field]:
+    """The keyword parameters of the built-in objective ``name``, as Fields typed by their default."""
+    factory = models.REGISTRY[name][0]
+    fields = {}
+    for pname, param in inspect.signature(factory).parameters.items():
+        if param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+            continue
+        default = None if param.default is param.empty else param.default
+        kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "any")
+        if isinstance(default, (list, tuple)):
+            kind = "list"
+        fields[pname] = Field(kind, default)
+    return fields
+
+
+def _check_objective(table, cluster: dict, dtype: str) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"[objective] must be a table of keys, got {_type_name(table)}")
+    name = table.get("name", "logistic")
+    if name not in models.REGISTRY:
+        raise SpecError(f"objective.name = {name!r} is not a built-in objective"
+                        f"{_suggest(name, sorted(models.REGISTRY))}")
+    fields = objective_fields(name)
+    out = {"name": name}
+    for key, value in table.items():
+        if key == "name":
+            continue
+        if key not in fields:
+            raise SpecError(f"[objective] {key}: {name!r} has no such parameter"
+                            f"{_suggest(key, list(fields))}")
+        kind = fields[key].kind
+        if kind == "list":
+            if not isinstance(value, (list, tuple)):
+                raise SpecError(f"objective.{key} = {value!r}: expected a list")
+            value = list(value)
+        elif kind != "any":
+            value = check_value(f"objective.{key}", fields[key], value)
+        out[key] = value
+    # the cluster's partition and the run's dtype reach the objective when it has such a knob
+    for key in ("partition", "alpha", "classes_per_worker"):
+        if key in fields and key not in out:
+            out[key] = cluster[key]
+    if cluster["partition"] != "iid" and "partition" not in fields:
+        raise SpecError(f"cluster.partition = {cluster['partition']!r}: objective {name!r} has "
+                        "no data to partition; allowed: 'iid'")
+    if "dtype" in fields:
+        out["dtype"] = dtype
+    return out
+
+
+def method_fields(name: str) -> dict[str, Field]:
+    """The hyperparameters of method ``name`` as Fields, defaults from the method."""
+    method = methods.get(name)
+    fields = {}
+    for key, default in method.defaults.items():
+        rule = dict(methods.HYPERPARAMETERS[key])
+        kind = rule.pop("type")
+        rule.pop("doc", None)
+        if "choices" in rule:
+            rule["choices"] = tuple(rule["choices"])
+        fields[key] = Field(kind, list(default) if isinstance(default, tuple) else default, **rule)
+    return fields
+
+
+def _check_method(table, workers: int) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"[method] must be a table of keys, got {_type_name(table)}")
+    name = table.get("name", "dlion")
+    if name not in methods.METHODS:
+        raise SpecError(f"method.name = {name!r} is not a method"
+                        f"{_suggest(name, list(methods.METHODS))}")
+    method = methods.METHODS[name]
+    if method.max_workers is not None and workers > method.max_workers:
+        raise SpecError(f"cluster.workers = {workers}: method {name!r} runs on at most "
+                        f"{method.max_workers} worker(s); use 'dlion' or 'glion' for more")
+    return {"name": name, **_check_section("method", table, method_fields(name), skip=("name",))}
+
+
+# --- whole specs ------------------------------------------------------------------------------
+
+def resolve(raw: dict) -> dict:
+    """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"a spec must be a table of sections, got {_type_name(raw)}")
+    for section in raw:
+        if section not in SECTIONS:
+            raise SpecError(f"[{section}]: unknown section{_suggest(section, SECTIONS)}")
+    spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
+    spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])
+    spec["compute"] = _check_section("compute", raw.get("compute", {}), SCHEMA["compute"])
+    spec["objective"] = _check_objective(raw.get("objective", {}), spec["cluster"],
+                                         spec["run"]["dtype"])
+    spec["method"] = _check_method(raw.get("method", {}), spec["cluster"]["workers"])
+    _check_consistency(spec)
+    return {s: spec[s] for s in SECTIONS}
+
+
+def _check_consistency(spec: dict) -> None:
+    """Checks that involve more than one key."""
+    n = spec["cluster"]["workers"]
+    for key in ("bandwidth", "latency"):
+        value = spec["network"][key]
+        if isinstance(value, list) and len(value) != n:
+            raise SpecError(f"network.{key} has {len(value)} values but cluster.workers = {n}; "
+                            "give one value or one per worker")
+    method = methods.METHODS[spec["method"]["name"]]
+    collective = spec["network"]["collective"]
+    if collective is not None and collective not in method.collectives:
+        raise SpecError(f"network.collective = {collective!r} is not available for method "
+                        f"{method.name!r}; allowed: {', '.join(method.collectives)}")
+
+
+def load_toml(path) -> dict:
+    """Read a TOML spec file into a raw dict (SpecError for a missing or malformed file)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SpecError(f"spec file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+
+
+def parse_assignment(text: str) -> tuple[str, str, object]:
+    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise SpecError(f"--set {text!r}: expected section.key=value, e.g. network.bandwidth=10Gbps")
+    dotted, raw_value = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    if section not in SECTIONS:
+        raise SpecError(f"--set {text!r}: unknown section {section!r}{_suggest(section, SECTIONS)}")
+    try:
+        value = tomllib.loads(f"v = {raw_value}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()  # a bare word such as dlion or 10Gbps is meant as a string
+    return section, key, value
+
+
+def with_assignments(raw: dict, assignments) -> dict:
+    """A copy of ``raw`` with ``section.key=value`` assignments applied."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for text in assignments:
+        section, key, value = parse_assignment(text)
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan" if value != value else repr(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+                               if v is not None) + "}"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def to_toml(spec: dict) -> str:
+    """TOML text of a (resolved or raw) spec; None values are left out (they mean 'default')."""
+    lines = []
+    for section, table in spec.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def spec_hash(spec: dict) -> str:
+    """Short content hash of a resolved spec (names a run directory in a sweep)."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
