@@ -1,0 +1,234 @@
+"""Collective communication patterns as SimPy processes over a :class:`sim.network.Network`.
+
+Run each with ``env.process(collective(net, ...))``; the process returns a float64 array of
+per-rank completion times in seconds. A rank is complete when it holds the whole result (and,
+for a push, when all of its pieces have reached the servers). Ranks are the network's workers.
+Sizes are integer bits; start times are absolute simulated seconds, not earlier than now.
+
+Steps depend on data, not on global barriers: a rank sends its next message as soon as the
+message it depends on has arrived and its own start time has passed, so a slow rank delays only
+the ranks that wait for its data.
+
+Uneven splits: a message of b bits cut into k pieces gives the first b % k pieces one bit more
+than the others (b // k), so pieces sum to b and the largest is ceil(b / k).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+from sim.network import Network
+
+COLLECTIVES: dict[str, str] = {
+    "ps": "parameter server: every worker pushes to the server(s), which send the result back",
+    "ring": "ring all-reduce: reduce-scatter then all-gather, 2(p-1) steps of bits/p",
+    "halving_doubling": "all-reduce by recursive-halving reduce-scatter then recursive-doubling all-gather (p a power of two)",
+    "allgather": "ring all-gather: p-1 steps, each forwarding one rank's contribution",
+    "tree": "binomial-tree broadcast from a root worker, ceil(lg p) rounds",
+}
+
+
+def _starts(net: Network, start_times) -> np.ndarray:
+    starts = np.asarray(start_times, dtype=np.float64)
+    n = net.n_workers
+    if starts.shape != (n,):
+        raise ValueError(f"start_times has shape {starts.shape}: must be ({n},), one time per worker")
+    if not np.isfinite(starts).all() or (starts < net.env.now).any():
+        raise ValueError(f"start_times={starts.min()!r}..{starts.max()!r}: must be finite and >= now ({net.env.now})")
+    return starts
+
+
+def _start(net: Network, start_time) -> float:
+    if isinstance(start_time, bool) or not isinstance(start_time, Real) or not net.env.now <= start_time < math.inf:
+        raise ValueError(f"start_time={start_time!r}: must be a finite time >= now ({net.env.now})")
+    return float(start_time)
+
+
+def _bits(bits, n: int) -> np.ndarray:
+    """An integer or one integer per rank -> int64 array of shape (n,)."""
+    arr = np.asarray(bits)
+    if arr.ndim == 0:
+        arr = np.full(n, arr)
+    if arr.shape != (n,) or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == object):
+        raise ValueError(f"bits={bits!r}: must be an integer >= 0 or {n} integers, one per worker")
+    if arr.dtype == object and not all(isinstance(b, Integral) and not isinstance(b, bool) for b in arr):
+        raise ValueError(f"bits={bits!r}: must be an integer >= 0 or {n} integers, one per worker")
+    arr = arr.astype(np.int64)
+    if (arr < 0).any():
+        raise ValueError(f"bits={bits!r}: sizes must be >= 0")
+    return arr
+
+
+def _one_size(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, Integral) or bits < 0:
+        raise ValueError(f"bits={bits!r}: must be an integer >= 0 (the same vector on every rank)")
+    return int(bits)
+
+
+def _split(bits: np.ndarray, k: int) -> np.ndarray:
+    """(n,) sizes -> (n, k) piece sizes; see the module docstring."""
+    return bits[:, None] // k + (np.arange(k)[None, :] < bits[:, None] % k)
+
+
+def ps_push(net: Network, start_times, bits):
+    """Worker i sends bits[i] (int or (n,)) to the server(s) from start_times[i] on; with k
+    servers each gets one piece. Returns when each worker's last piece arrived (s)."""
+    env = net.env
+    starts, sizes = _starts(net, start_times), _bits(bits, net.n_workers)
+    pieces = _split(sizes, len(net.servers))
+    events = [[net.transfer(w, s, int(pieces[w, j]), delay=starts[w] - env.now)
+               for j, s in enumerate(net.servers)] for w in net.workers]
+    yield env.all_of([ev for row in events for ev in row])
+    return np.array([max(ev.value for ev in row) for row in events])
+
+
+def ps_pull(net: Network, start_time, bits):
+    """The server(s) send bits (int or (n,)) to every worker at start_time, unicast and
+    concurrently; with k servers each sends its piece. Returns when each worker has all (s)."""
+    env = net.env
+    start, sizes = _start(net, start_time), _bits(bits, net.n_workers)
+    pieces = _split(sizes, len(net.servers))
+    events = [[net.transfer(s, w, int(pieces[w, j]), delay=start - env.now)
+               for j, s in enumerate(net.servers)] for w in net.workers]
+    yield env.all_of([ev for row in events for ev in row])
+    return np.array([max(ev.value for ev in row) for row in events])
+
+
+def _chained(net: Network, starts: np.ndarray, dst: np.ndarray, size: np.ndarray):
+    """Run a schedule in which every rank receives exactly one message per step.
+
+    dst, size: (p, S) int arrays; rank r's step-s message goes to dst[r, s] with size[r, s]
+    bits. Rank r sends step s once its own start time has passed and the messages of all
+    earlier steps addressed to it have arrived (they may arrive out of order; what it sends
+    combines all of them). Returns when each rank holds the result (s).
+    """
+    env = net.env
+    p, n_steps = dst.shape
+    finish = starts.copy()
+    if n_steps == 0:
+        yield env.timeout(starts.max() - env.now)
+        return finish
+    done = env.event()
+    received = np.zeros((p, n_steps + 1), dtype=bool)
+    prefix = [0] * p  # steps received in order, so far, per rank
+    waiting = [p]
+
+    def send(r, s):
+        to = int(dst[r, s])
+        ev = net.transfer(r, to, int(size[r, s]), delay=max(0.0, starts[r] - env.now))
+        ev.callbacks.append(lambda e: arrived(to, s))
+
+    def arrived(r, s):
+        received[r, s] = True
+        while received[r, prefix[r]]:
+            prefix[r] += 1
+            if prefix[r] < n_steps:
+                send(r, prefix[r])
+        if prefix[r] == n_steps:
+            finish[r] = max(finish[r], env.now)
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                done.succeed()
+
+    for r in range(p):
+        send(r, 0)
+    yield done
+    return finish
+
+
+def ring_allreduce(net: Network, start_times, bits):
+    """Ring all-reduce of a bits-long vector over the workers: 2(p-1) steps; in step k rank r
+    sends one of p chunks to r+1. Returns when each rank holds the reduced vector (s)."""
+    starts, n = _starts(net, start_times), _one_size(bits)
+    p = net.n_workers
+    chunk = _split(np.array([n]), p)[0]
+    ranks = np.arange(p)[:, None]
+    k = np.arange(2 * (p - 1))[None, :]
+    # Reduce-scatter step k forwards chunk r-k; all-gather step k forwards chunk r+1-(k-(p-1)).
+    index = np.where(k < p - 1, ranks - k, ranks + 1 - (k - (p - 1))) % p
+    dst = np.broadcast_to((ranks + 1) % p, index.shape)
+    return (yield from _chained(net, starts, dst, chunk[index]))
+
+
+def _power_of_two(p: int) -> None:
+    if p & (p - 1):
+        low = 1 << (p.bit_length() - 1)
+        raise ValueError(f"n_workers={p}: halving_doubling needs a power of two (1, 2, 4, 8, ...; nearest {low} or {2 * low})")
+
+
+def halving_doubling_allreduce(net: Network, start_times, bits):
+    """Rabenseifner all-reduce of a bits-long vector over p = 2^m workers: m recursive-halving
+    reduce-scatter steps (partner r xor p/2, ..., r xor 1) then m recursive-doubling all-gather
+    steps in reverse. Returns when each rank holds the reduced vector (s)."""
+    starts, n = _starts(net, start_times), _one_size(bits)
+    p = net.n_workers
+    _power_of_two(p)
+    ranks = np.arange(p)
+    lo, hi = np.zeros(p, dtype=np.int64), np.full(p, n, dtype=np.int64)
+    dists, sizes, history = [], [], []
+    for d in (p >> (j + 1) for j in range(p.bit_length() - 1)):
+        # Both partners hold [lo, hi); the one without bit d keeps the lower half.
+        mid = (lo + hi) // 2
+        lower = (ranks & d) == 0
+        history.append((lo, hi))
+        dists.append(d)
+        sizes.append(np.where(lower, hi - mid, mid - lo))
+        lo, hi = np.where(lower, lo, mid), np.where(lower, mid, hi)
+    for d in reversed(dists):
+        sizes.append(hi - lo)  # send the segment owned, receive the partner's sibling
+        lo, hi = history.pop()
+    dsts = [ranks ^ d for d in dists + dists[::-1]]
+    dst = np.stack(dsts, axis=1) if dsts else np.zeros((p, 0), dtype=np.int64)
+    size = np.stack(sizes, axis=1) if sizes else np.zeros((p, 0), dtype=np.int64)
+    return (yield from _chained(net, starts, dst, size))
+
+
+def ring_allgather(net: Network, start_times, bits):
+    """Ring all-gather: rank r contributes bits[r] (int or (p,)); in step k it forwards the
+    contribution of rank r-k to r+1. Returns when each rank holds all contributions (s)."""
+    starts = _starts(net, start_times)
+    p = net.n_workers
+    sizes = _bits(bits, p)
+    ranks = np.arange(p)[:, None]
+    origin = (ranks - np.arange(p - 1)[None, :]) % p
+    dst = np.broadcast_to((ranks + 1) % p, origin.shape)
+    return (yield from _chained(net, starts, dst, sizes[origin]))
+
+
+def tree_broadcast(net: Network, root: int, start_time, bits):
+    """Binomial-tree broadcast of bits from worker root at start_time. Relative rank v receives
+    from v - 2^h (2^h its highest bit), then sends to v + 2^j for j = h+1, h+2, ... one after
+    another. Returns when each rank holds the data (s); the root holds it at start_time."""
+    env = net.env
+    p = net.n_workers
+    if isinstance(root, bool) or not isinstance(root, Integral) or not 0 <= root < p:
+        raise ValueError(f"root={root!r}: must be a worker id in [0, {p - 1}]")
+    start, n = _start(net, start_time), _one_size(bits)
+    finish = np.full(p, start)
+    if p == 1:
+        yield env.timeout(start - env.now)
+        return finish
+    done = env.event()
+    waiting = [p - 1]
+
+    def send(v, j):
+        child = v + (1 << j)
+        if child >= p:
+            return
+        ev = net.transfer((v + root) % p, (child + root) % p, n, delay=max(0.0, start - env.now))
+        ev.callbacks.append(lambda e: delivered(v, j, child, e.value))
+
+    def delivered(v, j, child, t):
+        finish[(child + root) % p] = t
+        waiting[0] -= 1
+        if waiting[0] == 0:
+            done.succeed()
+        send(child, j + 1)  # the child's first child is at child + 2^(h+1)
+        send(v, j + 1)
+
+    send(0, 0)
+    yield done
+    return finish
