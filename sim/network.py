@@ -46,6 +46,11 @@ class _LateEvent(simpy.Event):
         env.schedule(self, _LATE, delay)
 
 
+def _is_int(value) -> bool:
+    # The exact-type test first: ABC checks are slow on the per-message path.
+    return type(value) is int or (isinstance(value, Integral) and not isinstance(value, bool))
+
+
 def _positive(name, value):
     if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < math.inf):
         raise ValueError(f"{name}={value!r}: must be a positive finite number")
@@ -237,9 +242,9 @@ class Network:
         """Start a message ``delay`` seconds from now (default: now); the event fires when its
         last bit arrives, with that time in seconds as its value."""
         self._check_pair(src, dst)
-        if isinstance(bits, bool) or not isinstance(bits, Integral) or bits < 0:
+        if not _is_int(bits) or bits < 0:
             raise ValueError(f"bits={bits!r}: must be an integer >= 0")
-        if not (0 <= delay < math.inf):
+        if not isinstance(delay, Real) or not 0 <= delay < math.inf:
             raise ValueError(f"delay={delay!r}: must be a finite number of seconds >= 0")
         bits = int(bits)
         latency = self._path_latency(src, dst)
@@ -260,7 +265,7 @@ class Network:
     def _check_pair(self, src, dst):
         n_nodes = len(self._latency)
         for name, node in (("src", src), ("dst", dst)):
-            if isinstance(node, bool) or not isinstance(node, Integral) or not 0 <= node < n_nodes:
+            if not _is_int(node) or not 0 <= node < n_nodes:
                 raise ValueError(f"{name}={node!r}: must be a node id in [0, {n_nodes - 1}]")
         if src == dst:
             raise ValueError(f"dst={dst!r}: must differ from src (a node does not send to itself)")

@@ -285,6 +285,10 @@ def test_bad_arguments_name_themselves(kw, word):
 
 def test_bad_transfer_arguments():
     net = Network(simpy.Environment(), 2, bandwidth=1e9)
-    for args, word in (((0, 3, 8), "dst"), ((0, 0, 8), "dst"), ((0, 1, -1), "bits"), ((0, 1, 1.5), "bits")):
+    for args, word in (((0, 3, 8), "dst"), ((0, 0, 8), "dst"), ((0, 1, -1), "bits"), ((0, 1, 1.5), "bits"),
+                       ((True, 1, 8), "src")):
         with pytest.raises(ValueError, match=word):
             net.transfer(*args)
+    for delay in (-1.0, float("nan"), "1s"):
+        with pytest.raises(ValueError, match="delay"):
+            net.transfer(0, 1, 8, delay=delay)
