@@ -121,7 +121,7 @@ def cmd_demo(args) -> int:
     print(f"quickstart: D-Lion (MaVo, Avg), G-Lion and G-AdamW on logistic regression, "
           f"8 workers on a 1 Gb/s star -> {out}")
     records = run_sweep(load_toml(spec), out / "runs", jobs=args.jobs, progress=_progress())
-    figure = plot_curves([r["dir"] for r in records], out / "quickstart.png",
+    figure = plot_curves([r["dir"] for r in records], out / "quickstart.png", metric="eval_loss",
                          title="Quickstart: logistic regression, 8 workers, 1 Gb/s star, "
                                "messages sized for a 25.6M-parameter model")
     del figure

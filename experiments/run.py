@@ -98,7 +98,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
-                          ComputeModel(**spec["compute"]), collective, bits_scale, run["trace"])
+                          ComputeModel(**spec["compute"]), collective, bits_scale)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
     header_bits = 0 if collective == "none" else int(8 * net["header"])
@@ -125,13 +125,11 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         reply = method.aggregate(payloads, d, hp, method_rng)
         up_bits = np.full(n, 8 * payloads.shape[-1] + header_bits, dtype=np.int64)
         down_bits = 0 if collective == "none" else 8 * reply.shape[-1] + header_bits
-        timing = cluster.step(up_bits, down_bits, batch, d, compute_rng)
+        cluster.step(up_bits, down_bits, batch, d, compute_rng)
         x, state = method.apply(x, reply, state, hp, lrs[t])
         sent_up += float(cluster.scaled(up_bits).mean())
         sent_down += float(cluster.scaled(down_bits))
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
-        for key, value in timing.items():
-            history[key][t] = value
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
             for key, value in objective.evaluate(x).items():
                 evals.setdefault(f"eval_{key}", np.full(steps, np.nan))[t] = value
@@ -142,6 +140,10 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         if progress and t % 10 == 0:
             bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
     bar.close()
+    cluster.finish()
+    for t, record in enumerate(cluster.records):
+        for key, value in record.phases().items():
+            history[key][t] = value
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
     final_eval = objective.evaluate(x) if status == "diverged" else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()

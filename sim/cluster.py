@@ -3,10 +3,15 @@
 The numerics of a step are computed first (they do not depend on timing: every message of a
 synchronous step arrives); the cluster then charges the step its time: each worker computes,
 its message travels by the method's collective, the server aggregates, the reply travels back.
-Simulated time carries over from step to step: a worker starts its next step the moment it
-holds the reply, so a slow link or a straggler delays everyone through the barrier.
+
+Simulated time runs on continuously: a worker starts its next step the moment it holds the
+reply, while slower workers may still be receiving theirs. So a step's end (its last reply) is
+known only once the simulation has moved on; ``StepRecord.done`` is filled in then, and
+``finish`` runs the last replies home.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -17,7 +22,7 @@ from sim.network import Network
 
 PHASES = ("compute_s", "comm_up_s", "aggregate_s", "comm_down_s", "idle_s")
 
-#: Collectives a step can use, and which family each belongs to.
+#: Collectives a step can use.
 STEP_COLLECTIVES = {
     "none": "no communication (one worker)",
     "ps": "parameter server: push to the server, aggregate, pull the reply",
@@ -25,6 +30,31 @@ STEP_COLLECTIVES = {
     "halving_doubling": "recursive halving-doubling all-reduce (no server; power-of-two workers)",
     "allgather": "ring all-gather of the messages; every worker aggregates locally",
 }
+
+
+@dataclass
+class StepRecord:
+    """When each phase of one step happened (absolute simulated seconds; arrays per worker)."""
+
+    start: np.ndarray       # the worker held the previous reply and began computing
+    ready: np.ndarray       # its message was encoded and began to travel
+    arrived: np.ndarray     # all of its message had reached the server (or the collective ended)
+    agg_start: float        # the server had every message
+    agg_end: float          # the reply began to travel
+    done: np.ndarray | None  # the worker held the reply (None until the simulation got there)
+    up: np.ndarray          # bits each worker sent
+    down: int               # bits of the reply to each worker
+
+    def phases(self) -> dict[str, float]:
+        """End of the step (last reply, s) and the mean seconds per phase over workers."""
+        return {
+            "time_s": float(self.done.max()),
+            "compute_s": float((self.ready - self.start).mean()),
+            "comm_up_s": float((self.arrived - self.ready).mean()),
+            "aggregate_s": self.agg_end - self.agg_start,
+            "comm_down_s": float((self.done - self.agg_end).mean()),
+            "idle_s": float((self.agg_start - self.arrived).mean()),
+        }
 
 
 class Cluster:
@@ -35,7 +65,7 @@ class Cluster:
     """
 
     def __init__(self, n_workers: int, network: dict, compute: ComputeModel,
-                 collective: str = "ps", bits_scale: float = 1.0, trace: bool = False):
+                 collective: str = "ps", bits_scale: float = 1.0):
         if collective not in STEP_COLLECTIVES:
             raise ValueError(f"network.collective = {collective!r}; choose one of "
                              f"{', '.join(STEP_COLLECTIVES)}")
@@ -45,84 +75,82 @@ class Cluster:
         self.compute = compute
         self.collective = collective
         self.bits_scale = bits_scale
-        self.holds_reply = np.zeros(n_workers)  # s: when each worker got the last reply
-        self.trace: list[tuple] | None = [] if trace else None
+        self.records: list[StepRecord] = []
+        self._replies = None  # per-worker events: the previous step's reply has arrived
 
-    def scaled(self, bits: np.ndarray) -> np.ndarray:
+    def scaled(self, bits) -> np.ndarray:
         """Message sizes on the wire (int bits) for the virtual model size."""
         return np.rint(np.asarray(bits, dtype=np.float64) * self.bits_scale).astype(np.int64)
 
     def step(self, up_bits: np.ndarray, down_bits: int, batch_size: int, n_params: int,
-             rng: np.random.Generator) -> dict[str, float]:
-        """Simulate one step whose messages are ``up_bits`` (per worker) and ``down_bits``.
-
-        Returns the time the step ends (``time_s``, when the last worker holds the reply) and
-        the per-phase means over workers (``PHASES``, seconds).
-        """
-        start = self.holds_reply.copy()
+             rng: np.random.Generator) -> StepRecord:
+        """Simulate one step whose messages are ``up_bits`` (per worker) and ``down_bits``."""
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng)
-        ready = start + compute
-        up = self.scaled(up_bits)
-        down = int(self.scaled(down_bits))
+        up, down = self.scaled(up_bits), int(self.scaled(down_bits))
         if self.collective == "none":
-            done, arrived, agg_start, agg_end = ready, ready, ready.max(), ready.max()
+            start = self.records[-1].done if self.records else np.zeros(self.n)
+            ready = start + compute
+            record = StepRecord(start, ready, ready, float(ready.max()), float(ready.max()),
+                                ready, up, down)
         elif self.collective == "ps":
-            server_s = self.compute.server_time(int(up.sum()) // 8, self.n, n_params)
-            arrived, agg_start, agg_end, done = self._run(
-                self._ps_round(ready, up, down, server_s))
+            record = self._ps_step(compute, up, down, n_params)
         else:
-            arrived, agg_start, agg_end, done = self._run(self._peer_round(ready, up, n_params))
-        self.holds_reply = done
-        phases = {
-            "compute_s": compute.mean(),
-            "comm_up_s": (arrived - ready).mean(),
-            "aggregate_s": agg_end - agg_start,
-            "comm_down_s": (done - agg_end).mean() if self.collective == "ps" else 0.0,
-            "idle_s": (agg_start - arrived).mean(),
-        }
-        if self.trace is not None:
-            self.trace.append((start, ready, arrived, agg_start, agg_end, done, up, down))
-        return {"time_s": float(done.max()), **{k: float(v) for k, v in phases.items()}}
+            record = self._peer_step(compute, up, n_params)
+        self.records.append(record)
+        return record
 
-    def _run(self, process):
-        return self.env.run(until=self.env.process(process))
+    def finish(self) -> None:
+        """Run the simulation until the last step's replies have arrived."""
+        self.env.run()
 
-    def _ps_round(self, ready, up, down, server_s):
-        arrived = yield self.env.process(collectives.ps_push(self.net, ready, up))
-        agg_start = float(arrived.max())
-        agg_end = agg_start + server_s
-        yield self.env.timeout(agg_end - self.env.now)
-        done = yield self.env.process(collectives.ps_pull(self.net, agg_end, down))
-        return arrived, agg_start, agg_end, done
+    def _ps_step(self, compute, up, down, n_params) -> StepRecord:
+        env, net = self.env, self.net
+        start = np.zeros(self.n) if self._replies is None else None
+        arrived = collectives.push(net, up, compute, after=self._replies)
+        self.env.run(until=env.all_of(arrived))
+        if start is None:
+            start = np.array([ev.value for ev in self._replies])
+        agg_start = env.now
+        server_s = self.compute.server_time(int(up.sum()) // 8, self.n, n_params)
+        replies = collectives.pull(net, down, delay=server_s)
+        record = StepRecord(start, start + compute, np.array([ev.value for ev in arrived]),
+                            agg_start, agg_start + server_s, None, up, down)
 
-    def _peer_round(self, ready, up, n_params):
-        # Peers exchange the messages themselves; the (local) aggregation follows the exchange.
+        def landed(_):
+            record.done = np.array([ev.value for ev in replies])
+
+        env.all_of(replies).callbacks.append(landed)
+        self._replies = replies
+        return record
+
+    def _peer_step(self, compute, up, n_params) -> StepRecord:
+        # Peers exchange the messages themselves. A collective starts once every rank's
+        # previous collective has ended (a barrier between steps, as in synchronous all-reduce
+        # training); the aggregation after an all-gather is local to each worker.
+        start = self.records[-1].done if self.records else np.zeros(self.n)
+        ready = np.maximum(start + compute, self.env.now)
         bits = int(up.max())
-        if self.collective == "ring":
-            finished = yield self.env.process(collectives.ring_allreduce(self.net, ready, bits))
-        elif self.collective == "halving_doubling":
-            finished = yield self.env.process(
-                collectives.halving_doubling_allreduce(self.net, ready, bits))
-        else:
-            finished = yield self.env.process(collectives.ring_allgather(self.net, ready, bits))
+        run = {"ring": collectives.ring_allreduce,
+               "halving_doubling": collectives.halving_doubling_allreduce,
+               "allgather": collectives.ring_allgather}[self.collective]
+        finished = self.env.run(until=self.env.process(run(self.net, ready, bits)))
         local = self.compute.server_time(0, self.n - 1, n_params) if self.collective == "allgather" else 0.0
-        done = finished + local
-        yield self.env.timeout(float(done.max()) - self.env.now)
         last = float(finished.max())
-        return finished, last, last + local, done
+        return StepRecord(start, ready, finished, last, last + local, finished + local, up, 0)
 
     def trace_rows(self) -> list[tuple]:
         """Timeline events (node, phase, start_s, end_s, bytes), step by step."""
         nodes = [f"worker{i}" for i in range(self.n)]
         zeros = np.zeros(self.n, dtype=np.int64)
         rows = []
-        for start, ready, arrived, agg_start, agg_end, done, up, down in self.trace or []:
-            phases = [("compute", start, ready, zeros), ("send", ready, arrived, up // 8),
-                      ("idle", arrived, np.full(self.n, agg_start), zeros)]
-            if self.collective == "ps":
-                phases.append(("receive", np.full(self.n, agg_end), done, zeros + down // 8))
+        for r in self.records:
+            phases = [("compute", r.start, r.ready, zeros), ("send", r.ready, r.arrived, r.up // 8),
+                      ("idle", r.arrived, np.full(self.n, r.agg_start), zeros),
+                      ("receive", np.full(self.n, r.agg_end), r.done, zeros + r.down // 8)]
             for phase, begin, end, size in phases:
-                rows.extend(zip(nodes, [phase] * self.n, begin.tolist(), end.tolist(), size.tolist()))
-            if self.collective == "ps":
-                rows.append(("server", "aggregate", agg_start, agg_end, int(up.sum()) // 8))
+                rows.extend(zip(nodes, [phase] * self.n, begin.tolist(), end.tolist(),
+                                size.tolist()))
+            if self.collective != "none":
+                rows.append(("server" if self.collective == "ps" else "workers", "aggregate",
+                             r.agg_start, r.agg_end, int(r.up.sum()) // 8))
         return rows

@@ -73,28 +73,67 @@ def _split(bits: np.ndarray, k: int) -> np.ndarray:
     return bits[:, None] // k + (np.arange(k)[None, :] < bits[:, None] % k)
 
 
+def when_all(env, events):
+    """An event that fires when every one of ``events`` has; its value is that time (s)."""
+    if len(events) == 1:
+        return events[0]
+    done = env.event()
+    env.all_of(events).callbacks.append(lambda _: done.succeed(env.now))
+    return done
+
+
+def push(net: Network, bits, delays, after=None) -> list:
+    """Worker i sends bits[i] to the server(s), split in one piece per server, starting
+    delays[i] seconds after ``after[i]`` fires (or after now when ``after`` is None).
+
+    Returns one event per worker that fires, with that time as its value, when all of the
+    worker's pieces have arrived. Chaining on ``after`` lets a worker start its next step the
+    moment it holds the previous reply, while slower workers are still receiving theirs.
+    """
+    env = net.env
+    sizes = _bits(bits, net.n_workers)
+    pieces = _split(sizes, len(net.servers))
+    arrived = [env.event() for _ in net.workers]
+
+    def launch(w, delay):
+        sent = [net.transfer(w, s, int(pieces[w, j]), delay=delay)
+                for j, s in enumerate(net.servers)]
+        when_all(env, sent).callbacks.append(lambda e: arrived[w].succeed(e.value))
+
+    for w in net.workers:
+        if after is None:
+            launch(w, float(delays[w]))
+        elif after[w].processed:
+            launch(w, max(0.0, after[w].value + float(delays[w]) - env.now))
+        else:
+            after[w].callbacks.append(lambda e, w=w: launch(w, float(delays[w])))
+    return arrived
+
+
+def pull(net: Network, bits, delay: float = 0.0) -> list:
+    """The server(s) send bits (int or (n,)) to every worker ``delay`` seconds from now, unicast
+    and concurrently, one piece per server. Returns one event per worker (value: arrival, s)."""
+    env = net.env
+    pieces = _split(_bits(bits, net.n_workers), len(net.servers))
+    return [when_all(env, [net.transfer(s, w, int(pieces[w, j]), delay=delay)
+                           for j, s in enumerate(net.servers)]) for w in net.workers]
+
+
 def ps_push(net: Network, start_times, bits):
     """Worker i sends bits[i] (int or (n,)) to the server(s) from start_times[i] on; with k
     servers each gets one piece. Returns when each worker's last piece arrived (s)."""
-    env = net.env
-    starts, sizes = _starts(net, start_times), _bits(bits, net.n_workers)
-    pieces = _split(sizes, len(net.servers))
-    events = [[net.transfer(w, s, int(pieces[w, j]), delay=starts[w] - env.now)
-               for j, s in enumerate(net.servers)] for w in net.workers]
-    yield env.all_of([ev for row in events for ev in row])
-    return np.array([max(ev.value for ev in row) for row in events])
+    starts = _starts(net, start_times)
+    arrived = push(net, bits, starts - net.env.now)
+    yield net.env.all_of(arrived)
+    return np.array([ev.value for ev in arrived])
 
 
 def ps_pull(net: Network, start_time, bits):
     """The server(s) send bits (int or (n,)) to every worker at start_time, unicast and
     concurrently; with k servers each sends its piece. Returns when each worker has all (s)."""
-    env = net.env
-    start, sizes = _start(net, start_time), _bits(bits, net.n_workers)
-    pieces = _split(sizes, len(net.servers))
-    events = [[net.transfer(s, w, int(pieces[w, j]), delay=start - env.now)
-               for j, s in enumerate(net.servers)] for w in net.workers]
-    yield env.all_of([ev for row in events for ev in row])
-    return np.array([max(ev.value for ev in row) for row in events])
+    received = pull(net, bits, _start(net, start_time) - net.env.now)
+    yield net.env.all_of(received)
+    return np.array([ev.value for ev in received])
 
 
 def _chained(net: Network, starts: np.ndarray, dst: np.ndarray, size: np.ndarray):

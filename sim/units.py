@@ -21,6 +21,9 @@ SIZE_UNITS = {f"{p}B": m for p, m in _SI.items()}
 SIZE_UNITS.update({f"{p}B": m for p, m in _BINARY.items()})
 SIZE_UNITS.update({f"{p}b": m / 8 for p, m in _SI.items()})
 
+for _table in (BANDWIDTH_UNITS, TIME_UNITS, SIZE_UNITS):
+    _table[""] = 1.0  # a number written as a string, e.g. "5e9", is in base units
+
 KINDS = {
     "bandwidth": (BANDWIDTH_UNITS, "bit/s", "'10Gbps', '100Mbps', '1.25GB/s'"),
     "time": (TIME_UNITS, "s", "'50us', '30ms', '1.5s'"),

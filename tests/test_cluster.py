@@ -1,0 +1,106 @@
+"""Step timing on the star against the parameter-server formula (DESIGN.md section 7)."""
+import numpy as np
+import pytest
+
+import experiments
+from sim.cluster import Cluster
+from sim.compute import ComputeModel
+
+
+def _ps_formula(alpha, up_bits, down_bits, n, b_worker, b_server):
+    """Incast then broadcast: alpha + M*max(1/B_worker, N/B_server) each way."""
+    return (alpha + up_bits * max(1 / b_worker, n / b_server)
+            + alpha + down_bits * max(1 / b_worker, n / b_server))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+@pytest.mark.parametrize("server_factor", [0.5, 1.0, 200.0])  # both sides of B_w/B_s = 1/N
+def test_star_step_equals_parameter_server_formula(n, server_factor):
+    b_worker, latency = 1e9, 50e-6
+    b_server = server_factor * b_worker
+    cluster = Cluster(n, {"bandwidth": b_worker, "latency": latency,
+                          "server_bandwidth": b_server}, ComputeModel())
+    up, down = 8_000_000, 3_000_000
+    first = cluster.step(np.full(n, up), down, batch_size=1, n_params=1,
+                         rng=np.random.default_rng(0))
+    # the next step starts where this one ended
+    second = cluster.step(np.full(n, up), down, 1, 1, np.random.default_rng(0))
+    cluster.finish()
+    expected = _ps_formula(latency, up, down, n, b_worker, b_server)
+    assert first.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
+    assert second.phases()["time_s"] == pytest.approx(2 * expected, rel=1e-9)
+    assert cluster.net.delivered_bits == cluster.net.sent_bits == 2 * n * (up + down)
+
+
+def test_phases_add_up_with_compute_and_server_cost():
+    n, b, lat = 4, 1e9, 1e-4
+    compute = ComputeModel(step_time=0.01, per_sample=1e-4, aggregate_per_byte=1e-9)
+    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, compute)
+    up = 8e6
+    record = cluster.step(np.full(n, int(up)), int(up), batch_size=10, n_params=100,
+                          rng=np.random.default_rng(0))
+    cluster.finish()
+    t = record.phases()
+    server = 1e-9 * n * up / 8
+    assert t["compute_s"] == pytest.approx(0.011)
+    assert t["aggregate_s"] == pytest.approx(server)
+    assert t["time_s"] == pytest.approx(0.011 + server + _ps_formula(lat, up, up, n, b, b),
+                                        rel=1e-9)
+    assert t["compute_s"] + t["comm_up_s"] + t["idle_s"] + t["aggregate_s"] + t["comm_down_s"] \
+        == pytest.approx(t["time_s"], rel=1e-9)
+
+
+def test_simulated_step_time_uses_the_codec_bytes():
+    # 1000 parameters: the sign vector is 125 bytes = 1000 bits up and (MaVo) down per worker
+    n, b, lat = 8, 1e8, 20e-6
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
+                                  method={"name": "dlion"}, workers=n, steps=3,
+                                  network={"bandwidth": b, "latency": lat})
+    step = _ps_formula(lat, 1000, 1000, n, b, b)
+    assert result.history["time_s"] == pytest.approx([step, 2 * step, 3 * step], rel=1e-9)
+    assert result.history["bits_up"].tolist() == [1000, 2000, 3000]
+    # G-AdamW sends float32 both ways: 32 bits per parameter
+    adamw = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
+                                 method="gadamw", workers=n, steps=1,
+                                 network={"bandwidth": b, "latency": lat})
+    assert adamw.history["time_s"][0] == pytest.approx(_ps_formula(lat, 32000, 32000, n, b, b),
+                                                       rel=1e-9)
+    assert adamw.summary["bits_per_param_per_step"] == {"up": 32.0, "down": 32.0, "total": 64.0}
+
+
+def test_virtual_model_size_scales_messages():
+    n, b = 4, 1e9
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
+                                  workers=n, steps=1,
+                                  cluster={"model_params": 1_000_000},
+                                  network={"bandwidth": b, "latency": 0})
+    assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, 1e6, 1e6, n, b, b))
+    assert result.summary["model_params"] == 1_000_000 and result.summary["n_params"] == 64
+
+
+def test_more_bandwidth_never_slows_a_run():
+    times = [experiments.simulate(objective={"name": "quadratic", "dim": 256}, method="gadamw",
+                                  workers=4, steps=5, compute={"jitter": 0.3, "step_time": 0.01},
+                                  network={"bandwidth": bw}).summary["sim_time_s"]
+             for bw in (1e7, 1e8, 1e9, 1e10)]
+    assert times == sorted(times, reverse=True)
+
+
+def test_a_worker_starts_its_next_step_when_it_holds_the_reply():
+    # worker 0 on a 1 Gb/s link, worker 1 on 100 Mb/s; the server link is fast. Worker 0 gets
+    # its reply first and pushes its next message while worker 1 is still receiving.
+    b = [1e9, 1e8]
+    cluster = Cluster(2, {"bandwidth": b, "latency": 0.0, "server_bandwidth": 1e11},
+                      ComputeModel(step_time=0.001))
+    bits = 10_000_000
+    rng = np.random.default_rng(0)
+    first = cluster.step(np.full(2, bits), bits, 1, 1, rng)
+    second = cluster.step(np.full(2, bits), bits, 1, 1, rng)
+    cluster.finish()
+    slow = 0.001 + bits / 1e8          # worker 1's push ends the first incast
+    assert first.agg_start == pytest.approx(slow, rel=1e-9)
+    assert first.done.tolist() == pytest.approx([slow + bits / 1e9, slow + bits / 1e8], rel=1e-9)
+    assert second.start.tolist() == pytest.approx(first.done.tolist(), rel=1e-12)
+    # worker 0's second push starts before worker 1 holds the first reply
+    assert second.ready[0] < first.done[1]
+    assert second.arrived[0] == pytest.approx(first.done[0] + 0.001 + bits / 1e9, rel=1e-9)

@@ -1,0 +1,156 @@
+"""simulate, results on disk, sweeps and the command line, end to end."""
+import json
+
+import numpy as np
+import pytest
+
+import experiments
+from experiments.cli import main
+from experiments.sweep import expand, run_sweep
+
+SMALL = {"objective": {"name": "logistic", "samples": 512, "features": 15},
+         "method": {"name": "dlion", "lr": 0.01}, "cluster": {"workers": 4, "batch_size": 8},
+         "network": {"bandwidth": "1Gbps"}, "run": {"steps": 30, "eval_every": 10}}
+
+
+def _same(a, b):
+    assert np.array_equal(a.params, b.params)
+    assert a.history.keys() == b.history.keys()
+    for key in a.history:
+        assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    a, b = experiments.simulate(SMALL), experiments.simulate(SMALL)
+    _same(a, b)
+    other = experiments.simulate({**SMALL, "run": {**SMALL["run"], "seed": 1}})
+    assert not np.array_equal(a.params, other.params)
+    assert not np.array_equal(a.history["train_loss"], other.history["train_loss"])
+
+
+def test_keyword_form_resolves_to_the_same_spec_as_the_dict_form():
+    by_keywords = experiments.simulate(objective=SMALL["objective"], method=SMALL["method"],
+                                       workers=4, batch_size=8, steps=30, eval_every=10,
+                                       network={"bandwidth": "1Gbps"})
+    by_dict = experiments.simulate(SMALL)
+    assert by_keywords.summary["spec"] == by_dict.summary["spec"]
+    _same(by_keywords, by_dict)
+
+
+def test_history_columns_and_summary():
+    r = experiments.simulate(SMALL)
+    for column in ("step", "time_s", "bits_up", "bits_down", "train_loss", "compute_s",
+                   "comm_up_s", "aggregate_s", "comm_down_s", "idle_s", "eval_loss",
+                   "eval_accuracy"):
+        assert len(r.history[column]) == 30, column
+    evaluated = ~np.isnan(r.history["eval_loss"])
+    assert np.flatnonzero(evaluated).tolist() == [9, 19, 29]
+    assert np.all(np.diff(r.history["time_s"]) > 0)
+    assert r.summary["status"] == "completed"
+    assert r.summary["final"]["loss"] == r.history["eval_loss"][-1]
+    # 16 parameters -> 2 bytes of signs each way: 1 bit per parameter per direction
+    assert r.summary["bits_per_param_per_step"] == {"up": 1.0, "down": 1.0, "total": 2.0}
+    assert r.summary["partition"]["scheme"] == "iid"
+
+
+def test_save_and_load_round_trip(tmp_path):
+    r = experiments.simulate({**SMALL, "run": {**SMALL["run"], "trace": True}})
+    r.save(tmp_path / "run")
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["history.csv", "params.npy", "spec.toml", "summary.json", "trace.csv"]
+    back = experiments.load(tmp_path / "run")
+    _same(r, back)
+    assert back.summary["spec"] == r.summary["spec"]
+    assert len(back.trace) == len(r.trace) and back.trace[0] == pytest.approx(r.trace[0])
+    # the saved spec reproduces the run
+    _same(r, experiments.simulate(tmp_path / "run" / "spec.toml"))
+
+
+def test_trace_phases_tile_each_workers_step():
+    r = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 3, "trace": True},
+                              "compute": {"step_time": "1ms", "jitter": 0.5}})
+    rows = [row for row in r.trace if row[0] == "worker2"]
+    assert [row[1] for row in rows[:4]] == ["compute", "send", "idle", "receive"]
+    # a worker's phases follow each other without gaps, step after step
+    for before, after in zip(rows, rows[1:]):
+        assert after[2] == pytest.approx(before[3], abs=1e-15)
+    assert rows[-1][3] <= r.summary["sim_time_s"] + 1e-12
+
+
+def test_target_stops_the_run_early():
+    spec = {**SMALL, "run": {**SMALL["run"], "steps": 500, "eval_every": 5,
+                             "target": 0.6, "target_metric": "loss"}}
+    r = experiments.simulate(spec)
+    assert r.summary["status"] == "target_reached"
+    assert r.summary["steps"] < 500
+    assert r.history["eval_loss"][-1] <= 0.6
+    assert r.summary["target"]["time_s"] == r.history["time_s"][-1]
+
+
+def test_divergence_ends_the_run_cleanly(tmp_path):
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 8, "condition": 1.0},
+                             method={"name": "gsgd", "lr": 50.0, "momentum": 0.0},
+                             workers=2, steps=200)
+    assert r.summary["status"] == "diverged"
+    assert r.summary["steps"] < 200
+    r.save(tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+
+
+def test_sweep_expands_a_grid_and_section_variants():
+    raw = {**SMALL, "sweep": {"cluster.workers": [2, 4],
+                              "method": [{"name": "dlion", "aggregate": "avg"}, {"name": "glion"}]}}
+    points = expand(raw)
+    assert len(points) == 4
+    assert {(p["cluster"]["workers"], p["method"]["name"]) for p in points} == {
+        (2, "dlion"), (4, "dlion"), (2, "glion"), (4, "glion")}
+    assert all(p["method"]["lr"] == 0.01 for p in points)  # base keys survive the merge
+
+
+def test_sweep_skips_finished_points_and_processes_agree(tmp_path):
+    raw = {**SMALL, "run": {**SMALL["run"], "steps": 10},
+           "sweep": {"method.name": ["dlion", "glion"], "run.seed": [0, 1]}}
+    first = run_sweep(raw, tmp_path / "one", jobs=1)
+    assert [r["status"] for r in first] == ["completed"] * 4
+    again = run_sweep(raw, tmp_path / "one", jobs=1)
+    assert [r["status"] for r in again] == ["done before"] * 4
+    parallel = run_sweep(raw, tmp_path / "two", jobs=2)
+    for a, b in zip(first, parallel):
+        _same(experiments.load(a["dir"]), experiments.load(b["dir"]))
+
+
+def test_cli_run_plot_and_list(tmp_path, capsys):
+    spec = tmp_path / "small.toml"
+    spec.write_text('[objective]\nname = "logistic"\nsamples = 256\nfeatures = 7\n'
+                    '[cluster]\nworkers = 2\n[run]\nsteps = 20\n')
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"),
+                 "--set", "method.name=glion", "--set", "network.bandwidth=10Gbps"]) == 0
+    saved = experiments.load(tmp_path / "run")
+    assert saved.summary["spec"]["method"]["name"] == "glion"
+    assert saved.summary["spec"]["network"]["bandwidth"] == 1e10
+    assert main(["plot", str(tmp_path / "run"), "-o", str(tmp_path / "fig.svg")]) == 0
+    assert "simulated wall-clock time (s)" in (tmp_path / "fig.svg").read_text()
+    assert main(["list", "methods"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("lion", "dlion", "glion", "gadamw", "gsgd"):
+        assert f"  {name} " in listing
+
+
+def test_demo_writes_its_figure(tmp_path, capsys):
+    from plots.curves import plot_curves
+
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--jobs", "2"]) == 0
+    assert (tmp_path / "demo" / "quickstart.png").stat().st_size > 10_000
+    runs = sorted((tmp_path / "demo" / "runs").iterdir())
+    assert len(runs) == 4
+    fig = plot_curves(str(tmp_path / "demo" / "runs"), metric="eval_loss")
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "step", "simulated wall-clock time (s)", "bits sent per worker (up + down, cumulative)"]
+    labels = sorted(line.get_label() for line in fig.axes[0].get_lines())
+    assert labels == ["D-Lion (Avg)", "D-Lion (MaVo)", "G-AdamW", "G-Lion"]
+    out = capsys.readouterr().out
+    # 1-bit methods finish the same number of steps in far less simulated time
+    times = {line.split()[0]: float(line.split("simulated")[1].split()[0])
+             for line in out.splitlines() if "simulated" in line}
+    assert times["dlion/mavo"] * 10 < times["gadamw"]
