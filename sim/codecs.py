@@ -131,8 +131,32 @@ class SignCodec:
                 f"{self!r}.encode: x has {_first_bad(a, bad, one)}; the sign codec carries only "
                 "-1 and +1 (the method maps zeros to a sign first)"
             )
-        p = np.packbits(plus, axis=-1)
+        p = self.pack(plus)
         return p[0] if one else p
+
+    @staticmethod
+    def pack(plus: np.ndarray) -> np.ndarray:
+        """Boolean array (..., d), True meaning +1 -> the packed payload (..., ceil(d/8)).
+
+        The fast path for callers that already hold the signs as a mask (no value checks)."""
+        return np.packbits(plus, axis=-1)
+
+    def sum(self, payloads: np.ndarray, d: int) -> np.ndarray:
+        """Sum of n sign messages (n, nbytes) -> int32 (d,) in [-n, n], without decoding to floats."""
+        d = _check_d(d)
+        p, _ = _payload(payloads, self.size_bits(d) // 8, repr(self))
+        n = p.shape[0]
+        plus = np.empty(d, dtype=np.int32)
+        count_dtype = np.uint8 if n < 256 else np.int32
+        # column blocks keep the unpacked bits in cache: one pass over the packed input
+        block = max(8, (1 << 16) // n // 8 * 8)
+        for j in range(0, d, block):
+            w = min(block, d - j)
+            bits = np.unpackbits(p[:, j // 8:(j + w + 7) // 8], axis=-1, count=w)
+            plus[j:j + w] = bits.sum(axis=0, dtype=count_dtype)
+        plus *= 2
+        plus -= n
+        return plus
 
     def decode(self, payload: np.ndarray, d: int, dtype="float32") -> np.ndarray:
         """uint8 payload -> ±1 values (n, d) or (d,) in ``dtype`` (float16/32/64)."""

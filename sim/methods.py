@@ -143,20 +143,56 @@ def _dlion_init(x, n_workers, hp):
     return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
 
 
+_BLOCK = 1 << 16  # elements per block of the worker kernel: its temporaries stay in L2 cache
+
+
+def _dlion_signs_1bit(m, g, b1, b2, rule, rng):
+    """Worker side of D-Lion on a 1-bit wire, for all workers: the packed signs (N, ceil(d/8)).
+
+    Computes c = b1*m + (1-b1)*g, then m <- b2*m + (1-b2)*g, in column blocks so that the
+    temporaries stay in cache and m and g stream from memory once (several times faster than
+    whole-array ufuncs). Same operations, same order, same rounding as the whole-array form.
+    """
+    n, d = m.shape
+    width = max(8, _BLOCK // n // 8 * 8)  # a multiple of 8: blocks pack to whole bytes
+    payload = np.empty((n, (d + 7) // 8), dtype=np.uint8)
+    c, tmp = np.empty((n, width), m.dtype), np.empty((n, width), m.dtype)
+    plus, zero = np.empty((n, width), bool), np.empty((n, width), bool)
+    for j in range(0, d, width):
+        w = min(width, d - j)
+        mj, gj, cj, tj = m[:, j:j + w], g[:, j:j + w], c[:, :w], tmp[:, :w]
+        np.multiply(mj, b1, out=cj)
+        np.multiply(gj, 1 - b1, out=tj)
+        np.add(cj, tj, out=cj)
+        np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the reference order
+        np.multiply(gj, 1 - b2, out=tj)
+        np.add(mj, tj, out=mj)
+        pj = np.greater(cj, 0, out=plus[:, :w])
+        if np.count_nonzero(cj) < cj.size:  # exact zeros are rare: look for them only then
+            zj = np.equal(cj, 0, out=zero[:, :w])
+            if rule == "random":
+                pj[zj] = rng.random(np.count_nonzero(zj)) < 0.5
+            elif rule == "plus":
+                pj |= zj
+        payload[:, j // 8:(j + w + 7) // 8] = SignCodec.pack(pj)
+    return payload
+
+
 def _dlion_encode(state, grads, hp, rng):
     m = state["m"]
     b1, b2 = hp["betas"]
+    if hp["zero_sign"] != "zero":
+        return _dlion_signs_1bit(m, grads, b1, b2, hp["zero_sign"], rng), state
     c = _lion_direction(m, grads, b1)
-    _ema_(m, grads, b2)  # after the sign's input was formed: the reference order
-    signs = np.sign(c, out=np.empty(c.shape, dtype=np.int8), casting="unsafe")
-    _resolve_zeros(signs, hp["zero_sign"], rng)
-    return _sign_codec(hp["zero_sign"]).encode(signs), state
+    _ema_(m, grads, b2)
+    return TernaryCodec().encode(np.sign(c).astype(np.int8)), state
 
 
 def _vote_sum(payloads, d, hp):
     """Integer vote sum S = sum_i delta_i (d,) from the received sign messages."""
-    codec = _sign_codec(hp["zero_sign"])
-    return codec.decode(payloads, d, dtype=np.float32).sum(axis=0, dtype=np.int32)
+    if hp["zero_sign"] == "zero":
+        return TernaryCodec().decode(payloads, d).sum(axis=0, dtype=np.int32)
+    return SignCodec().sum(payloads, d)
 
 
 def _dlion_aggregate(payloads, d, hp, rng):
