@@ -36,7 +36,7 @@ def main():
         hp = {**method.defaults, "aggregate": aggregate}
         x = rng.standard_normal(D).astype(np.float32)
         grads = rng.standard_normal((N, D)).astype(np.float32)
-        state = method.init(x, N, hp)
+        state = method.init(x, N, hp, None)
 
         def step():
             nonlocal x, state

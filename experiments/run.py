@@ -92,7 +92,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
 
     x = np.asarray(objective.init(init_rng), dtype=dtype)
     d = x.size
-    state = method.init(x, n, hp)
+    state = method.init(x, n, hp, getattr(objective, "shapes", None))
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
     collective = net["collective"] or method.collectives[0]
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
@@ -123,12 +123,12 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             break
         payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
         reply = method.aggregate(payloads, d, hp, method_rng)
-        up_bits = np.full(n, 8 * payloads.shape[-1] + header_bits, dtype=np.int64)
+        up_bits = methods.message_bits(payloads) + header_bits
         down_bits = 0 if collective == "none" else 8 * reply.shape[-1] + header_bits
         cluster.step(up_bits, down_bits, batch, d, compute_rng)
         x, state = method.apply(x, reply, state, hp, lrs[t])
-        sent_up += float(cluster.scaled(up_bits).mean())
-        sent_down += float(cluster.scaled(down_bits))
+        step_up, step_down = cluster.message_bits(up_bits, down_bits)
+        sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
             for key, value in objective.evaluate(x).items():

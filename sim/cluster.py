@@ -99,6 +99,22 @@ class Cluster:
         self.records.append(record)
         return record
 
+    def message_bits(self, up_bits: np.ndarray, down_bits: int) -> tuple[float, float]:
+        """Bits one worker sends and receives in a step (means over workers, virtual size).
+
+        Message-level accounting, as in the paper's bits per parameter: an all-reduce
+        contributes the vector and returns the reduced one; an all-gather returns the other
+        N-1 messages.
+        """
+        up = float(self.scaled(up_bits).mean())
+        if self.collective == "none":
+            return 0.0, 0.0
+        if self.collective == "ps":
+            return up, float(self.scaled(down_bits))
+        if self.collective == "allgather":
+            return up, up * (self.n - 1)
+        return up, up
+
     def finish(self) -> None:
         """Run the simulation until the last step's replies have arrived."""
         self.env.run()

@@ -2,10 +2,12 @@
 
 A method is four small pure functions over arrays (optax-style), bundled in a ``Method``:
 
-``init(x, n_workers, hp) -> state``
-    per-worker state arrays are shaped (n_workers, d); global state is shaped (d,).
+``init(x, n_workers, hp, shapes) -> state``
+    per-worker state arrays are shaped (n_workers, d); global state is shaped (d,). ``shapes``
+    is the objective's list of (name, tensor shape) covering x in order, or None.
 ``encode(state, grads, hp, rng) -> (payloads, state)``
-    worker side: grads (n_workers, d) -> the packed uint8 messages (n_workers, nbytes).
+    worker side: grads (n_workers, d) -> the packed uint8 messages: an array (n_workers, nbytes)
+    when all have one size, else a list of n_workers 1-D uint8 arrays.
 ``aggregate(payloads, d, hp, rng) -> reply``
     server side: the received messages -> one packed uint8 reply (nbytes,) for every worker.
 ``apply(x, reply, state, hp, lr) -> (x, state)``
@@ -119,7 +121,7 @@ def _float_decode(payload, d, dtype):
 
 # --- Lion on one worker ---------------------------------------------------------------------
 
-def _lion_init(x, n_workers, hp):
+def _lion_init(x, n_workers, hp, shapes):
     return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
 
 
@@ -139,7 +141,7 @@ def _lion_apply(x, reply, state, hp, lr):
 
 # --- Distributed Lion ---------------------------------------------------------------------
 
-def _dlion_init(x, n_workers, hp):
+def _dlion_init(x, n_workers, hp, shapes):
     return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
 
 
@@ -224,7 +226,7 @@ def _mean_aggregate(payloads, d, hp, rng):
     return _float_payload(mean)
 
 
-def _glion_init(x, n_workers, hp):
+def _glion_init(x, n_workers, hp, shapes):
     return {"m": np.zeros(x.size, dtype=x.dtype)}
 
 
@@ -236,7 +238,7 @@ def _glion_apply(x, reply, state, hp, lr):
     return _apply_step(x, np.sign(c), lr, hp["weight_decay"]), state
 
 
-def _adamw_init(x, n_workers, hp):
+def _adamw_init(x, n_workers, hp, shapes):
     return {"m": np.zeros(x.size, dtype=x.dtype), "v": np.zeros(x.size, dtype=x.dtype), "t": 0}
 
 
@@ -252,7 +254,7 @@ def _adamw_apply(x, reply, state, hp, lr):
     return _apply_step(x, m_hat / (np.sqrt(v_hat) + hp["eps"]), lr, hp["weight_decay"]), state
 
 
-def _sgd_init(x, n_workers, hp):
+def _sgd_init(x, n_workers, hp, shapes):
     return {"buf": np.zeros(x.size, dtype=x.dtype)}
 
 
@@ -266,6 +268,7 @@ def _sgd_apply(x, reply, state, hp, lr):
     return x - x.dtype.type(lr) * update, state
 
 
+_ALLREDUCE = ("ps", "ring", "halving_doubling")
 _LION_HP = {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.1, **_SCHEDULE_DEFAULTS}
 
 METHODS: dict[str, Method] = {m.name: m for m in [
@@ -277,21 +280,45 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            "votes (mavo) or averages (avg)",
            "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
            {**_LION_HP, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
-           _dlion_init, _dlion_encode, _dlion_aggregate, _dlion_apply),
+           _dlion_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
+           collectives=("ps", "allgather")),
     Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
            "32 bits up, 32 bits down", dict(_LION_HP),
-           _glion_init, _mean_encode, _mean_aggregate, _glion_apply),
+           _glion_init, _mean_encode, _mean_aggregate, _glion_apply,
+           collectives=_ALLREDUCE),
     Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay) on the mean gradient",
            "32 bits up, 32 bits down",
            {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01, "eps": 1e-8,
             **_SCHEDULE_DEFAULTS},
-           _adamw_init, _mean_encode, _mean_aggregate, _adamw_apply),
+           _adamw_init, _mean_encode, _mean_aggregate, _adamw_apply,
+           collectives=_ALLREDUCE),
     Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
            "32 bits up, 32 bits down",
            {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
             **_SCHEDULE_DEFAULTS},
-           _sgd_init, _mean_encode, _mean_aggregate, _sgd_apply),
+           _sgd_init, _mean_encode, _mean_aggregate, _sgd_apply,
+           collectives=_ALLREDUCE),
 ]}
+
+
+def register(method: Method, hyperparameters: dict | None = None) -> Method:
+    """Add ``method`` (and validation rules for its new hyperparameters) to the registry."""
+    for key, rule in (hyperparameters or {}).items():
+        if key in HYPERPARAMETERS and HYPERPARAMETERS[key] != rule:
+            raise ValueError(f"hyperparameter {key!r} already has a different rule")
+        HYPERPARAMETERS[key] = rule
+    missing = set(method.defaults) - set(HYPERPARAMETERS)
+    if missing:
+        raise ValueError(f"method {method.name!r}: no validation rule for {sorted(missing)}")
+    METHODS[method.name] = method
+    return method
+
+
+def message_bits(payloads) -> np.ndarray:
+    """Bits of each worker's message: int64 (n_workers,), from the bytes really produced."""
+    if isinstance(payloads, np.ndarray):
+        return np.full(payloads.shape[0], 8 * payloads.shape[-1], dtype=np.int64)
+    return np.array([8 * p.size for p in payloads], dtype=np.int64)
 
 
 def get(name: str) -> Method:

@@ -24,7 +24,7 @@ def _run(name, x0, grads_seq, n_workers=1, seed=0, **hp_overrides):
     hp = _hp(name, **hp_overrides)
     rng = np.random.default_rng(seed)
     x = np.asarray(x0, dtype=np.float64)
-    state = method.init(x, n_workers, hp)
+    state = method.init(x, n_workers, hp, None)
     xs = []
     for g in grads_seq:
         payloads, state = method.encode(state, np.asarray(g, dtype=np.float64), hp, rng)
