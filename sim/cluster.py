@@ -152,7 +152,9 @@ class Cluster:
         finished = self.env.run(until=self.env.process(run(self.net, ready, bits)))
         local = self.compute.server_time(0, self.n - 1, n_params) if self.collective == "allgather" else 0.0
         last = float(finished.max())
-        return StepRecord(start, ready, finished, last, last + local, finished + local, up, 0)
+        # every rank holds the result when the last one does (the barrier between steps)
+        return StepRecord(start, ready, finished, last, last + local,
+                          np.full(self.n, last + local), up, 0)
 
     def trace_rows(self) -> list[tuple]:
         """Timeline events (node, phase, start_s, end_s, bytes), step by step."""
