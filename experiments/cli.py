@@ -1,4 +1,4 @@
-"""The ``dlion-sim`` command line: run, sweep, plot, list, demo."""
+"""The ``dlion-sim`` command line: run, sweep, merge, plot, list, demo."""
 from __future__ import annotations
 
 import argparse
@@ -60,18 +60,34 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     from experiments.spec import load_toml, with_assignments
-    from experiments.sweep import run_sweep
+    from experiments.sweep import parse_shard, run_sweep
 
     path = _spec_path(args.spec)
     raw = with_assignments(load_toml(path), args.set)
+    if args.jobs is not None and args.jobs < 1:
+        raise SpecError(f"--jobs {args.jobs}: expected a whole number >= 1")
+    shard = parse_shard(args.shard) if args.shard else None
     out = Path(args.output or Path("runs") / path.stem)
-    records = run_sweep(raw, out, jobs=args.jobs, progress=_progress())
+    records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
+                        shard=shard)
     failed = [r for r in records if r["status"].startswith("failed")]
     skipped = sum(r["status"] == "done before" for r in records)
-    print(f"{len(records)} runs in {out} ({skipped} already done, {len(failed)} failed)")
+    piece = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     for r in failed:
         print(f"  {r['dir']}: {r['status']}", file=sys.stderr)
+    print(f"{len(records)} runs{piece} in {out} ({skipped} already done, {len(failed)} failed); "
+          f"table {out / 'runs.csv'}")
     return 1 if failed else 0
+
+
+def cmd_merge(args) -> int:
+    from experiments.sweep import merge
+
+    counts = merge(args.output, args.pieces, move=args.move)
+    print(f"merged into {args.output}: {counts['added']} runs added, {counts['replaced']} "
+          f"failed runs replaced, {counts['kept']} already there; "
+          f"table {Path(args.output) / 'runs.csv'}")
+    return 0
 
 
 def cmd_plot(args) -> int:
@@ -104,6 +120,12 @@ def cmd_list(args) -> int:
         print("objectives:")
         for name, (_, description) in sorted(models.REGISTRY.items()):
             print(f"  {name:14s} {description}")
+    if what in ("presets", "all"):
+        from sim import presets
+
+        print("presets:")
+        for line in presets.describe():
+            print(f"  {line}")
     if what in ("collectives", "all"):
         print("collectives:")
         for name, description in STEP_COLLECTIVES.items():
@@ -155,8 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-o", "--output", help="sweep directory (default: runs/<spec name>)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--jobs", type=int, default=None,
-                       help="parallel processes (default: number of cores)")
+                       help="parallel processes, or LocalCluster workers with --dask local "
+                            "(default: number of cores)")
+    sweep.add_argument("--dask", metavar="ADDRESS",
+                       help="run on a Dask scheduler (tcp://HOST:PORT), or 'local' to start a "
+                            "LocalCluster; needs pip install 'dlion-sim[dask]'")
+    sweep.add_argument("--shard", metavar="I/N",
+                       help="run only the I-th of N interleaved pieces of the grid")
     sweep.set_defaults(func=cmd_sweep)
+
+    merge = sub.add_parser("merge", help="put sweep directories run in pieces together")
+    merge.add_argument("output", help="sweep directory to merge into (created if missing)")
+    merge.add_argument("pieces", nargs="*", metavar="DIR",
+                       help="sweep directories to take runs from (none: just rewrite the table)")
+    merge.add_argument("--move", action="store_true", help="move run directories, not copy")
+    merge.set_defaults(func=cmd_merge)
 
     plot = sub.add_parser("plot", help="draw figures from a run or sweep directory")
     plot.add_argument("directory")
@@ -166,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", help="figure file (.png or .svg)")
     plot.set_defaults(func=cmd_plot)
 
-    lst = sub.add_parser("list", help="list methods, objectives or collectives")
+    lst = sub.add_parser("list", help="list methods, objectives, presets or collectives")
     lst.add_argument("what", nargs="?", default="all",
-                     choices=["all", "methods", "objectives", "collectives"])
+                     choices=["all", "methods", "objectives", "presets", "collectives"])
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="run the quickstart study and write its figure")
@@ -186,6 +221,9 @@ def main(argv=None) -> int:
     except SpecError as err:
         print(f"dlion-sim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("dlion-sim: interrupted; finished runs are kept", file=sys.stderr)
         return 130

@@ -18,7 +18,8 @@ from sim.cluster import PHASES, Cluster
 from sim.compute import ComputeModel
 from sim.schedules import learning_rates
 
-_NETWORK_ONLY = ("collective", "header")  # spec keys the cluster uses, not the Network itself
+# spec keys that are not arguments of sim.network.Network (the cluster's, or presets' names)
+_NETWORK_ONLY = ("collective", "header", "preset", "links")
 
 
 def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
@@ -98,10 +99,10 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
-                          ComputeModel(**spec["compute"]), collective, bits_scale)
+                          ComputeModel(**spec["compute"]), collective, bits_scale,
+                          header_bits=int(8 * net["header"]))
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
-    header_bits = 0 if collective == "none" else int(8 * net["header"])
 
     initial = objective.evaluate(x)
     target = _Target(run["target"], run["target_metric"], initial)
@@ -123,9 +124,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             break
         payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
         reply = method.aggregate(payloads, d, hp, method_rng)
-        up_bits = methods.message_bits(payloads) + header_bits
-        down_bits = 0 if collective == "none" else 8 * reply.shape[-1] + header_bits
-        cluster.step(up_bits, down_bits, batch, d, compute_rng)
+        up_bits = methods.message_bits(payloads)
+        down_bits = 8 * reply.shape[-1]
+        cluster.step(up_bits, down_bits, batch, cl["model_params"] or d, compute_rng)
         x, state = method.apply(x, reply, state, hp, lrs[t])
         step_up, step_down = cluster.message_bits(up_bits, down_bits)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down

@@ -15,8 +15,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 import models
-from sim import methods, units
+from sim import methods, presets, units
 from sim.cluster import STEP_COLLECTIVES
 
 SECTIONS = ("objective", "method", "cluster", "network", "compute", "run")
@@ -58,14 +60,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "classes_per_worker": _f("int", 2, "classes per worker for partition = 'by_label'", min=1),
         "model_params": _f("int", 0, "virtual model size: messages are sized as for this many "
                            "parameters (0 = the objective's own)", min=0),
+        "model": _f("choice", None, "model preset: fills model_params and compute.step_time",
+                    choices=tuple(presets.MODELS)),
     },
     "network": {
         "bandwidth": _f("bandwidth", 1e9, "each worker's link, bit/s", min=0.0, min_open=True,
                         per_worker=True),
         "latency": _f("time", 50e-6, "one-way latency of a worker's link, s", min=0.0,
                       per_worker=True),
-        "server_bandwidth": _f("bandwidth", None, "the server's link, bit/s (default: bandwidth)",
-                               min=0.0, min_open=True),
+        "server_bandwidth": _f("bandwidth", None, "the server's link, bit/s (default: the "
+                               "fastest worker link)", min=0.0, min_open=True),
+        "preset": _f("choice", None, "link preset: fills bandwidth and latency",
+                     choices=tuple(presets.LINKS)),
+        "links": _f("choice", None, "draw per-worker bandwidth and latency from a named "
+                    "distribution (seeded by run.seed)", choices=tuple(presets.DISTRIBUTIONS)),
         "server_latency": _f("time", 0.0, "the server link's latency, s", min=0.0),
         "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
         "topology": _f("choice", "star", "network shape",
@@ -271,6 +279,7 @@ def resolve(raw: dict) -> dict:
     for section in raw:
         if section not in SECTIONS:
             raise SpecError(f"[{section}]: unknown section{_suggest(section, SECTIONS)}")
+    raw = _apply_presets(raw)
     spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
     spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])
     spec["compute"] = _check_section("compute", raw.get("compute", {}), SCHEMA["compute"])
@@ -281,6 +290,38 @@ def resolve(raw: dict) -> dict:
     return {s: spec[s] for s in SECTIONS}
 
 
+def _apply_presets(raw: dict) -> dict:
+    """Fill the keys a preset stands for, unless the spec gives them itself."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    network, cluster = out.get("network", {}), out.get("cluster", {})
+    if not isinstance(network, dict) or not isinstance(cluster, dict):
+        return out  # the section check reports the bad type
+    if network.get("preset") is not None:
+        name = check_value("network.preset", SCHEMA["network"]["preset"], network["preset"])
+        for key in ("bandwidth", "latency"):
+            network.setdefault(key, presets.link(name)[key])
+    if network.get("links") is not None:
+        name = check_value("network.links", SCHEMA["network"]["links"], network["links"])
+        workers = check_value("cluster.workers", SCHEMA["cluster"]["workers"],
+                              cluster.get("workers", SCHEMA["cluster"]["workers"].default))
+        seed = check_value("run.seed", SCHEMA["run"]["seed"],
+                           out.get("run", {}).get("seed", SCHEMA["run"]["seed"].default))
+        rng = np.random.default_rng([seed, 7])  # a stream of its own
+        drawn = dict(zip(("bandwidth", "latency"),
+                         (v.tolist() for v in presets.draw_links(name, workers, rng))))
+        for key, values in drawn.items():
+            if network.setdefault(key, values) != values:
+                raise SpecError(f"network.{key} and network.links = {name!r} both set the "
+                                "links; give one of them")
+    if cluster.get("model") is not None:
+        name = check_value("cluster.model", SCHEMA["cluster"]["model"], cluster["model"])
+        cluster.setdefault("model_params", presets.model(name)["params"])
+        out.setdefault("compute", {})
+        if isinstance(out["compute"], dict):
+            out["compute"].setdefault("step_time", presets.model(name)["step_time"])
+    return out
+
+
 def _check_consistency(spec: dict) -> None:
     """Checks that involve more than one key."""
     n = spec["cluster"]["workers"]
@@ -289,6 +330,10 @@ def _check_consistency(spec: dict) -> None:
         if isinstance(value, list) and len(value) != n:
             raise SpecError(f"network.{key} has {len(value)} values but cluster.workers = {n}; "
                             "give one value or one per worker")
+    compute = spec["compute"]
+    if compute["flops_per_sample"] > 0 and compute["device_flops"] == 0:
+        raise SpecError("compute.flops_per_sample is set but compute.device_flops = 0; give the "
+                        "device's FLOP/s too")
     method = methods.METHODS[spec["method"]["name"]]
     collective = spec["network"]["collective"]
     if collective is not None and collective not in method.collectives:

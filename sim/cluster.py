@@ -61,11 +61,12 @@ class Cluster:
     """N workers (and the server) on a network; ``step`` charges one synchronous step its time.
 
     ``network`` holds the keyword arguments of ``sim.network.Network``; ``bits_scale``
-    multiplies every message size (a virtual model larger than the numerics' objective).
+    multiplies every payload size (a virtual model larger than the numerics' objective), and
+    ``header_bits`` is added to every message after that scaling.
     """
 
     def __init__(self, n_workers: int, network: dict, compute: ComputeModel,
-                 collective: str = "ps", bits_scale: float = 1.0):
+                 collective: str = "ps", bits_scale: float = 1.0, header_bits: int = 0):
         if collective not in STEP_COLLECTIVES:
             raise ValueError(f"network.collective = {collective!r}; choose one of "
                              f"{', '.join(STEP_COLLECTIVES)}")
@@ -75,16 +76,22 @@ class Cluster:
         self.compute = compute
         self.collective = collective
         self.bits_scale = bits_scale
+        self.header_bits = 0 if collective == "none" else int(header_bits)
         self.records: list[StepRecord] = []
         self._replies = None  # per-worker events: the previous step's reply has arrived
 
-    def scaled(self, bits) -> np.ndarray:
-        """Message sizes on the wire (int bits) for the virtual model size."""
-        return np.rint(np.asarray(bits, dtype=np.float64) * self.bits_scale).astype(np.int64)
+    def scaled(self, payload_bits) -> np.ndarray:
+        """Message sizes on the wire (int bits): payloads scaled to the virtual model size,
+        plus the per-message header."""
+        scaled = np.rint(np.asarray(payload_bits, dtype=np.float64) * self.bits_scale)
+        return scaled.astype(np.int64) + self.header_bits
 
     def step(self, up_bits: np.ndarray, down_bits: int, batch_size: int, n_params: int,
              rng: np.random.Generator) -> StepRecord:
-        """Simulate one step whose messages are ``up_bits`` (per worker) and ``down_bits``."""
+        """Simulate one step whose payloads are ``up_bits`` (per worker) and ``down_bits``.
+
+        ``n_params`` is the (virtual) model size the codec and server costs are charged for.
+        """
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng)
         up, down = self.scaled(up_bits), int(self.scaled(down_bits))
         if self.collective == "none":
@@ -100,7 +107,8 @@ class Cluster:
         return record
 
     def message_bits(self, up_bits: np.ndarray, down_bits: int) -> tuple[float, float]:
-        """Bits one worker sends and receives in a step (means over workers, virtual size).
+        """Bits one worker sends and receives in a step (means over workers, virtual size,
+        headers included), for payloads ``up_bits`` and ``down_bits``.
 
         Message-level accounting, as in the paper's bits per parameter: an all-reduce
         contributes the vector and returns the reduced one; an all-gather returns the other

