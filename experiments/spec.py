@@ -26,6 +26,9 @@ FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "see
              "eval_every": "run", "target": "run", "dtype": "run"}
 
 
+TCP_WINDOW_DEFAULT = 4 * 2**20  # bytes: a common Linux maximum receive window
+
+
 class SpecError(ValueError):
     """A spec the simulator cannot run; the message is one line meant for the user."""
 
@@ -84,8 +87,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
                              min=0.0, min_open=True),
         "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
-        "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT)", min=0.0,
-                         min_open=True),
+        "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT); true = 4MiB",
+                         min=0.0, min_open=True),
         "goodput": _f("float", 1.0, "fraction of link rate that carries payload", min=0.0,
                       max=1.0, min_open=True),
         "collective": _f("choice", None, "how messages travel (default: the method's first)",
@@ -296,6 +299,8 @@ def _apply_presets(raw: dict) -> dict:
     network, cluster = out.get("network", {}), out.get("cluster", {})
     if not isinstance(network, dict) or not isinstance(cluster, dict):
         return out  # the section check reports the bad type
+    if isinstance(network.get("tcp_window"), bool):  # switched on or off without a size
+        network["tcp_window"] = TCP_WINDOW_DEFAULT if network["tcp_window"] else None
     if network.get("preset") is not None:
         name = check_value("network.preset", SCHEMA["network"]["preset"], network["preset"])
         for key in ("bandwidth", "latency"):

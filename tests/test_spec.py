@@ -71,6 +71,8 @@ def test_defaults_are_filled_and_units_converted():
     assert spec["network"]["bandwidth"] == 1e10
     assert spec["network"]["latency"] == pytest.approx(50e-6)
     assert spec["network"]["tcp_window"] == 4 * 2**20
+    assert resolve({"network": {"tcp_window": True}})["network"]["tcp_window"] == 4 * 2**20
+    assert resolve({"network": {"tcp_window": False}})["network"]["tcp_window"] is None
     assert spec["compute"]["step_time"] == pytest.approx(0.03)
     assert spec["method"]["name"] == "dlion" and spec["method"]["betas"] == [0.9, 0.99]
     assert spec["cluster"]["workers"] == 8
