@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from models.base import register
+from models.checks import check_choice, check_dtype, check_int, check_seed, check_widths
 from models.datasets import TEXT_SETS, load_text
-from models.mlp import (ACTIVATIONS, ShardedClassifier, check_choice, check_dtype, check_int,
-                        check_widths, dense_backward, dense_forward, dense_shapes, split_params)
+from models.mlp import (ACTIVATIONS, ShardedClassifier, dense_backward, dense_forward,
+                        dense_shapes, init_dense, split_params)
 
 #: Partition schemes that make sense for a text stream (the label-skewed ones do not).
 TEXT_PARTITIONS = ("iid", "contiguous")
@@ -38,7 +39,7 @@ class CharLM(ShardedClassifier):
         self.hidden = check_widths("hidden", hidden)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.dtype = check_dtype(dtype)
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed(seed)
         text = load_text(dataset, test_fraction=test_fraction)
         self.vocab = text.vocab
         self.n_classes = len(text.vocab)
@@ -63,10 +64,7 @@ class CharLM(ShardedClassifier):
         params = np.zeros(self.dim, dtype=self.dtype)
         tensors = split_params(params, self.shapes)
         tensors[0][...] = rng.standard_normal(tensors[0].shape)
-        gain = 1.0 if self.activation == "tanh" else np.sqrt(2.0)
-        for i, w in enumerate(tensors[1::2]):
-            scale = (gain if i < len(self.hidden) else 1.0) / np.sqrt(w.shape[0])
-            w[...] = scale * rng.standard_normal(w.shape)
+        init_dense(tensors[1::2], self.activation, rng)
         return params
 
     def evaluate(self, params) -> dict[str, float]:

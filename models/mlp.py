@@ -8,44 +8,18 @@ batched (N, in, B) @ (N, B, out) matmul.
 """
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
 from scipy.special import ndtr
 
 from models.base import register
+from models.checks import (check_choice, check_dtype, check_eval_params, check_int, check_seed,
+                           check_widths)
 from models.datasets import CLASSIFICATION_SETS, load_classification
-from models.partition import SCHEMES, Shards, label_histogram, make_shards
+from models.sharded import ShardedData
 
 ACTIVATIONS = ("relu", "gelu", "tanh")
-DTYPES = ("float32", "float64")
 
 _INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
-
-
-def check_int(name: str, value, low: int) -> int:
-    """``value`` as an int, or ``ValueError`` unless it is an integer >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} = {value!r} must be an integer >= {low}")
-    return int(value)
-
-
-def check_choice(name: str, value, allowed) -> str:
-    """``value`` unchanged, or ``ValueError`` unless it is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{name} = {value!r} is not allowed; choose one of "
-                         f"{', '.join(allowed)}")
-    return value
-
-
-def check_widths(name: str, value) -> tuple[int, ...]:
-    """Layer widths: an int or a sequence of ints >= 1, as a tuple."""
-    widths = (value,) if isinstance(value, Integral) else value
-    if (not isinstance(widths, (list, tuple))
-            or any(isinstance(w, bool) or not isinstance(w, Integral) or w < 1
-                   for w in widths)):
-        raise ValueError(f"{name} = {value!r} must be a list of integers >= 1 (layer widths)")
-    return tuple(int(w) for w in widths)
 
 
 def dense_shapes(sizes, prefix: str = "dense") -> list[tuple[str, tuple[int, ...]]]:
@@ -54,6 +28,17 @@ def dense_shapes(sizes, prefix: str = "dense") -> list[tuple[str, tuple[int, ...
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         shapes += [(f"{prefix}{i}.weight", (n_in, n_out)), (f"{prefix}{i}.bias", (n_out,))]
     return shapes
+
+
+def init_dense(weights, activation: str, rng: np.random.Generator) -> None:
+    """Draw a chain's weight matrices in place: N(0, gain^2 / fan_in), gain 1 at the output.
+
+    The hidden gain is sqrt(2) (He) before relu/gelu and 1 before tanh.
+    """
+    gain = 1.0 if activation == "tanh" else np.sqrt(2.0)
+    for i, w in enumerate(weights):
+        scale = (gain if i < len(weights) - 1 else 1.0) / np.sqrt(w.shape[0])
+        w[...] = scale * rng.standard_normal(w.shape)
 
 
 def split_params(params: np.ndarray, shapes) -> list[np.ndarray]:
@@ -152,28 +137,13 @@ def softmax_xent(logits: np.ndarray, labels: np.ndarray):
     return losses, dlogits
 
 
-class ShardedClassifier:
-    """Shared machinery of classifiers whose train samples are split over workers.
+class ShardedClassifier(ShardedData):
+    """Softmax classifiers over sharded samples: cross-entropy grads and held-out evaluation.
 
-    Subclasses set ``dim``, ``shapes``, ``dtype``, ``seed``, ``n_classes``, the train labels
-    ``train_labels`` (n_train,), the fixed test subsample ``eval_index`` and implement
-    ``_forward(params, split, idx)`` / ``_backward(params, cache, dlogits, grads)``. Shards
-    are built on first use for a worker count, from a generator seeded by (seed, n_workers).
+    Besides what ``ShardedData`` needs, subclasses set ``shapes``, the test labels
+    ``test_labels``, call ``_set_eval`` and implement ``_forward(params, split, idx)`` /
+    ``_backward(params, cache, dlogits, grads)``.
     """
-
-    _SHARD_STREAM = 1  # keeps the shard generator apart from any data generator
-
-    def _set_partition(self, partition, alpha, classes_per_worker) -> None:
-        self.partition = check_choice("partition", partition, tuple(SCHEMES))
-        if (isinstance(alpha, bool) or not isinstance(alpha, Real) or not np.isfinite(alpha)
-                or alpha <= 0):
-            raise ValueError(f"alpha = {alpha!r} must be a finite number > 0")
-        self.alpha = float(alpha)
-        self.classes_per_worker = check_int("classes_per_worker", classes_per_worker, 1)
-        if self.classes_per_worker > self.n_classes:
-            raise ValueError(f"classes_per_worker = {classes_per_worker!r} must be in "
-                             f"[1, {self.n_classes}] (the number of classes)")
-        self._shards: dict[int, Shards] = {}
 
     def _set_eval(self, eval_size, n_test: int) -> None:
         """Fix the evaluation subsample; the same for every seed so runs stay comparable."""
@@ -182,74 +152,25 @@ class ShardedClassifier:
                            np.sort(np.random.default_rng(0).choice(n_test, self.eval_size,
                                                                    replace=False)))
 
-    def shards(self, n_workers: int) -> Shards:
-        """The (cached) split of the training samples over ``n_workers`` workers."""
-        n_workers = check_int("n_workers", n_workers, 1)
-        if n_workers not in self._shards:
-            rng = np.random.default_rng([self.seed, self._SHARD_STREAM, n_workers])
-            self._shards[n_workers] = make_shards(
-                self.train_labels.size, n_workers, self.partition, labels=self.train_labels,
-                alpha=self.alpha, classes_per_worker=self.classes_per_worker, rng=rng)
-        return self._shards[n_workers]
-
-    def partition_info(self, n_workers: int) -> dict:
-        """Scheme, shard sizes and per-worker label histogram (nested lists) for summaries."""
-        shards = self.shards(n_workers)
-        info = {"scheme": self.partition, "sizes": shards.sizes.tolist(),
-                "label_histogram": label_histogram(shards, self.train_labels,
-                                                   self.n_classes).tolist()}
-        if self.partition == "dirichlet":
-            info["alpha"] = self.alpha
-        if self.partition == "by_label":
-            info["classes_per_worker"] = self.classes_per_worker
-        return info
-
-    def sample(self, n_workers: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """Training sample indices (n_workers, batch_size), row i from worker i's shard only."""
-        return self.shards(n_workers).sample(rng, check_int("batch_size", batch_size, 1))
-
-    def grads(self, params, n_workers: int, batch_size: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Minibatch losses (N,) in nats and gradients (N, dim) on each worker's own shard.
-
-        Equals ``batch_loss_grad(params, sample(n_workers, batch_size, rng))``.
-        """
-        return self.batch_loss_grad(params, self.sample(n_workers, batch_size, rng))
-
     def batch_loss_grad(self, params, idx) -> tuple[np.ndarray, np.ndarray]:
         """Losses (N,) and gradients (N, dim) on training samples ``idx`` (N, B).
 
         ``params`` is (dim,) (shared by all workers) or (N, dim).
         """
-        idx = np.asarray(idx)
-        if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"idx must be an int array (n_workers, batch_size), got "
-                             f"{idx.dtype} {idx.shape}")
-        n_workers = idx.shape[0]
-        params = np.asarray(params, dtype=self.dtype)
-        if params.shape not in ((self.dim,), (n_workers, self.dim)):
-            raise ValueError(f"params has shape {params.shape}; expected ({self.dim},) or "
-                             f"({n_workers}, {self.dim})")
+        params, idx = self._check_batch(params, idx)
         logits, labels, cache = self._forward(params, "train", idx)
         losses, dlogits = softmax_xent(logits, labels)
-        grads = np.empty((n_workers, self.dim), dtype=self.dtype)
+        grads = np.empty((idx.shape[0], self.dim), dtype=self.dtype)
         self._backward(params, cache, dlogits, split_params(grads, self.shapes))
         return losses, grads
 
     def evaluate(self, params) -> dict[str, float]:
         """Held-out ``loss`` (nats) and ``accuracy`` on the fixed test subsample."""
-        params = np.asarray(params, dtype=self.dtype)
-        if params.shape != (self.dim,):
-            raise ValueError(f"params has shape {params.shape}; evaluate expects ({self.dim},)")
+        params = check_eval_params(params, self.dim, self.dtype)
         logits, labels, _ = self._forward(params, "test", self.eval_index[None, :])
         losses, _ = softmax_xent(logits, labels)
         accuracy = np.mean(logits[0].argmax(axis=-1) == labels[0])
         return {"loss": float(losses[0]), "accuracy": float(accuracy)}
-
-
-def check_dtype(dtype) -> np.dtype:
-    """``dtype`` as a numpy dtype, or ``ValueError`` unless it is float32 or float64."""
-    return np.dtype(check_choice("dtype", str(dtype), DTYPES))
 
 
 @register("mlp", "multi-layer perceptron classifier (softmax cross-entropy) on a real data set")
@@ -270,7 +191,7 @@ class MLP(ShardedClassifier):
         self.hidden = check_widths("hidden", hidden)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.dtype = check_dtype(dtype)
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed(seed)
         data = load_classification(dataset, seed=self.seed)
         self.n_classes = data.n_classes
         self.x_train = data.x_train.astype(self.dtype, copy=False)
@@ -285,11 +206,7 @@ class MLP(ShardedClassifier):
     def init(self, rng: np.random.Generator) -> np.ndarray:
         """Weights ~ N(0, gain^2 / fan_in) (He gain sqrt(2) before relu/gelu), zero biases."""
         params = np.zeros(self.dim, dtype=self.dtype)
-        tensors = split_params(params, self.shapes)
-        gain = 1.0 if self.activation == "tanh" else np.sqrt(2.0)
-        for i, w in enumerate(tensors[0::2]):
-            scale = (gain if i < len(self.hidden) else 1.0) / np.sqrt(w.shape[0])
-            w[...] = scale * rng.standard_normal(w.shape)
+        init_dense(split_params(params, self.shapes)[0::2], self.activation, rng)
         return params
 
     def _forward(self, params, split, idx):

@@ -6,6 +6,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from models.checks import check_choice, check_int
+
 #: scheme name -> one-line description.
 SCHEMES: dict[str, str] = {
     "iid": "random equal split: every worker sees the same distribution",
@@ -63,7 +65,7 @@ class Shards:
         Uses exactly one ``rng.random((n_workers, batch_size))`` draw, so a copy of the
         generator reproduces the batch.
         """
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         u = rng.random((self.n_workers, batch_size))
         # u < 1 in float64 rounds u * size strictly below size, so local is a valid offset
         local = (u * self.sizes[:, None]).astype(np.int64)
@@ -71,7 +73,7 @@ class Shards:
 
     def owner(self, n_samples: int) -> np.ndarray:
         """Worker id of each of ``n_samples`` samples (int64), -1 where no worker owns it."""
-        _check_int("n_samples", n_samples, 1)
+        check_int("n_samples", n_samples, 1)
         workers, positions = self._positions()
         owned = self.order[positions]
         if owned.size and owned.max() >= n_samples:
@@ -99,11 +101,9 @@ def make_shards(n_samples: int, n_workers: int, scheme: str = "iid", *,
     ``classes_per_worker`` is the number of distinct classes per worker for ``by_label``.
     Raises ``ValueError`` if any worker would get no sample.
     """
-    _check_int("n_samples", n_samples, 1)
-    _check_int("n_workers", n_workers, 1)
-    if scheme not in SCHEMES:
-        raise ValueError(f"partition scheme = {scheme!r} is unknown; choose one of "
-                         f"{', '.join(SCHEMES)}")
+    check_int("n_samples", n_samples, 1)
+    check_int("n_workers", n_workers, 1)
+    check_choice("partition scheme", scheme, tuple(SCHEMES))
     if n_workers > n_samples:
         raise ValueError(f"n_workers = {n_workers} exceeds n_samples = {n_samples}; every "
                          f"worker needs >= 1 sample")
@@ -126,7 +126,7 @@ def make_shards(n_samples: int, n_workers: int, scheme: str = "iid", *,
 
 def label_histogram(shards: Shards, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Count of each class in each worker's shard: ``(n_workers, n_classes)`` int64."""
-    _check_int("n_classes", n_classes, 1)
+    check_int("n_classes", n_classes, 1)
     labels = np.asarray(labels)
     workers, positions = shards._positions()
     owned = labels[shards.order[positions]]
@@ -136,11 +136,6 @@ def label_histogram(shards: Shards, labels: np.ndarray, n_classes: int) -> np.nd
     counts = np.bincount(workers * n_classes + owned.astype(np.int64),
                          minlength=shards.n_workers * n_classes)
     return counts.reshape(shards.n_workers, n_classes)
-
-
-def _check_int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} = {value!r} must be an integer >= {low}")
 
 
 def _class_ids(labels, n_samples: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:

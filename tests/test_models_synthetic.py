@@ -222,7 +222,7 @@ def test_partition_info_reports_the_shards():
     assert hist.shape == (5, 2)
     assert np.array_equal(hist.sum(axis=1), info["sizes"])
     assert hist.sum() == obj.x_train.shape[0]
-    assert np.array_equal(hist.sum(axis=0), np.bincount(obj.labels_train, minlength=2))
+    assert np.array_equal(hist.sum(axis=0), np.bincount(obj.train_labels, minlength=2))
 
 
 def test_least_squares_label_schemes_split_by_target_decile():
