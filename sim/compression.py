@@ -91,11 +91,11 @@ def sampled_mask(x: np.ndarray, density: float, sample_ratio: float,
     """Boolean (n, d): |x| >= a per-row threshold estimated from a random sample (DGC, GradDrop).
 
     The threshold is the ceil(density * s)-th largest |x| among s entries drawn uniformly, so a
-    row keeps about density * d entries (a variable count). The sample holds at least 10/density
-    entries, so that it resolves the density; when that is the whole row the selection is exact.
+    row keeps about density * d entries (a variable count). The sample holds at least 100/density
+    entries (about 10% spread in the count); when that is the whole row the selection is exact.
     """
     n, d = x.shape
-    size = max(math.ceil(sample_ratio * d), math.ceil(10 / density))
+    size = max(math.ceil(sample_ratio * d), math.ceil(100 / density))
     if size >= d:
         return topk_mask(x, keep_count(density, d))
     mag = np.abs(x)
@@ -374,8 +374,8 @@ class QuantCodec:
         header = np.concatenate([head, counts.astype(">u4").view(np.uint8).reshape(n, 4)], axis=1)
         bits[(8 * offsets)[:, None] + np.arange(8 * header.shape[1])] = np.unpackbits(header, axis=1)
         record_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        first_record = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        at = 8 * (offsets + header.shape[1])[owner] + record_start - record_start[first_record][owner]
+        stream_start = np.concatenate([[0], np.cumsum(stream)[:-1]])
+        at = 8 * (offsets + header.shape[1])[owner] + record_start - stream_start[owner]
         gamma_write(bits, at, gaps)
         at = at + gamma_length(gaps)
         gamma_write(bits, at, lv)
