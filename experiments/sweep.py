@@ -1,13 +1,20 @@
-"""Sweeps: expand a spec's [sweep] table into a grid of runs and run them in parallel processes.
+"""Sweeps: expand a spec's [sweep] table into runs, run them in processes or on Dask, merge pieces.
 
 Each point runs in its own directory named by the hash of its resolved spec, so re-running a
-sweep skips the points already finished and an interrupted sweep resumes where it stopped.
+sweep skips the points already finished and an interrupted sweep resumes where it stopped. A
+sweep directory also holds ``sweep.json`` (the grid order of its points) and ``runs.csv``, the
+tidy table of every run in it (see ``experiments.table``).
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
+import re
+import shutil
+import tempfile
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -16,16 +23,65 @@ from tqdm import tqdm
 
 from experiments.results import _write_atomic, is_complete
 from experiments.spec import SECTIONS, SpecError, _suggest, resolve, spec_hash
+from experiments.table import MANIFEST, run_dirs, write_table
 
 # Numerics run one process per core; BLAS threads on top would only fight over the cores.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+DASK_HINT = "pip install 'dlion-sim[dask]'"
+
+
+def _axis(where: str, dotted: str, values) -> tuple[str, str, list]:
+    """Check one sweep entry; returns (section, key, values), key '' for a whole-section axis."""
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise SpecError(f"{where} key {dotted!r}: unknown section {section!r}"
+                        f"{_suggest(section, SECTIONS)}")
+    if not isinstance(values, list) or not values:
+        raise SpecError(f"{where}.{dotted!r} = {values!r}: expected a non-empty list of values")
+    if not key and not all(isinstance(v, dict) for v in values):
+        raise SpecError(f"{where}.{section} = {values!r}: a whole-section axis takes a list of "
+                        "tables, e.g. [{name = 'dlion'}, {name = 'glion'}]")
+    return section, key, values
+
+
+def _zip_group(where: str, table) -> list[list[tuple]]:
+    """One ``[sweep.zip]`` table -> one axis whose settings set every zipped key together."""
+    if not isinstance(table, dict) or not table:
+        raise SpecError(f"{where} = {table!r}: expected a table of 'section.key' = [values] "
+                        "lists of equal length, e.g. {'method.name' = ['dlion', 'glion'], "
+                        "'method.lr' = [0.001, 0.0003]}")
+    entries = [_axis(where, dotted, values) for dotted, values in table.items()]
+    names = list(table)
+    for name, (_, _, values) in zip(names[1:], entries[1:]):
+        if len(values) != len(entries[0][2]):
+            raise SpecError(f"{where}: {name!r} has {len(values)} values but {names[0]!r} has "
+                            f"{len(entries[0][2])}; zipped lists vary together and need equal "
+                            "lengths")
+    return [[(section, key, values[i]) for section, key, values in entries]
+            for i in range(len(entries[0][2]))]
+
+
+def _check_overlap(axes: list[list[list[tuple]]]) -> None:
+    """A key set by two axes would make the grid order decide its value: refuse it."""
+    owner: dict[str, int] = {}
+    for index, axis in enumerate(axes):
+        keys = set()
+        for setting in axis:
+            for section, key, value in setting:
+                keys.update([f"{section}.{key}"] if key else (f"{section}.{k}" for k in value))
+        for dotted in keys:
+            if owner.setdefault(dotted, index) != index:
+                raise SpecError(f"sweep: {dotted!r} is set by two sweep axes (a grid key, a zip "
+                                "list or a whole-section table); give each key in one axis only")
 
 
 def expand(raw: dict) -> list[dict]:
     """The raw specs of every grid point of ``raw['sweep']`` (the base spec when it has none).
 
     Keys are ``"section.key" = [values]`` (one axis each) or ``section = [tables]`` (each table
-    merged over the base section, e.g. method variants with their own hyperparameters).
+    merged over the base section, e.g. method variants with their own hyperparameters). A
+    ``zip`` sub-table (or a list of them) holds lists of equal length that vary together as one
+    axis. The first axis varies slowest.
     """
     sweep = raw.get("sweep", {})
     base = {k: v for k, v in raw.items() if k != "sweep"}
@@ -33,79 +89,250 @@ def expand(raw: dict) -> list[dict]:
         raise SpecError("[sweep] must be a table of 'section.key' = [values]")
     axes = []
     for dotted, values in sweep.items():
-        section, _, key = dotted.partition(".")
-        if section not in SECTIONS:
-            raise SpecError(f"sweep key {dotted!r}: unknown section {section!r}"
-                            f"{_suggest(section, SECTIONS)}")
-        if not isinstance(values, list) or not values:
-            raise SpecError(f"sweep.{dotted!r} = {values!r}: expected a non-empty list of values")
-        if not key and not all(isinstance(v, dict) for v in values):
-            raise SpecError(f"sweep.{section} = {values!r}: a whole-section axis takes a list of "
-                            "tables, e.g. [{name = 'dlion'}, {name = 'glion'}]")
-        axes.append((section, key, values))
+        if dotted == "zip":
+            groups = values if isinstance(values, list) else [values]
+            if not groups:
+                raise SpecError("sweep.zip = []: expected a table of equal-length lists")
+            axes.extend(_zip_group("sweep.zip", group) for group in groups)
+        else:
+            section, key, values = _axis("sweep", dotted, values)
+            axes.append([[(section, key, v)] for v in values])
+    _check_overlap(axes)
     points = []
-    for combination in itertools.product(*(values for _, _, values in axes)):
-        point = {k: dict(v) for k, v in base.items()}
-        for (section, key, _), value in zip(axes, combination):
-            table = point.setdefault(section, {})
-            if key:
-                table[key] = value
-            else:
-                table.update(value)
+    for combination in itertools.product(*axes):
+        point = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+        for setting in combination:
+            for section, key, value in setting:
+                table = point.setdefault(section, {})
+                if key:
+                    table[key] = value
+                else:
+                    table.update(value)
         points.append(point)
     return points
 
 
-def _run_point(spec: dict, directory: str) -> tuple[str, str]:
-    """Run one resolved point into ``directory`` (in a worker process); returns (dir, status)."""
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'2/4'`` -> (2, 4): this invocation runs the second of four interleaved pieces."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise SpecError(f"--shard {text!r}: expected i/n with whole numbers 1 <= i <= n, "
+                        "e.g. 1/4 (the first of four pieces)")
+    return int(match[1]), int(match[2])
+
+
+def plan(raw: dict) -> dict[str, dict]:
+    """Spec hash -> resolved spec of every distinct grid point, in grid order (all validated)."""
+    return {spec_hash(s): s for s in (resolve(point) for point in expand(raw))}
+
+
+def shard_of(grid: dict[str, dict], shard: tuple[int, int] | None) -> dict[str, dict]:
+    """The points of ``grid`` that shard (i, n) runs: every n-th, from the i-th on.
+
+    Interleaving (not contiguous blocks) spreads slow and fast corners of a grid over shards.
+    """
+    if shard is None:
+        return dict(grid)
+    index, count = shard
+    return dict(list(grid.items())[index - 1::count])
+
+
+def _compute(spec: dict):
+    """Run one resolved point (in a worker process or on a Dask worker).
+
+    Returns ("ok", Result) or ("failed", error text, traceback text); the caller writes the run
+    directory, so a remote Dask worker needs no shared file system.
+    """
     from experiments.run import execute
 
     try:
-        result = execute(spec)
+        return "ok", execute(spec)
     except Exception as err:  # a failed point is recorded and the sweep goes on
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        _write_atomic(Path(directory) / "error.json",
-                      json.dumps({"error": f"{type(err).__name__}: {err}"}) + "\n")
-        return directory, f"failed: {type(err).__name__}: {err}"
-    result.save(directory)
-    return directory, result.summary["status"]
+        return "failed", f"{type(err).__name__}: {err}", traceback.format_exc()
 
 
-def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = False) -> list[dict]:
-    """Run every point of the sweep ``raw`` into ``out_dir``; returns one record per point.
+def _record(directory: Path, spec: dict, outcome) -> str:
+    """Write a computed point into ``directory``; returns its status."""
+    if outcome[0] == "ok":
+        result = outcome[1]
+        result.save(directory)
+        (directory / "error.json").unlink(missing_ok=True)
+        return result.summary["status"]
+    _, error, trace = outcome
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(directory / "error.json",
+                  json.dumps({"error": error, "traceback": trace, "spec": spec}, indent=2) + "\n")
+    return f"failed: {error}"
 
-    All points are validated before any runs, so a bad value never costs finished work.
-    ``jobs``: worker processes (default: the number of cores; 1 runs in this process).
-    """
-    specs = [resolve(point) for point in expand(raw)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    records = [{"dir": str(out / spec_hash(s)), "spec": s} for s in specs]
-    todo = [r for r in records if not is_complete(r["dir"])]
-    for r in records:
-        r["status"] = "done before" if r not in todo else "pending"
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
-    by_dir = {r["dir"]: r for r in records}
+
+def _crashed(err: BaseException):
+    """The outcome of a point whose worker died (a broken pool, a lost Dask worker)."""
+    return "failed", f"{type(err).__name__}: {err}", ""
+
+
+def _run_local(todo: list[dict], jobs: int, finish) -> None:
     if jobs == 1:
         for r in todo:
-            by_dir[r["dir"]]["status"] = _run_point(r["spec"], r["dir"])[1]
-            bar.update(1)
-    else:
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        os.environ.update({v: "1" for v in _THREAD_VARS})
-        try:
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_run_point, r["spec"], r["dir"]) for r in todo]
-                for future in as_completed(futures):
-                    directory, status = future.result()
-                    by_dir[directory]["status"] = status
-                    bar.update(1)
-        finally:
-            for var, value in saved.items():
-                if value is None:
-                    os.environ.pop(var, None)
-                else:
-                    os.environ[var] = value
-    bar.close()
+            finish(r, _compute(r["spec"]))
+        return
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    os.environ.update({v: "1" for v in _THREAD_VARS})
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+    try:
+        futures = {pool.submit(_compute, r["spec"]): r for r in todo}
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as err:
+                outcome = _crashed(err)
+            finish(futures[future], outcome)
+    finally:
+        # on Ctrl-C, drop the queued points instead of waiting for them
+        pool.shutdown(wait=True, cancel_futures=True)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _dask():
+    """The dask.distributed module, or a SpecError naming the extra that provides it."""
+    try:
+        return importlib.import_module("dask.distributed")
+    except ImportError:
+        raise SpecError(f"--dask needs the optional Dask extra: {DASK_HINT}") from None
+
+
+def _dask_client(address: str, jobs: int):
+    """A Dask client (and the LocalCluster it owns for ``address == 'local'``, else None)."""
+    from dask.distributed import Client, LocalCluster
+
+    if address == "local":
+        # the nanny already pins BLAS threads to 1 (distributed.nanny.pre-spawn-environ)
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        return Client(address, timeout=10), None
+    except (OSError, TimeoutError, ValueError) as err:
+        raise SpecError(f"--dask {address!r}: cannot reach a Dask scheduler there ({err}); "
+                        "give tcp://HOST:PORT or 'local'") from None
+
+
+def _run_dask(todo: list[dict], address: str, jobs: int, finish) -> None:
+    """Submit whole runs (never steps: Dask spends ~1 ms per task) to a Dask scheduler."""
+    from dask.distributed import as_completed as dask_completed
+
+    client, cluster = _dask_client(address, jobs)
+    try:
+        futures = {client.submit(_compute, r["spec"], key=f"dlion-sim-{Path(r['dir']).name}",
+                                 pure=False): r for r in todo}
+        for future in dask_completed(list(futures)):
+            try:
+                outcome = future.result()
+            except Exception as err:
+                outcome = _crashed(err)
+            finish(futures[future], outcome)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _manifest_points(directory: Path) -> list[str]:
+    path = directory / MANIFEST
+    return json.loads(path.read_text())["points"] if path.exists() else []
+
+
+def _write_manifest(directory: Path, points: list[str]) -> None:
+    """Record the grid order of the points, keeping points of earlier grids after them."""
+    ordered = list(dict.fromkeys([*points, *_manifest_points(directory)]))
+    _write_atomic(directory / MANIFEST, json.dumps({"points": ordered}, indent=1) + "\n")
+
+
+def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = False,
+              dask: str | None = None, shard: tuple[int, int] | None = None) -> list[dict]:
+    """Run the points of the sweep ``raw`` into ``out_dir``; returns one record per point.
+
+    All points are validated before any runs, so a bad value never costs finished work.
+    Finished points are skipped; failed ones are tried again. Records hold ``dir``, ``spec``
+    and ``status``; ``runs.csv`` is rewritten at the end.
+    ``jobs``: worker processes (default: the number of cores; 1 runs in this process), or the
+    LocalCluster's workers for ``dask='local'``. ``dask``: a scheduler address or 'local'.
+    ``shard``: (i, n) runs only that piece of the grid (see ``shard_of``); the manifest and the
+    table still cover the whole directory, so pieces run into one directory need no merge.
+    """
+    if dask:
+        _dask()
+    grid = plan(raw)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out, list(grid))
+    records = [{"dir": str(out / h), "spec": s} for h, s in shard_of(grid, shard).items()]
+    todo = [r for r in records if not is_complete(r["dir"])]
+    for r in records:
+        r["status"] = "done before" if is_complete(r["dir"]) else "pending"
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+
+    def finish(record, outcome):
+        record["status"] = _record(Path(record["dir"]), record["spec"], outcome)
+        bar.update(1)
+
+    try:
+        if todo and dask:
+            _run_dask(todo, dask, jobs, finish)
+        elif todo:
+            _run_local(todo, min(jobs, len(todo)), finish)
+    finally:
+        bar.close()
+    write_table(out)
     return records
+
+
+def merge(out_dir, pieces, move: bool = False) -> dict[str, int]:
+    """Put sweep directories run in pieces (``--shard``) together into ``out_dir``.
+
+    Run directories are deduplicated by hash: a finished run wins over a failed one, and an
+    existing finished run is kept. ``move`` renames instead of copying. The grid order and
+    ``runs.csv`` are rewritten. Returns counts: added, replaced, kept.
+    """
+    out = Path(out_dir)
+    sources = [Path(p) for p in pieces]
+    for piece in sources:
+        if not piece.is_dir():
+            raise SpecError(f"merge: {str(piece)!r} is not a directory (expected a sweep "
+                            "directory holding run directories)")
+        if piece.resolve() != out.resolve() and not run_dirs(piece):
+            raise SpecError(f"merge: {str(piece)!r} holds no finished or failed run directories")
+    if not sources and not out.is_dir():
+        raise SpecError(f"merge: {str(out)!r} does not exist and no pieces were given "
+                        "(usage: dlion-sim merge OUT DIR...)")
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"added": 0, "replaced": 0, "kept": 0}
+    points = _manifest_points(out)
+    for piece in sources:
+        if piece.resolve() == out.resolve():
+            continue
+        points += _manifest_points(piece)
+        for run in run_dirs(piece):
+            target = out / run.name
+            if target.exists() and (is_complete(target) or not is_complete(run)):
+                counts["kept"] += 1
+                continue
+            # land the copy under a temporary name first so a crash never leaves half a run
+            staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{run.name}."))
+            staged = staging / run.name
+            if move:
+                shutil.move(str(run), staged)
+            else:
+                shutil.copytree(run, staged)
+            counts["replaced" if target.exists() else "added"] += 1
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staged, target)
+            staging.rmdir()
+    _write_manifest(out, points)
+    write_table(out)
+    return counts

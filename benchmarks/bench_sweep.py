@@ -1,0 +1,65 @@
+"""Sweep throughput on 2 processes against 1, for SimPy-bound runs.
+
+Each point is G-AdamW on a 100-parameter quadratic with many workers, so nearly all of a run's
+wall time is the SimPy network (one flow per worker per message) and not numpy. The same sweep
+runs with ``--jobs 1`` (in this process, after a warm-up) and ``--jobs 2`` (spawned processes,
+their start-up included), each into a fresh directory; the ratio of runs per second is the
+speed-up (target >= 1.8x on a quiet 2-core machine). The load average is printed with it,
+because other work on the machine takes cores away from the second process.
+Run: .venv/bin/python benchmarks/bench_sweep.py [--points P] [--workers N] [--steps S]
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import experiments
+from experiments.sweep import run_sweep
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _timed(raw, out, jobs):
+    start = time.perf_counter()
+    records = run_sweep(raw, out, jobs=jobs)
+    elapsed = time.perf_counter() - start
+    assert all(r["status"] == "completed" for r in records), [r["status"] for r in records]
+    return elapsed, records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    base = {"objective": {"name": "quadratic"}, "method": {"name": "gadamw", "lr": 0.01},
+            "cluster": {"workers": args.workers, "batch_size": 4},
+            "run": {"steps": args.steps, "eval_every": 0}}
+    raw = {**base, "sweep": {"run.seed": list(range(args.points))}}
+    experiments.simulate({**base, "run": {"steps": 5}})  # imports and first-call costs
+
+    print(f"load average before: {_loadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        one, serial = _timed(raw, Path(tmp) / "one", 1)
+        two, parallel = _timed(raw, Path(tmp) / "two", 2)
+        for a, b in zip(serial, parallel):
+            assert np.array_equal(experiments.load(a["dir"]).params,
+                                  experiments.load(b["dir"]).params)
+    print(f"load average after:  {_loadavg()}")
+    print(f"{args.points} runs of G-AdamW, {args.workers} workers, {args.steps} steps each")
+    print(f"  --jobs 1: {one:7.2f} s  {args.points / one:6.2f} runs/s")
+    print(f"  --jobs 2: {two:7.2f} s  {args.points / two:6.2f} runs/s")
+    print(f"  speed-up: x{one / two:.2f} (target >= 1.8 on a quiet 2-core machine)")
+
+
+if __name__ == "__main__":
+    main()
