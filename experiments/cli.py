@@ -91,18 +91,51 @@ def cmd_merge(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from plots.curves import plot_curves
+    from plots import bandwidth, curves, heatmap, timeline, tradeoff
+    from plots.data import PlotError
 
+    # options that only some kinds take; naming a wrong one is an error, not silently ignored
+    takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target"},
+             "bandwidth": {"metric", "target"},
+             "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"}}
+    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline")
+             if getattr(args, k) is not None}
+    if given - takes[args.kind]:
+        raise SpecError(f"--kind {args.kind} does not take "
+                        f"{', '.join('--' + k for k in sorted(given - takes[args.kind]))}; "
+                        f"it takes: {', '.join('--' + k for k in sorted(takes[args.kind]))}")
     out = Path(args.output or Path(args.directory) / f"{args.kind}.png")
-    if out.suffix not in (".png", ".svg", ".pdf"):
-        raise SpecError(f"-o {str(out)!r}: the figure format comes from the suffix; "
-                        "allowed: .png, .svg, .pdf")
     try:
-        plot_curves(args.directory, out, metric=args.metric)
-    except (FileNotFoundError, ValueError) as err:
+        if args.kind == "curves":
+            curves.plot_curves(args.directory, out, metric=args.metric or "train_loss",
+                               axes=(args.x,) if args.x else ("step", "time", "bits"))
+        elif args.kind == "tradeoff":
+            tradeoff.plot_tradeoff(args.directory, out, metric=args.metric or "loss",
+                                   target=args.target)
+        elif args.kind == "bandwidth":
+            bandwidth.plot_bandwidth(args.directory, out, metric=args.metric, target=args.target)
+        elif args.kind == "heatmap":
+            heatmap.plot_heatmap(args.directory, out, method=args.method,
+                                 baseline=args.baseline or "gadamw", metric=args.metric,
+                                 target=args.target)
+        else:
+            timeline.plot_timeline(args.directory, out, steps=_step_range(args.steps))
+    except PlotError as err:
         raise SpecError(str(err)) from None
     print(f"wrote {out}")
     return 0
+
+
+def _step_range(text: str | None) -> tuple[int, int] | None:
+    """'5' -> (5, 5); '5-8' -> (5, 8); None stays None."""
+    if text is None:
+        return None
+    first, _, last = text.partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise SpecError(f"--steps {text!r}: give a step or a range of steps, e.g. 5 or 5-8") \
+            from None
 
 
 def cmd_list(args) -> int:
@@ -114,8 +147,8 @@ def cmd_list(args) -> int:
     if what in ("methods", "all"):
         print("methods:")
         for m in methods.METHODS.values():
-            print(f"  {m.name:10s} {m.description}")
-            print(f"  {'':10s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+            print(f"  {m.name:12s} {m.description}")
+            print(f"  {'':12s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
     if what in ("objectives", "all"):
         print("objectives:")
         for name, (_, description) in sorted(models.REGISTRY.items()):
@@ -195,10 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="draw figures from a run or sweep directory")
     plot.add_argument("directory")
-    plot.add_argument("--kind", choices=["curves"], default="curves")
-    plot.add_argument("--metric", default="train_loss",
-                      help="history column to plot (train_loss, eval_loss, eval_accuracy, ...)")
-    plot.add_argument("-o", "--output", help="figure file (.png or .svg)")
+    plot.add_argument("--kind", default="curves",
+                      choices=["curves", "tradeoff", "bandwidth", "heatmap", "timeline"],
+                      help="curves: a metric over training; tradeoff: final metric against "
+                           "bits/param/step; bandwidth: time-to-target against bandwidth; "
+                           "heatmap: D-Lion's speed-up over G-AdamW per bandwidth and workers; "
+                           "timeline: Gantt chart of a few steps (needs run.trace=true)")
+    plot.add_argument("--metric", help="history column or evaluation metric (train_loss, "
+                                       "eval_loss or loss, eval_accuracy, ...)")
+    plot.add_argument("--x", choices=["step", "time", "bits"],
+                      help="curves: one x axis only (default: all three panels)")
+    plot.add_argument("--target", type=float,
+                      help="time to this value of --metric (default: the runs' run.target)")
+    plot.add_argument("--steps", help="timeline: which steps, e.g. 5 or 5-8 (default: 1-3)")
+    plot.add_argument("--method", help="heatmap: method key (default: dlion/mavo)")
+    plot.add_argument("--baseline", help="heatmap: baseline method key (default: gadamw)")
+    plot.add_argument("-o", "--output",
+                      help="figure file; .png, .svg or .pdf (default: DIR/KIND.png)")
     plot.set_defaults(func=cmd_plot)
 
     lst = sub.add_parser("list", help="list methods, objectives, presets or collectives")

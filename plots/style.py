@@ -5,7 +5,10 @@ from __future__ import annotations
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
              "#000000")
 
-#: A fixed colour per method variant, so a method looks the same in every figure.
+#: A fixed colour per method variant, so a method looks the same in every figure. The first
+#: six are Okabe-Ito; the baselines add Paul Tol's colour-blind-safe "muted" scheme. Sixteen
+#: colours cannot all stay distinct under every colour-vision deficiency, so every method
+#: also has its own marker (METHOD_MARKERS) and figures draw both.
 METHOD_COLORS = {
     "dlion/mavo": "#0072B2",
     "dlion/avg": "#56B4E9",
@@ -13,13 +16,58 @@ METHOD_COLORS = {
     "gadamw": "#D55E00",
     "gsgd": "#CC79A7",
     "lion": "#000000",
+    "terngrad": "#E69F00",
+    "dgc": "#882255",
+    "graddrop": "#999933",
+    "signum": "#332288",
+    "efsignsgd": "#44AA99",
+    "qsgd": "#AA4499",
+    "topk": "#CC6677",
+    "randomk": "#88CCEE",
+    "powersgd": "#117733",
+    "onebit_adam": "#DDAA33",
 }
+
+#: A fixed marker per method variant (the second cue besides colour).
+METHOD_MARKERS = {
+    "dlion/mavo": "o", "dlion/avg": "s", "glion": "^", "gadamw": "D", "gsgd": "v", "lion": "*",
+    "terngrad": "P", "dgc": "X", "graddrop": "<", "signum": ">", "efsignsgd": "h",
+    "qsgd": "p", "topk": "d", "randomk": "H", "powersgd": "8", "onebit_adam": "$1$",
+}
+
+#: Colours of the timeline phases (Okabe-Ito; idle is a neutral grey).
+PHASE_COLORS = {
+    "compute": "#0072B2",
+    "send": "#E69F00",
+    "idle": "#C8C8C8",
+    "aggregate": "#009E73",
+    "receive": "#CC79A7",
+}
+
+_PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": "G-Lion",
+           "gadamw": "G-AdamW", "gsgd": "G-SGD", "lion": "Lion", "terngrad": "TernGrad",
+           "dgc": "DGC", "graddrop": "GradDrop", "signum": "Signum (MaVo)",
+           "efsignsgd": "EF-signSGD", "qsgd": "QSGD", "topk": "Top-k", "randomk": "Random-k",
+           "powersgd": "PowerSGD", "onebit_adam": "1-bit Adam"}
 
 
 def method_key(spec: dict) -> str:
     """'dlion/mavo', 'dlion/avg' or the method name."""
     method = spec["method"]
-    return f"{method['name']}/{method['aggregate']}" if "aggregate" in method else method["name"]
+    if method["name"] == "dlion" and "aggregate" in method:
+        return f"dlion/{method['aggregate']}"
+    return method["name"]
+
+
+def method_rank(key: str) -> int:
+    """Position of a method key in the fixed legend order (unknown methods last)."""
+    order = list(METHOD_COLORS)
+    return order.index(key) if key in order else len(order)
+
+
+def pretty(key: str) -> str:
+    """The method's display name ('D-Lion (MaVo)'), or the key itself."""
+    return _PRETTY.get(key, key)
 
 
 def color_for(spec: dict) -> str:
@@ -30,19 +78,62 @@ def color_for(spec: dict) -> str:
     return OKABE_ITO[sum(map(ord, key)) % len(OKABE_ITO)]
 
 
-_PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": "G-Lion",
-           "gadamw": "G-AdamW", "gsgd": "G-SGD", "lion": "Lion"}
+def marker_for(spec: dict) -> str:
+    """The method's marker ('o' for methods without a fixed one)."""
+    return METHOD_MARKERS.get(method_key(spec), "o")
 
 
 def run_label(spec: dict, all_specs: list[dict]) -> str:
-    """Legend label: the method, plus the other keys that differ between the plotted runs."""
-    label = _PRETTY.get(method_key(spec), method_key(spec))
+    """Legend label: the method, plus the other keys that differ between the plotted runs.
+
+    Method hyperparameters count only against runs of the same method (G-AdamW's lr differing
+    from D-Lion's is not worth a label).
+    """
+    key = method_key(spec)
+    same_method = [s for s in all_specs if method_key(s) == key]
+    extras = [f"{name}={value}" for name, value in spec["method"].items()
+              if name not in ("name", "aggregate")
+              and len({repr(s["method"].get(name)) for s in same_method}) > 1]
+    extras += setting_differences(spec, all_specs)
+    return pretty(key) + (f" ({', '.join(extras)})" if extras else "")
+
+
+def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
+    """'key=value' for every non-method spec key (except the seed) that differs among specs."""
     extras = []
     for section in ("cluster", "network", "compute", "run", "objective"):
-        for key, value in spec[section].items():
-            if key == "seed":
-                continue
-            values = {repr(s[section].get(key)) for s in all_specs}
-            if len(values) > 1:
-                extras.append(f"{key}={value}")
-    return label + (f" ({', '.join(extras)})" if extras else "")
+        for name, value in spec[section].items():
+            if name != "seed" and len({repr(s[section].get(name)) for s in all_specs}) > 1:
+                extras.append(f"{name}={value}")
+    return extras
+
+
+def describe(specs: list[dict]) -> str:
+    """The setting shared by all ``specs`` ('logistic: 8 workers, 1 Gb/s, star'), for titles."""
+    from sim.units import format_bandwidth
+
+    def common(section, name):
+        values = {repr(s[section].get(name)) for s in specs}
+        return specs[0][section].get(name) if len(values) == 1 else None
+
+    parts = []
+    if common("cluster", "workers") is not None:
+        parts.append(f"{common('cluster', 'workers')} workers")
+    bandwidth = common("network", "bandwidth")
+    if bandwidth is not None:
+        parts.append(format_bandwidth(bandwidth) if not isinstance(bandwidth, list)
+                     else "mixed links")
+    if common("network", "topology") is not None:
+        parts.append(common("network", "topology"))
+    objective = common("objective", "name") or "several objectives"
+    return f"{objective}: {', '.join(parts)}" if parts else objective
+
+
+def metric_label(column: str) -> str:
+    """Axis label of a history column ('eval_loss' -> 'evaluation loss')."""
+    if column == "train_loss":
+        return "training loss (minibatch mean)"
+    if column.startswith("eval_"):
+        name = column[5:].replace("_", " ")
+        return f"evaluation {name}" + (" (fraction)" if "acc" in column else "")
+    return column.replace("_", " ")

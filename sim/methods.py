@@ -327,3 +327,6 @@ def get(name: str) -> Method:
         raise ValueError(f"method.name = {name!r} is not a method; choose one of "
                          f"{', '.join(METHODS)}")
     return METHODS[name]
+
+
+from sim import baselines  # noqa: E402,F401  (registers the compressed-communication baselines)

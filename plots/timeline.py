@@ -1,0 +1,135 @@
+"""A Gantt chart of a few steps: what every worker (and the server) did when, from trace.csv.
+
+The teaching picture of synchronous data parallelism: fast workers idle while stragglers
+compute, messages queue at the server's link (incast), and nobody starts the next step until
+the reply has arrived.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from plots.data import PlotError, group_runs, load_runs, spec_of
+from plots.figure import plt, save
+from plots.style import PHASE_COLORS, describe, run_label
+
+#: Phases in drawing and legend order.
+PHASES = ("compute", "send", "idle", "aggregate", "receive")
+
+#: (seconds per unit, unit) for the time axis, chosen by the length of the window.
+_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def trace_events(run) -> list[dict]:
+    """The run's trace rows with their step (1-based): node, phase, step, start, end [s], bytes.
+
+    The trace is written step by step, so the k-th row of a node's phase belongs to step k.
+    """
+    if run.trace is None:
+        raise PlotError("this run has no trace (run it with --set run.trace=true)")
+    seen: dict[tuple, int] = defaultdict(int)
+    events = []
+    for node, phase, start, end, size in run.trace:
+        seen[node, phase] += 1
+        events.append({"node": node, "phase": phase, "step": seen[node, phase],
+                       "start": start, "end": end, "bytes": size})
+    return events
+
+
+def window_events(events: list[dict], steps: tuple[int, int]) -> dict[str, list[dict]]:
+    """Events of steps ``steps`` (first, last; inclusive) per node, in time order.
+
+    A worker's idle bar is stretched to its next event: the trace's idle ends when the server
+    starts aggregating, and the worker keeps waiting until the reply starts to arrive.
+    """
+    first, last = steps
+    by_node: dict[str, list[dict]] = defaultdict(list)
+    for e in events:
+        if first <= e["step"] <= last:
+            by_node[e["node"]].append(dict(e))
+    for node, rows in by_node.items():
+        rows.sort(key=lambda e: (e["start"], PHASES.index(e["phase"])))
+        for row, after in zip(rows, rows[1:]):
+            if row["phase"] == "idle" and after["start"] > row["end"]:
+                row["end"] = after["start"]
+    return dict(by_node)
+
+
+def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
+                  title: str | None = None):
+    """Gantt chart of steps ``steps`` (first, last; 1-based, inclusive; default the first 3).
+
+    One panel per traced run in ``results``, one row per worker and one for the server (or the
+    collective); bars coloured by phase. Returns the Figure; writes PNG/SVG/PDF to
+    ``out_file`` when given.
+    """
+    runs = load_runs(results)
+    traced = [r for g in group_runs(runs) for r in g.runs if r.trace is not None]
+    if not traced:
+        raise PlotError(f"none of the {len(runs)} runs has a trace.csv; re-run with "
+                        "--set run.trace=true")
+    total = min(int(r.summary["steps"]) for r in traced)
+    first, last = steps if steps is not None else (1, min(3, total))
+    if not 1 <= first <= last <= total:
+        raise PlotError(f"steps {first}-{last} are not in the trace; it holds steps 1-{total}")
+    heights = [len({e["node"] for e in trace_events(r)}) for r in traced]
+    fig, axes = plt.subplots(len(traced), 1, figsize=(10, 1.1 + sum(0.32 * h + 0.9 for h in heights)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    specs = [spec_of(r) for r in traced]
+    for ax, run in zip(axes[:, 0], traced):
+        _draw_run(ax, run, (first, last))
+        ax.set_title(run_label(spec_of(run), specs), fontsize=9, loc="left")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in PHASES]
+    fig.legend(handles, PHASES, loc="upper right", ncol=len(PHASES), fontsize=8, frameon=False)
+    shown = f"step {first}" if first == last else f"steps {first}-{last}"
+    fig.suptitle(title or f"Timeline of {shown}, {describe(specs)}", fontsize=11, x=0.01,
+                 ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return save(fig, out_file)
+
+
+def _draw_run(ax, run, steps: tuple[int, int]) -> None:
+    """One run's rows: bars per phase, step boundaries, and the time axis in a fitting unit."""
+    by_node = window_events(trace_events(run), steps)
+    workers = sorted((n for n in by_node if n.startswith("worker")), key=lambda n: int(n[6:]))
+    others = sorted(n for n in by_node if not n.startswith("worker"))
+    rows = workers + others  # the server (or the collective) below the workers
+    begin = min(e["start"] for rows_ in by_node.values() for e in rows_)
+    end = max(e["end"] for rows_ in by_node.values() for e in rows_)
+    scale, unit = next((s, u) for s, u in _UNITS if end - begin >= s or s == 1e-9)
+    bars: dict[str, list[tuple]] = defaultdict(list)
+    for y, node in enumerate(rows):
+        node_events = by_node[node]
+        for e in node_events:
+            bars[e["phase"]].append((y, e["start"], e["end"]))
+        if node in others:  # the server idles whenever it is not aggregating
+            edge = begin
+            for e in node_events:
+                bars["idle"].append((y, edge, e["start"]))
+                edge = e["end"]
+            bars["idle"].append((y, edge, end))
+    for phase in PHASES:
+        if not bars[phase]:
+            continue
+        y, start, stop = (np.array(v, dtype=np.float64) for v in zip(*bars[phase]))
+        ax.barh(y, (stop - start) / scale, left=(start - begin) / scale, height=0.72,
+                color=PHASE_COLORS[phase], label=phase, edgecolor="white", linewidth=0.3)
+        if phase == "aggregate":  # an instantaneous aggregation is still worth seeing
+            instant = stop == start
+            ax.vlines((start[instant] - begin) / scale, y[instant] - 0.36, y[instant] + 0.36,
+                      color=PHASE_COLORS[phase], lw=2)
+    for step in range(steps[0], steps[1] + 1):
+        starts = [e["start"] for node in rows for e in by_node[node] if e["step"] == step]
+        at = (min(starts) - begin) / scale
+        ax.axvline(at, color="black", lw=0.6, ls=":")
+        ax.text(at, -0.6, f" step {step}", fontsize=7.5, va="bottom", ha="left")
+    ax.set_yticks(range(len(rows)), [_row_name(n) for n in rows], fontsize=7.5)
+    ax.set_ylim(len(rows) - 0.5, -1.1)
+    ax.set_xlim(0, (end - begin) / scale)
+    ax.set_xlabel(f"simulated time since step {steps[0]} began ({unit})")
+    ax.set_ylabel("node")
+
+
+def _row_name(node: str) -> str:
+    return "all workers (collective)" if node == "workers" else node

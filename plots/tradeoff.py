@@ -1,0 +1,95 @@
+"""Accuracy per bit: a final metric (or time-to-target) against bits per parameter per step.
+
+One point per method (runs differing only in their seed are one point: the mean, with t-interval
+error bars), on a log x axis, each point labelled: the style of Figure 4 of the D-Lion paper.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from plots.data import (final_value, group_runs, load_runs, metric_column, spec_of, t_interval,
+                        target_description, time_to_target)
+from plots.figure import plt, save
+from plots.style import color_for, describe, marker_for, metric_label, run_label
+
+
+def bits_per_param(run) -> float:
+    """Bits per parameter per step, up + down, per worker (from the run's summary)."""
+    return float(run.summary["bits_per_param_per_step"]["total"])
+
+
+def tradeoff_points(results, metric: str = "loss", target: float | None = None,
+                    confidence: float = 0.95) -> list[dict]:
+    """One dict per run group: label, spec, bits (mean, half-width) and y (mean, half-width).
+
+    y is the final value of ``metric``, or with ``target`` the simulated seconds until the
+    metric reached it (NaN for a group in which any seed never reached it).
+    """
+    runs = load_runs(results)
+    groups = group_runs(runs)
+    specs = [g.spec for g in groups]
+    points = []
+    for group in groups:
+        if target is None:
+            ys = [final_value(r, metric) for r in group.runs]
+        else:
+            ys = [time_to_target(r, metric, target) for r in group.runs]
+        bits = t_interval([bits_per_param(r) for r in group.runs], confidence)
+        y = t_interval(ys, confidence) if all(math.isfinite(v) for v in ys) else (math.nan, 0.0)
+        points.append({"label": run_label(group.spec, specs), "spec": group.spec,
+                       "bits": tuple(map(float, bits)), "y": tuple(map(float, y)),
+                       "seeds": len(group.runs)})
+    return points
+
+
+def plot_tradeoff(results, out_file=None, metric: str = "loss", target: float | None = None,
+                  title: str | None = None, confidence: float = 0.95):
+    """The final ``metric`` (or, with ``target``, time to reach it) against bits/param/step.
+
+    ``metric``: a history column or evaluation metric (``loss`` = ``eval_loss``). Returns the
+    Figure; writes PNG/SVG/PDF to ``out_file`` when given.
+    """
+    runs = load_runs(results)
+    column = metric_column(runs[0].history, metric)
+    points = tradeoff_points(runs, metric, target, confidence)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    missed = []
+    for p in points:
+        if not math.isfinite(p["y"][0]):
+            missed.append(p["label"])
+            continue
+        ax.errorbar(p["bits"][0], p["y"][0], yerr=p["y"][1] or None, xerr=p["bits"][1] or None,
+                    marker=marker_for(p["spec"]), linestyle="none", color=color_for(p["spec"]),
+                    ms=8, capsize=3,
+                    label=p["label"])
+        ax.annotate(p["label"], (p["bits"][0], p["y"][0]), textcoords="offset points",
+                    xytext=(7, 5), fontsize=8, color=color_for(p["spec"]))
+    ax.set_xscale("log")
+    ax.set_xlabel("communication (bits per parameter per step, up + down, per worker)")
+    seeds = max(p["seeds"] for p in points)
+    if target is None:
+        ax.set_ylabel(f"final {metric_label(column)}")
+        what = f"Final {metric_label(column)}"
+    else:
+        ax.set_ylabel(f"simulated time to {target_description(runs, metric, target)} (s)")
+        what = "Time to target"
+    if missed:
+        ax.text(0.01, 0.01, "never reached the target: " + ", ".join(missed),
+                transform=ax.transAxes, fontsize=8, va="bottom")
+    _pad_log_x(ax, [p["bits"][0] for p in points])
+    ax.grid(True, which="both", alpha=0.25)
+    heading = title or f"{what} against communication, {describe([spec_of(r) for r in runs])}"
+    if seeds > 1:
+        heading += f"\nmean over seeds (up to {seeds}), {confidence:.0%} t-interval error bars"
+    ax.set_title(heading, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_file)
+
+
+def _pad_log_x(ax, xs) -> None:
+    """Leave room on the log x axis for the point labels, which extend to the right."""
+    xs = np.asarray([x for x in xs if x > 0])
+    if xs.size:
+        ax.set_xlim(xs.min() / 2, xs.max() * 6)
