@@ -39,7 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=8)
     parser.add_argument("--workers", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     args = parser.parse_args()
     base = {"objective": {"name": "quadratic"}, "method": {"name": "gadamw", "lr": 0.01},
             "cluster": {"workers": args.workers, "batch_size": 4},

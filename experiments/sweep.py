@@ -196,10 +196,10 @@ def _run_local(todo: list[dict], jobs: int, finish) -> None:
                 os.environ[var] = value
 
 
-def _dask():
-    """The dask.distributed module, or a SpecError naming the extra that provides it."""
+def _require_dask() -> None:
+    """A SpecError naming the optional extra when dask.distributed is not installed."""
     try:
-        return importlib.import_module("dask.distributed")
+        importlib.import_module("dask.distributed")
     except ImportError:
         raise SpecError(f"--dask needs the optional Dask extra: {DASK_HINT}") from None
 
@@ -264,7 +264,7 @@ def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = Fals
     table still cover the whole directory, so pieces run into one directory need no merge.
     """
     if dask:
-        _dask()
+        _require_dask()
     grid = plan(raw)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
