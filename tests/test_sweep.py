@@ -275,6 +275,22 @@ def test_a_dask_local_cluster_gives_identical_runs(tmp_path):
     assert _measured(read_table(tmp_path / "one")) == _measured(read_table(tmp_path / "dask"))
 
 
+def test_a_sweep_runs_on_a_dask_scheduler_by_address(tmp_path):
+    distributed = pytest.importorskip("dask.distributed", reason="dask is an optional extra: "
+                                      "pip install 'dlion-sim[dask]'")
+    raw = {**BASE, "sweep": {"run.seed": [0, 1]}}
+    run_sweep(raw, tmp_path / "one", jobs=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        records = run_sweep(raw, tmp_path / "remote", dask=cluster.scheduler_address)
+        # the sweep closes only its client: the scheduler it was given keeps running
+        with distributed.Client(cluster) as client:
+            assert client.submit(sum, [1, 2]).result() == 3
+    assert [r["status"] for r in records] == ["completed"] * 2
+    for name in _complete(tmp_path / "one"):
+        _same_run(tmp_path / "one" / name, tmp_path / "remote" / name)
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 def test_table_columns_and_values(tmp_path):
