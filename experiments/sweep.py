@@ -335,4 +335,8 @@ def merge(out_dir, pieces, move: bool = False) -> dict[str, int]:
             staging.rmdir()
     _write_manifest(out, points)
     write_table(out)
+    if move:  # the pieces' tables must stop listing the runs that left them
+        for piece in sources:
+            if piece.resolve() != out.resolve():
+                write_table(piece)
     return counts

@@ -142,7 +142,7 @@ def test_shards_merged_equal_the_whole_sweep(tmp_path):
     # merging again finds every run there already; moving empties the piece
     assert merge(tmp_path / "merged", [tmp_path / "a"]) == {"added": 0, "replaced": 0, "kept": 2}
     assert merge(tmp_path / "moved", [tmp_path / "b"], move=True)["added"] == 2
-    assert _complete(tmp_path / "b") == []
+    assert _complete(tmp_path / "b") == [] and read_table(tmp_path / "b") == []
 
 
 def test_shards_into_one_directory_need_no_merge(tmp_path):
