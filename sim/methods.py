@@ -151,33 +151,35 @@ _BLOCK = 1 << 16  # elements per block of the worker kernel: its temporaries sta
 def _dlion_signs_1bit(m, g, b1, b2, rule, rng):
     """Worker side of D-Lion on a 1-bit wire, for all workers: the packed signs (N, ceil(d/8)).
 
-    Computes c = b1*m + (1-b1)*g, then m <- b2*m + (1-b2)*g, in column blocks so that the
-    temporaries stay in cache and m and g stream from memory once (several times faster than
-    whole-array ufuncs). Same operations, same order, same rounding as the whole-array form.
+    Computes c = b1*m + (1-b1)*g, then m <- b2*m + (1-b2)*g, over contiguous blocks of the
+    flattened arrays so that the temporaries stay in cache and m and g stream from memory once
+    (several times faster than whole-array ufuncs). Same operations, same order, same rounding
+    as the whole-array form.
     """
     n, d = m.shape
-    width = max(8, _BLOCK // n // 8 * 8)  # a multiple of 8: blocks pack to whole bytes
-    payload = np.empty((n, (d + 7) // 8), dtype=np.uint8)
-    c, tmp = np.empty((n, width), m.dtype), np.empty((n, width), m.dtype)
-    plus, zero = np.empty((n, width), bool), np.empty((n, width), bool)
-    for j in range(0, d, width):
-        w = min(width, d - j)
-        mj, gj, cj, tj = m[:, j:j + w], g[:, j:j + w], c[:, :w], tmp[:, :w]
+    if not m.flags.c_contiguous:  # the momentum is updated in place through a flat view
+        raise ValueError("dlion: the momentum state must be a C-contiguous (N, d) array")
+    flat_m, flat_g = m.reshape(-1), g.reshape(-1)
+    plus = np.empty(n * d, dtype=bool)
+    c, tmp, zero = (np.empty(_BLOCK, m.dtype), np.empty(_BLOCK, m.dtype),
+                    np.empty(_BLOCK, bool))
+    for j in range(0, n * d, _BLOCK):
+        w = min(_BLOCK, n * d - j)
+        mj, gj, cj, tj = flat_m[j:j + w], flat_g[j:j + w], c[:w], tmp[:w]
         np.multiply(mj, b1, out=cj)
         np.multiply(gj, 1 - b1, out=tj)
         np.add(cj, tj, out=cj)
         np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the reference order
         np.multiply(gj, 1 - b2, out=tj)
         np.add(mj, tj, out=mj)
-        pj = np.greater(cj, 0, out=plus[:, :w])
-        if np.count_nonzero(cj) < cj.size:  # exact zeros are rare: look for them only then
-            zj = np.equal(cj, 0, out=zero[:, :w])
+        pj = np.greater(cj, 0, out=plus[j:j + w])
+        zj = np.equal(cj, 0, out=zero[:w])
+        if rule != "minus" and zj.any():  # (minus: c > 0 already sends -1 for a zero)
             if rule == "random":
                 pj[zj] = rng.random(np.count_nonzero(zj)) < 0.5
             elif rule == "plus":
                 pj |= zj
-        payload[:, j // 8:(j + w + 7) // 8] = SignCodec.pack(pj)
-    return payload
+    return SignCodec.pack(plus.reshape(n, d))
 
 
 def _dlion_encode(state, grads, hp, rng):
