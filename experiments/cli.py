@@ -91,14 +91,15 @@ def cmd_merge(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from plots import bandwidth, curves, heatmap, timeline, tradeoff
+    from plots import bandwidth, curves, heatmap, sweep, timeline, tradeoff
     from plots.data import PlotError
 
     # options that only some kinds take; naming a wrong one is an error, not silently ignored
     takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target"},
              "bandwidth": {"metric", "target"},
-             "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"}}
-    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline")
+             "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"},
+             "sweep": {"metric", "target", "key", "series"}}
+    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series")
              if getattr(args, k) is not None}
     if given - takes[args.kind]:
         raise SpecError(f"--kind {args.kind} does not take "
@@ -118,6 +119,10 @@ def cmd_plot(args) -> int:
             heatmap.plot_heatmap(args.directory, out, method=args.method,
                                  baseline=args.baseline or "gadamw", metric=args.metric,
                                  target=args.target)
+        elif args.kind == "sweep":
+            sweep.plot_sweep(args.directory, out, key=args.key or "cluster.workers",
+                             metric=args.metric or "loss", series=args.series,
+                             target=args.target)
         else:
             timeline.plot_timeline(args.directory, out, steps=_step_range(args.steps))
     except PlotError as err:
@@ -229,11 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw figures from a run or sweep directory")
     plot.add_argument("directory")
     plot.add_argument("--kind", default="curves",
-                      choices=["curves", "tradeoff", "bandwidth", "heatmap", "timeline"],
+                      choices=["curves", "tradeoff", "bandwidth", "heatmap", "timeline", "sweep"],
                       help="curves: a metric over training; tradeoff: final metric against "
                            "bits/param/step; bandwidth: time-to-target against bandwidth; "
                            "heatmap: D-Lion's speed-up over G-AdamW per bandwidth and workers; "
-                           "timeline: Gantt chart of a few steps (needs run.trace=true)")
+                           "timeline: Gantt chart of a few steps (needs run.trace=true); "
+                           "sweep: final metric against a swept key (--key)")
     plot.add_argument("--metric", help="history column or evaluation metric (train_loss, "
                                        "eval_loss or loss, eval_accuracy, ...)")
     plot.add_argument("--x", choices=["step", "time", "bits"],
@@ -243,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--steps", help="timeline: which steps, e.g. 5 or 5-8 (default: 1-3)")
     plot.add_argument("--method", help="heatmap: method key (default: dlion/mavo)")
     plot.add_argument("--baseline", help="heatmap: baseline method key (default: gadamw)")
+    plot.add_argument("--key", help="sweep: the swept spec key on the x axis "
+                                    "(default: cluster.workers)")
+    plot.add_argument("--series", help="sweep: a spec key whose values are the lines "
+                                       "(default: the method), e.g. method.tie")
     plot.add_argument("-o", "--output",
                       help="figure file; .png, .svg or .pdf (default: DIR/KIND.png)")
     plot.set_defaults(func=cmd_plot)

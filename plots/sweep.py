@@ -1,0 +1,107 @@
+"""A final metric (or time-to-target) against any swept spec key, one line per series.
+
+For the studies whose question is "how does it change with X": the number of workers, the
+per-worker batch size, the tie rule. Runs that differ only in their seed are one point: the mean,
+with t-interval error bars.
+"""
+from __future__ import annotations
+
+import math
+
+from plots.data import (PlotError, final_value, load_runs, metric_column, spec_of, t_interval,
+                        target_description, time_to_target, value_at)
+from plots.figure import plt, save
+from plots.style import OKABE_ITO, color_for, describe, marker_for, method_key, metric_label, pretty
+
+
+def sweep_points(results, key: str, metric: str = "loss", series: str | None = None,
+                 target: float | None = None, confidence: float = 0.95) -> dict:
+    """{series label: [(x, mean, half-width, seeds), ...] sorted by x} for the swept ``key``.
+
+    ``series``: a dotted spec key whose value names a line (default: the method). y is the final
+    ``metric``, or with ``target`` the simulated seconds until the metric reached it.
+    """
+    runs = load_runs(results)
+    try:
+        keyed = [(value_at(spec_of(r), key), r) for r in runs]
+    except KeyError:
+        raise PlotError(f"--key {key!r} is not a spec key of these runs (e.g. cluster.workers, "
+                        "cluster.batch_size, network.bandwidth)") from None
+    groups: dict[tuple, list] = {}
+    for x, run in keyed:
+        label = _series_label(spec_of(run), series)
+        groups.setdefault((label, _hashable(x)), []).append(run)
+    lines: dict[str, list] = {}
+    for (label, x), members in groups.items():
+        ys = [final_value(r, metric) if target is None else time_to_target(r, metric, target)
+              for r in members]
+        mean, half = t_interval(ys, confidence) if all(map(math.isfinite, ys)) else (math.nan, 0)
+        lines.setdefault(label, []).append((x, float(mean), float(half), len(members)))
+    return {label: sorted(points, key=lambda p: _order(p[0])) for label, points in lines.items()}
+
+
+def plot_sweep(results, out_file=None, key: str = "cluster.workers", metric: str = "loss",
+               series: str | None = None, target: float | None = None, title: str | None = None,
+               confidence: float = 0.95):
+    """Draw ``sweep_points``: x = the swept key, one line (with error bars) per series."""
+    runs = load_runs(results)
+    column = metric_column(runs[0].history, metric)
+    lines = sweep_points(runs, key, metric, series, target, confidence)
+    xs = [p[0] for points in lines.values() for p in points]
+    numeric = all(isinstance(x, (int, float)) for x in xs)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    spec_by_label = {_series_label(spec_of(r), series): spec_of(r) for r in runs}
+    for i, (label, points) in enumerate(lines.items()):
+        spec = spec_by_label[label]
+        color = color_for(spec) if series is None else OKABE_ITO[i % len(OKABE_ITO)]
+        x = [p[0] for p in points] if numeric else [str(p[0]) for p in points]
+        ax.errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], color=color,
+                    marker=marker_for(spec) if series is None else "o", capsize=3, lw=1.6,
+                    label=label)
+    if numeric and min(xs) > 0 and max(xs) / min(xs) >= 8:
+        ax.set_xscale("log", base=2 if all(_power_of_two(x) for x in xs) else 10)
+        ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
+    ax.set_xlabel(_key_label(key))
+    if target is None:
+        ax.set_ylabel(f"final {metric_label(column)}")
+    else:
+        ax.set_ylabel(f"simulated time to {target_description(runs, metric, target)} (s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False,
+              title=None if series is None else _key_label(series), title_fontsize=8)
+    seeds = max(p[3] for points in lines.values() for p in points)
+    heading = title or f"{metric_label(column).capitalize()} against {_key_label(key)}, " \
+                       f"{describe([spec_of(r) for r in runs])}"
+    if seeds > 1:
+        heading += f"\nmean over {seeds} seeds, {confidence:.0%} t-interval error bars"
+    ax.set_title(heading, fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_file)
+
+
+_KEY_LABELS = {"cluster.workers": "workers N", "cluster.batch_size": "batch size per worker",
+               "network.bandwidth": "link bandwidth (bit/s)", "method.tie": "MaVo tie rule",
+               "method.zero_sign": "sign(0) rule", "method.lr": "learning rate"}
+
+
+def _key_label(key: str) -> str:
+    return _KEY_LABELS.get(key, key)
+
+
+def _series_label(spec: dict, series: str | None) -> str:
+    if series is None:
+        return pretty(method_key(spec))
+    return f"{value_at(spec, series)}"
+
+
+def _hashable(x):
+    return tuple(x) if isinstance(x, list) else x
+
+
+def _order(x):
+    return (0, float(x), "") if isinstance(x, (int, float)) else (1, 0.0, str(x))
+
+
+def _power_of_two(x) -> bool:
+    return float(x).is_integer() and x > 0 and (int(x) & (int(x) - 1)) == 0
+
