@@ -172,28 +172,45 @@ def cmd_list(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """The quickstart study, then a small bandwidth study and a traced straggler run."""
+    from experiments.results import load
     from experiments.spec import load_toml
     from experiments.sweep import run_sweep
+    from plots.bandwidth import plot_bandwidth
     from plots.curves import plot_curves
+    from plots.timeline import plot_timeline
 
     out = Path(args.output)
-    spec = _bundled("quickstart")
-    print(f"quickstart: D-Lion (MaVo, Avg), G-Lion and G-AdamW on logistic regression, "
-          f"8 workers on a 1 Gb/s star -> {out}")
-    records = run_sweep(load_toml(spec), out / "runs", jobs=args.jobs, progress=_progress())
-    figure = plot_curves([r["dir"] for r in records], out / "quickstart.png", metric="eval_loss",
-                         title="Quickstart: logistic regression, 8 workers, 1 Gb/s star, "
-                               "messages sized for a 25.6M-parameter model")
-    del figure
-    for r in records:
-        from experiments.results import load
-
-        s = load(r["dir"]).summary
-        key = s["spec"]["method"]["name"] + (f"/{s['spec']['method']['aggregate']}"
-                                             if "aggregate" in s["spec"]["method"] else "")
+    tour = [
+        ("quickstart", "D-Lion (MaVo, Avg), G-Lion and G-AdamW on logistic regression, 8 workers "
+                       "on a 1 Gb/s star, messages sized for ResNet-50"),
+        ("tour", "time to a target loss from 100 Mb/s to 100 Gb/s, messages sized for GPT-2 "
+                 "small"),
+        ("stragglers", "six traced steps with jitter and stragglers: D-Lion against G-AdamW"),
+    ]
+    runs = {}
+    for i, (name, what) in enumerate(tour, start=1):
+        print(f"[{i}/{len(tour)}] {name}: {what}")
+        records = run_sweep(load_toml(_bundled(name)), out / name, jobs=args.jobs,
+                            progress=_progress())
+        runs[name] = [r["dir"] for r in records]
+    figures = [
+        plot_curves(runs["quickstart"], out / "quickstart.png", metric="eval_loss",
+                    title="Quickstart: logistic regression, 8 workers, 1 Gb/s star, "
+                          "messages sized for a 25.6M-parameter model"),
+        plot_bandwidth(runs["tour"], out / "bandwidth.png"),
+        plot_timeline(runs["stragglers"], out / "timeline.png"),
+    ]
+    del figures
+    print("quickstart results:")
+    for directory in runs["quickstart"]:
+        s = load(directory).summary
+        method = s["spec"]["method"]
+        key = method["name"] + (f"/{method['aggregate']}" if "aggregate" in method else "")
         print(f"  {key:11s} final loss {s['final']['loss']:.4f}  simulated {s['sim_time_s']:8.2f} s"
               f"  {s['bits_per_param_per_step']['total']:5.1f} bits/param/step")
-    print(f"wrote {out / 'quickstart.png'}")
+    for name in ("quickstart.png", "bandwidth.png", "timeline.png"):
+        print(f"wrote {out / name}")
     return 0
 
 
@@ -262,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["all", "methods", "objectives", "presets", "collectives"])
     lst.set_defaults(func=cmd_list)
 
-    demo = sub.add_parser("demo", help="run the quickstart study and write its figure")
+    demo = sub.add_parser("demo", help="a short tour: the quickstart study, a small bandwidth "
+                                       "study and a straggler timeline, with their figures")
     demo.add_argument("-o", "--output", default="demo", help="output directory (default: demo)")
     demo.add_argument("--jobs", type=int, default=None)
     demo.set_defaults(func=cmd_demo)

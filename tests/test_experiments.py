@@ -137,20 +137,24 @@ def test_cli_run_plot_and_list(tmp_path, capsys):
         assert f"  {name} " in listing
 
 
-def test_demo_writes_its_figure(tmp_path, capsys):
+def test_demo_tour_writes_its_figures(tmp_path, capsys):
     from plots.curves import plot_curves
 
     assert main(["demo", "-o", str(tmp_path / "demo"), "--jobs", "2"]) == 0
-    assert (tmp_path / "demo" / "quickstart.png").stat().st_size > 10_000
-    runs = [p for p in (tmp_path / "demo" / "runs").iterdir() if (p / "summary.json").exists()]
+    for figure in ("quickstart.png", "bandwidth.png", "timeline.png"):
+        assert (tmp_path / "demo" / figure).stat().st_size > 10_000
+    runs = [p for p in (tmp_path / "demo" / "quickstart").iterdir()
+            if (p / "summary.json").exists()]
     assert len(runs) == 4
-    fig = plot_curves(str(tmp_path / "demo" / "runs"), metric="eval_loss")
-    assert [ax.get_xlabel() for ax in fig.axes] == [
+    fig = plot_curves(str(tmp_path / "demo" / "quickstart"), metric="eval_loss")
+    assert [ax.get_xlabel() for ax in fig.axes[:3]] == [
         "step", "simulated wall-clock time (s)", "bits sent per worker (up + down, cumulative)"]
     labels = sorted(line.get_label() for line in fig.axes[0].get_lines())
     assert labels == ["D-Lion (Avg)", "D-Lion (MaVo)", "G-AdamW", "G-Lion"]
     out = capsys.readouterr().out
     # 1-bit methods finish the same number of steps in far less simulated time
     times = {line.split()[0]: float(line.split("simulated")[1].split()[0])
-             for line in out.splitlines() if "simulated" in line}
+             for line in out.splitlines() if "simulated" in line and "bits/param" in line}
     assert times["dlion/mavo"] * 10 < times["gadamw"]
+    traced = [p for p in (tmp_path / "demo" / "stragglers").iterdir() if (p / "trace.csv").exists()]
+    assert len(traced) == 2
