@@ -8,21 +8,11 @@ a ratio of 0.5 means one encode+decode round costs two copies of the values.
 """
 
 import argparse
-import time
 
 import numpy as np
 
 from sim.codecs import DenseCodec, SignCodec, SumCodec, TernaryCodec
-
-
-def best_seconds(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls, in seconds (the minimum filters out scheduler noise)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from timing import best_seconds
 
 
 def main() -> None:

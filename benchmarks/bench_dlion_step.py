@@ -6,29 +6,19 @@ update. The bytes the step must move at minimum are: read g, read and write m (3
 read and write x (2 x d x 4), plus the packed messages (N x d / 8 written and read, d / 8
 reply). Printed: that traffic divided by the step time, as a fraction of copy bandwidth.
 """
-import time
-
 import numpy as np
 
 from sim import methods
+from timing import best_seconds
 
 N, D, REPEATS = 32, 2**20, 7
-
-
-def best_time(fn, repeats=REPEATS):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():
     rng = np.random.default_rng(0)
     src = rng.standard_normal(N * D).astype(np.float32)
     dst = np.empty_like(src)
-    copy_s = best_time(lambda: np.copyto(dst, src))
+    copy_s = best_seconds(lambda: np.copyto(dst, src), REPEATS)
     copy_rate = 2 * src.nbytes / copy_s  # bytes read + written per second
 
     for aggregate in ("mavo", "avg"):
@@ -44,8 +34,7 @@ def main():
             reply = method.aggregate(payloads, D, hp, rng)
             x, state = method.apply(x, reply, state, hp, 1e-4)
 
-        step()
-        step_s = best_time(step)
+        step_s = best_seconds(step, REPEATS)
         traffic = 3 * N * D * 4 + 2 * D * 4 + 2 * N * D // 8 + D // 8
         rate = traffic / step_s
         print(f"D-Lion {aggregate:4s} step, N={N}, d=2^20: {step_s * 1e3:7.1f} ms; "

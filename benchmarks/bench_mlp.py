@@ -14,23 +14,12 @@ synchronous method, and per-worker x (N, dim). BLAS threads follow OPENBLAS_NUM_
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 from models.datasets import MissingDataError
 from models.mlp import MLP
-
-
-def best_seconds(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls after one warm-up, in seconds."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from timing import best_seconds
 
 
 def flops_per_sample(sizes) -> int:

@@ -170,6 +170,16 @@ def _crashed(err: BaseException):
     return "failed", f"{type(err).__name__}: {err}", ""
 
 
+def _collect(completed, futures: dict, finish) -> None:
+    """Hand each finished future's outcome (or its crash) to ``finish`` as it completes."""
+    for future in completed:
+        try:
+            outcome = future.result()
+        except Exception as err:
+            outcome = _crashed(err)
+        finish(futures[future], outcome)
+
+
 def _run_local(todo: list[dict], jobs: int, finish) -> None:
     if jobs == 1:
         for r in todo:
@@ -180,12 +190,7 @@ def _run_local(todo: list[dict], jobs: int, finish) -> None:
     pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
     try:
         futures = {pool.submit(_compute, r["spec"]): r for r in todo}
-        for future in as_completed(futures):
-            try:
-                outcome = future.result()
-            except Exception as err:
-                outcome = _crashed(err)
-            finish(futures[future], outcome)
+        _collect(as_completed(futures), futures, finish)
     finally:
         # on Ctrl-C, drop the queued points instead of waiting for them
         pool.shutdown(wait=True, cancel_futures=True)
@@ -228,12 +233,7 @@ def _run_dask(todo: list[dict], address: str, jobs: int, finish) -> None:
     try:
         futures = {client.submit(_compute, r["spec"], key=f"dlion-sim-{Path(r['dir']).name}",
                                  pure=False): r for r in todo}
-        for future in dask_completed(list(futures)):
-            try:
-                outcome = future.result()
-            except Exception as err:
-                outcome = _crashed(err)
-            finish(futures[future], outcome)
+        _collect(dask_completed(list(futures)), futures, finish)
     finally:
         client.close()
         if cluster is not None:
