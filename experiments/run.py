@@ -124,11 +124,10 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             break
         payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
         reply = method.aggregate(payloads, d, hp, method_rng)
-        up_bits = methods.message_bits(payloads)
-        down_bits = 8 * reply.shape[-1]
-        cluster.step(up_bits, down_bits, batch, cl["model_params"] or d, compute_rng)
+        rounds = methods.message_rounds(method, state, payloads, reply)
+        cluster.step(rounds, batch, cl["model_params"] or d, compute_rng)
         x, state = method.apply(x, reply, state, hp, lrs[t])
-        step_up, step_down = cluster.message_bits(up_bits, down_bits)
+        step_up, step_down = cluster.message_bits(rounds)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:

@@ -6,9 +6,10 @@ Workers decode the server's reply from its bytes and the server decodes the work
 from theirs; nothing but codec bytes crosses between the two sides.
 
 Protocols with a round before the main message (TernGrad's max-reduce of the scales, PowerSGD's
-all-reduce of P, 1-bit Adam's all-to-all before the servers' all-gather) run that round inside
-``encode``, through the same codecs, and carry its bytes in the worker's message and in the
-reply: every bit is charged, but the network times the rounds as one transfer.
+all-reduce of P) run that round inside ``encode``, through the same codecs, and carry its bytes
+at the front of the worker's message and of the reply; their ``rounds`` tell the cluster to time
+that front part as an exchange of its own, before the rest. 1-bit Adam's all-to-all and
+all-gather are the parameter server's push and pull.
 """
 from __future__ import annotations
 
@@ -268,6 +269,19 @@ def _terngrad_aggregate(payloads, d, hp, rng):
     return np.concatenate([_F32.encode(shared), levels])
 
 
+def _two_rounds(first_bytes: int, payloads, reply):
+    """Round 1 carries the first ``first_bytes`` of every message and of the reply, round 2 the
+    rest: [(up bits (N,), down bits), ...] for the cluster."""
+    n, up, down = payloads.shape[0], payloads.shape[-1], reply.shape[-1]
+    return [(np.full(n, 8 * first_bytes), 8 * first_bytes),
+            (np.full(n, 8 * (up - first_bytes)), 8 * (down - first_bytes))]
+
+
+def _terngrad_rounds(state, payloads, reply):
+    # the scales are max-reduced first: every worker needs the shared scale to ternarise
+    return _two_rounds(4 * state["segments"].sizes.size, payloads, reply)
+
+
 def _terngrad_apply(x, reply, state, hp, lr):
     n, seg = state["n"], state["segments"]
     t = seg.sizes.size
@@ -429,11 +443,19 @@ def _powersgd_encode(state, grads, hp, rng):
     p_hat = [_orthonormal(p.reshape(p0.shape[1:]))
              for p, p0 in zip(_split(p_mean, [p0[0].size for p0 in ps]), ps)]
     qs = [np.swapaxes(mi, 1, 2) @ ph for mi, ph in zip(ms, p_hat)]
-    # round 2 travels with round 1: [dense entries | P | Q] per worker, float32
+    # [dense entries | P | Q] per worker, float32; _powersgd_rounds times P and Q one after
+    # the other
     parts = [p_bytes, _F32.encode(np.concatenate([q.reshape(n, -1) for q in qs], axis=1))]
     if state["dense"].size:
         parts.insert(0, _F32.encode(m[:, state["dense"]]))
     return np.concatenate(parts, axis=1), state
+
+
+def _powersgd_rounds(state, payloads, reply):
+    # P (with the dense tensors) is all-reduced first: Q = M^T P_hat needs the reduced P
+    p_values = state["dense"].size + sum(a * q.shape[1] for (_, _, a, _), q in
+                                         zip(state["mats"], state["q"]))
+    return _two_rounds(4 * p_values, payloads, reply)
 
 
 def _powersgd_apply(x, reply, state, hp, lr):
@@ -545,7 +567,7 @@ BASELINES = [
            "2 bits (log2 3 ideal) + 32 per tensor up; ceil(log2(2N+1)) + 32 per tensor down",
            {**_SGD, "clip_factor": 2.5},
            _terngrad_init, _terngrad_encode, _terngrad_aggregate, _terngrad_apply,
-           collectives=("ps", "allgather")),
+           collectives=("ps", "allgather"), rounds=_terngrad_rounds),
     Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum correction, local "
            "clipping, momentum masking, sparsity warm-up, sampled top-k",
            "density*(32 + index bits) up; all-gather or the union of supports down",
@@ -596,7 +618,7 @@ BASELINES = [
            "32 r (a+b)/(ab) per a x b matrix (32 for 1-D tensors) up and down",
            {**_SGD, "rank": 2, "warm_start": True, "error_feedback": True},
            _powersgd_init, _powersgd_encode, _mean_aggregate, _powersgd_apply,
-           collectives=("ring", "halving_doubling", "ps")),
+           collectives=("ring", "halving_doubling", "ps"), rounds=_powersgd_rounds),
     Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, then frozen variance and "
            "1-bit momentum with worker and server error feedback",
            "warm-up 32/32; then about 1 + 1/N bits up, 1 bit + 32 per chunk down",

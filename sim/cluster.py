@@ -86,39 +86,41 @@ class Cluster:
         scaled = np.rint(np.asarray(payload_bits, dtype=np.float64) * self.bits_scale)
         return scaled.astype(np.int64) + self.header_bits
 
-    def step(self, up_bits: np.ndarray, down_bits: int, batch_size: int, n_params: int,
+    def step(self, rounds, batch_size: int, n_params: int,
              rng: np.random.Generator) -> StepRecord:
-        """Simulate one step whose payloads are ``up_bits`` (per worker) and ``down_bits``.
+        """Simulate one step whose messages travel in ``rounds``.
 
-        ``n_params`` is the (virtual) model size the codec and server costs are charged for.
+        ``rounds``: a list of (up payload bits per worker (N,), down payload bits) exchanged one
+        after the other (most methods have one round; PowerSGD sends P, then Q). ``n_params``
+        is the (virtual) model size the codec and server costs are charged for.
         """
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng)
-        up, down = self.scaled(up_bits), int(self.scaled(down_bits))
+        scaled = [(self.scaled(up), int(self.scaled(down))) for up, down in rounds]
         if self.collective == "none":
             start = self.records[-1].done if self.records else np.zeros(self.n)
             ready = start + compute
-            record = StepRecord(start, ready, ready, float(ready.max()), float(ready.max()),
-                                ready, up, down)
+            last = float(ready.max())
+            record = StepRecord(start, ready, ready, last, last, ready, np.zeros(self.n, int), 0)
         elif self.collective == "ps":
-            record = self._ps_step(compute, up, down, n_params)
+            record = self._ps_step(compute, scaled, n_params)
         else:
-            record = self._peer_step(compute, up, n_params)
+            record = self._peer_step(compute, scaled, n_params)
         self.records.append(record)
         return record
 
-    def message_bits(self, up_bits: np.ndarray, down_bits: int) -> tuple[float, float]:
+    def message_bits(self, rounds) -> tuple[float, float]:
         """Bits one worker sends and receives in a step (means over workers, virtual size,
-        headers included), for payloads ``up_bits`` and ``down_bits``.
+        headers included), for the payload ``rounds`` of ``step``.
 
         Message-level accounting, as in the paper's bits per parameter: an all-reduce
         contributes the vector and returns the reduced one; an all-gather returns the other
         N-1 messages.
         """
-        up = float(self.scaled(up_bits).mean())
         if self.collective == "none":
             return 0.0, 0.0
+        up = sum(float(self.scaled(u).mean()) for u, _ in rounds)
         if self.collective == "ps":
-            return up, float(self.scaled(down_bits))
+            return up, float(sum(int(self.scaled(d)) for _, d in rounds))
         if self.collective == "allgather":
             return up, up * (self.n - 1)
         return up, up
@@ -127,18 +129,23 @@ class Cluster:
         """Run the simulation until the last step's replies have arrived."""
         self.env.run()
 
-    def _ps_step(self, compute, up, down, n_params) -> StepRecord:
+    def _ps_step(self, compute, rounds, n_params) -> StepRecord:
         env, net = self.env, self.net
         start = np.zeros(self.n) if self._replies is None else None
-        arrived = collectives.push(net, up, compute, after=self._replies)
-        self.env.run(until=env.all_of(arrived))
-        if start is None:
-            start = np.array([ev.value for ev in self._replies])
-        agg_start = env.now
-        server_s = self.compute.server_time(int(up.sum()) // 8, self.n, n_params)
-        replies = collectives.pull(net, down, delay=server_s)
+        after, delays = self._replies, compute
+        for up, down in rounds:
+            # a round's push starts when the worker holds the previous round's reply
+            arrived = collectives.push(net, up, delays, after=after)
+            env.run(until=env.all_of(arrived))
+            if start is None:
+                start = np.array([ev.value for ev in self._replies])
+            agg_start = env.now
+            server_s = self.compute.server_time(int(up.sum()) // 8, self.n, n_params)
+            after, delays = collectives.pull(net, down, delay=server_s), np.zeros(self.n)
+        replies = after
         record = StepRecord(start, start + compute, np.array([ev.value for ev in arrived]),
-                            agg_start, agg_start + server_s, None, up, down)
+                            agg_start, agg_start + server_s, None,
+                            sum(u for u, _ in rounds), sum(d for _, d in rounds))
 
         def landed(_):
             record.done = np.array([ev.value for ev in replies])
@@ -147,22 +154,23 @@ class Cluster:
         self._replies = replies
         return record
 
-    def _peer_step(self, compute, up, n_params) -> StepRecord:
+    def _peer_step(self, compute, rounds, n_params) -> StepRecord:
         # Peers exchange the messages themselves. A collective starts once every rank's
         # previous collective has ended (a barrier between steps, as in synchronous all-reduce
         # training); the aggregation after an all-gather is local to each worker.
         start = self.records[-1].done if self.records else np.zeros(self.n)
         ready = np.maximum(start + compute, self.env.now)
-        bits = int(up.max())
         run = {"ring": collectives.ring_allreduce,
                "halving_doubling": collectives.halving_doubling_allreduce,
                "allgather": collectives.ring_allgather}[self.collective]
-        finished = self.env.run(until=self.env.process(run(self.net, ready, bits)))
+        finished = ready
+        for up, _ in rounds:
+            finished = self.env.run(until=self.env.process(run(self.net, finished, int(up.max()))))
         local = self.compute.server_time(0, self.n - 1, n_params) if self.collective == "allgather" else 0.0
         last = float(finished.max())
         # every rank holds the result when the last one does (the barrier between steps)
         return StepRecord(start, ready, finished, last, last + local,
-                          np.full(self.n, last + local), up, 0)
+                          np.full(self.n, last + local), sum(u for u, _ in rounds), 0)
 
     def trace_rows(self) -> list[tuple]:
         """Timeline events (node, phase, start_s, end_s, bytes), step by step."""

@@ -67,6 +67,9 @@ class Method:
     apply: Callable
     collectives: tuple = ("ps",)   # collectives it can use; the first is the default
     max_workers: int | None = None
+    # (state, up payloads, reply) -> [(up bits (N,), down bits), ...]: the message split into
+    # rounds that travel one after the other (None: one round, the whole message)
+    rounds: Callable | None = None
     options: dict = field(default_factory=dict)
 
 
@@ -321,6 +324,13 @@ def message_bits(payloads) -> np.ndarray:
     if isinstance(payloads, np.ndarray):
         return np.full(payloads.shape[0], 8 * payloads.shape[-1], dtype=np.int64)
     return np.array([8 * p.size for p in payloads], dtype=np.int64)
+
+
+def message_rounds(method: Method, state, payloads, reply) -> list[tuple[np.ndarray, int]]:
+    """The step's messages as rounds of (up bits per worker, down bits), from the real bytes."""
+    if method.rounds is not None:
+        return method.rounds(state, payloads, reply)
+    return [(message_bits(payloads), 8 * reply.shape[-1])]
 
 
 def get(name: str) -> Method:

@@ -21,10 +21,10 @@ def test_star_step_equals_parameter_server_formula(n, server_factor):
     cluster = Cluster(n, {"bandwidth": b_worker, "latency": latency,
                           "server_bandwidth": b_server}, ComputeModel())
     up, down = 8_000_000, 3_000_000
-    first = cluster.step(np.full(n, up), down, batch_size=1, n_params=1,
+    first = cluster.step([(np.full(n, up), down)], batch_size=1, n_params=1,
                          rng=np.random.default_rng(0))
     # the next step starts where this one ended
-    second = cluster.step(np.full(n, up), down, 1, 1, np.random.default_rng(0))
+    second = cluster.step([(np.full(n, up), down)], 1, 1, np.random.default_rng(0))
     cluster.finish()
     expected = _ps_formula(latency, up, down, n, b_worker, b_server)
     assert first.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
@@ -37,7 +37,7 @@ def test_phases_add_up_with_compute_and_server_cost():
     compute = ComputeModel(step_time=0.01, per_sample=1e-4, aggregate_per_byte=1e-9)
     cluster = Cluster(n, {"bandwidth": b, "latency": lat}, compute)
     up = 8e6
-    record = cluster.step(np.full(n, int(up)), int(up), batch_size=10, n_params=100,
+    record = cluster.step([(np.full(n, int(up)), int(up))], batch_size=10, n_params=100,
                           rng=np.random.default_rng(0))
     cluster.finish()
     t = record.phases()
@@ -94,8 +94,8 @@ def test_a_worker_starts_its_next_step_when_it_holds_the_reply():
                       ComputeModel(step_time=0.001))
     bits = 10_000_000
     rng = np.random.default_rng(0)
-    first = cluster.step(np.full(2, bits), bits, 1, 1, rng)
-    second = cluster.step(np.full(2, bits), bits, 1, 1, rng)
+    first = cluster.step([(np.full(2, bits), bits)], 1, 1, rng)
+    second = cluster.step([(np.full(2, bits), bits)], 1, 1, rng)
     cluster.finish()
     slow = 0.001 + bits / 1e8          # worker 1's push ends the first incast
     assert first.agg_start == pytest.approx(slow, rel=1e-9)
@@ -141,3 +141,29 @@ def test_presets_fill_links_and_model_unless_given():
     assert resolve(drawn) == drawn  # the resolved spec reproduces the same draw
     other_seed = resolve({"network": {"links": "wan"}, "cluster": {"workers": 5}})
     assert other_seed["network"]["bandwidth"] != drawn["network"]["bandwidth"]
+
+
+@pytest.mark.parametrize("collective", ["ps", "ring"])
+def test_rounds_travel_one_after_the_other(collective):
+    # two rounds of M1 and M2 bits cost two exchanges: each pays its latency again
+    n, b, lat, m1, m2 = 4, 1e9, 1e-3, 8_000_000, 2_000_000
+    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective)
+    record = cluster.step([(np.full(n, m1), m1), (np.full(n, m2), m2)], 1, 1,
+                          np.random.default_rng(0))
+    cluster.finish()
+    if collective == "ps":
+        expected = _ps_formula(lat, m1, m1, n, b, b) + _ps_formula(lat, m2, m2, n, b, b)
+    else:  # ring all-reduce: 2(p-1) hops of 2*lat (worker to worker) and 2(p-1)/p * M/B
+        expected = sum(2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * m / b for m in (m1, m2))
+    assert record.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_powersgd_all_reduces_p_then_q():
+    # 4096 parameters, no tensor shapes: one 64 x 64 matrix at rank 2, so P and Q are 64 x 2
+    # float32 each (4096 bits), all-reduced one after the other on the ring
+    n, b, lat = 4, 1e9, 1e-3
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
+                             workers=n, steps=1, network={"bandwidth": b, "latency": lat})
+    one = 2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * 4096 / b
+    assert r.history["time_s"][0] == pytest.approx(2 * one, rel=1e-9)
+    assert r.history["bits_up"][0] == 2 * 4096
