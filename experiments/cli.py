@@ -48,6 +48,8 @@ def cmd_run(args) -> int:
         raise SpecError(f"{path} has a [sweep] table: run it with `dlion-sim sweep {args.spec}`")
     spec = resolve(raw)
     out = Path(args.output or Path("runs") / path.stem)
+    if out.exists() and not out.is_dir():  # found out now, not after the whole run
+        raise SpecError(f"-o {str(out)!r} is a file; give a directory for the run")
     result = execute(spec, progress=_progress(), label=path.stem)
     result.save(out)
     s = result.summary

@@ -43,6 +43,9 @@ class Result:
 
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
+        # the directory stops looking complete first, and no file of an earlier run survives
+        for stale in ("summary.json", "trace.csv"):
+            (path / stale).unlink(missing_ok=True)
         _write_atomic(path / "spec.toml", to_toml(self.summary["spec"]))
         _write_atomic(path / "history.csv", _table_csv(self.history))
         buffer = io.BytesIO()

@@ -41,6 +41,9 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
         for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
                             ("run", run)):
             if value is not None:
+                if not isinstance(value, dict):
+                    raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
+                                    f"got {value!r}")
                 raw[name] = dict(value)
         for key, value in flat.items():
             if key not in FLAT_KEYS:
@@ -51,27 +54,41 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
             raw["objective"] = {"name": objective}
         elif isinstance(objective, dict):
             raw["objective"] = dict(objective)
-        elif objective is not None:
+        elif isinstance(objective, models.Objective):
             custom_objective = objective
+        elif objective is not None:
+            raise SpecError(f"simulate: objective={objective!r} is not a name, a dict or an "
+                            "object with dim, init, grads and evaluate")
         if isinstance(method, str):
             raw["method"] = {"name": method}
         elif isinstance(method, dict):
             raw["method"] = dict(method)
         elif isinstance(method, methods.Method):
-            methods.METHODS.setdefault(method.name, method)
-            raw["method"] = {"name": method.name}
+            raw["method"] = {"name": _registered(method)}
+        elif method is not None:
+            raise SpecError(f"simulate: method={method!r} is not a name, a dict or a "
+                            "sim.methods.Method")
     if "sweep" in raw:
         raise SpecError("this spec has a [sweep] table: run it with `dlion-sim sweep` "
                         "(or experiments.sweep.run_sweep)")
-    if custom_objective is not None:
-        resolved = resolve({**raw, "objective": {"name": "quadratic"}})
-        resolved["objective"] = {"name": f"custom:{type(custom_objective).__name__}",
-                                 "dim": int(custom_objective.dim)}
-    else:
-        resolved = resolve(raw)
+    resolved = resolve(raw, custom_objective)
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     return execute(resolved, custom_objective, progress=progress)
+
+
+def _registered(method: methods.Method) -> str:
+    """Register a user's Method (once) so specs can name it; its name must be its own."""
+    known = methods.METHODS.get(method.name)
+    if known is not None and known is not method:
+        raise SpecError(f"simulate: a different method is already called {method.name!r}; "
+                        "give yours another name")
+    try:
+        methods.register(method)
+    except ValueError as err:
+        raise SpecError(f"simulate: {err}; add rules for new hyperparameters with "
+                        "sim.methods.register(method, {name: rule})") from None
+    return method.name
 
 
 def execute(spec: dict, objective=None, progress: bool = False, label: str = "") -> Result:
@@ -87,6 +104,11 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             objective = models.make(spec["objective"]["name"], **params)
         except (ValueError, ImportError, FileNotFoundError) as err:
             raise SpecError(f"[objective] {err}") from None
+    if hasattr(objective, "shards"):
+        try:  # a data objective splits its samples now, so a bad split fails before any step
+            objective.shards(cl["workers"])
+        except ValueError as err:
+            raise SpecError(f"cluster.workers = {cl['workers']}: {err}") from None
     method = methods.get(spec["method"]["name"])
     hp = {k: v for k, v in spec["method"].items() if k != "name"}
     n, batch, steps = cl["workers"], cl["batch_size"], run["steps"]

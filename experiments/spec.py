@@ -54,7 +54,7 @@ def _f(kind, default=None, doc="", **kw):
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "cluster": {
-        "workers": _f("int", 8, "number of workers N", min=1),
+        "workers": _f("int", 8, "number of workers N", min=1, max=65535),
         "batch_size": _f("int", 32, "minibatch size per worker", min=1),
         "partition": _f("choice", "iid", "how the data is split across workers",
                         choices=("iid", "dirichlet", "by_label", "contiguous")),
@@ -210,17 +210,28 @@ def objective_fields(name: str) -> dict[str, Field]:
     return fields
 
 
+# objective parameters that the spec sets from other sections, so a run has one truth
+_SET_ELSEWHERE = {"partition": "cluster.partition", "alpha": "cluster.alpha",
+                  "classes_per_worker": "cluster.classes_per_worker", "dtype": "run.dtype"}
+
+
 def _check_objective(table, cluster: dict, dtype: str) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"[objective] must be a table of keys, got {_type_name(table)}")
     name = table.get("name", "logistic")
-    if name not in models.REGISTRY:
+    if not isinstance(name, str) or name not in models.REGISTRY:
         raise SpecError(f"objective.name = {name!r} is not a built-in objective"
                         f"{_suggest(name, sorted(models.REGISTRY))}")
     fields = objective_fields(name)
     out = {"name": name}
     for key, value in table.items():
         if key == "name":
+            continue
+        if key in _SET_ELSEWHERE and key in fields:
+            source = dtype if key == "dtype" else cluster[key]
+            if value != source:  # a resolved spec repeats the value; a different one is a clash
+                raise SpecError(f"objective.{key} = {value!r}: set {_SET_ELSEWHERE[key]} "
+                                f"instead (now {source!r}); it applies to every objective")
             continue
         if key not in fields:
             raise SpecError(f"[objective] {key}: {name!r} has no such parameter"
@@ -263,7 +274,7 @@ def _check_method(table, workers: int) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"[method] must be a table of keys, got {_type_name(table)}")
     name = table.get("name", "dlion")
-    if name not in methods.METHODS:
+    if not isinstance(name, str) or name not in methods.METHODS:
         raise SpecError(f"method.name = {name!r} is not a method"
                         f"{_suggest(name, list(methods.METHODS))}")
     method = methods.METHODS[name]
@@ -275,8 +286,11 @@ def _check_method(table, workers: int) -> dict:
 
 # --- whole specs ------------------------------------------------------------------------------
 
-def resolve(raw: dict) -> dict:
-    """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default."""
+def resolve(raw: dict, custom_objective=None) -> dict:
+    """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
+
+    ``custom_objective``: a user's Objective object, which then stands for [objective].
+    """
     if not isinstance(raw, dict):
         raise SpecError(f"a spec must be a table of sections, got {_type_name(raw)}")
     for section in raw:
@@ -286,8 +300,15 @@ def resolve(raw: dict) -> dict:
     spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
     spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])
     spec["compute"] = _check_section("compute", raw.get("compute", {}), SCHEMA["compute"])
-    spec["objective"] = _check_objective(raw.get("objective", {}), spec["cluster"],
-                                         spec["run"]["dtype"])
+    if custom_objective is None:
+        spec["objective"] = _check_objective(raw.get("objective", {}), spec["cluster"],
+                                             spec["run"]["dtype"])
+    else:
+        if spec["cluster"]["partition"] != "iid":
+            raise SpecError(f"cluster.partition = {spec['cluster']['partition']!r}: a custom "
+                            "objective splits its own data; allowed: 'iid'")
+        spec["objective"] = {"name": f"custom:{type(custom_objective).__name__}",
+                             "dim": int(custom_objective.dim)}
     spec["method"] = _check_method(raw.get("method", {}), spec["cluster"]["workers"])
     _check_consistency(spec)
     return {s: spec[s] for s in SECTIONS}
@@ -344,6 +365,9 @@ def _check_consistency(spec: dict) -> None:
     if collective is not None and collective not in method.collectives:
         raise SpecError(f"network.collective = {collective!r} is not available for method "
                         f"{method.name!r}; allowed: {', '.join(method.collectives)}")
+    if (collective or method.collectives[0]) == "halving_doubling" and n & (n - 1):
+        raise SpecError(f"cluster.workers = {n}: network.collective = 'halving_doubling' needs "
+                        "a power of two; allowed: 1, 2, 4, 8, ...")
 
 
 def load_toml(path) -> dict:

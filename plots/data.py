@@ -65,8 +65,11 @@ def without_section(spec: dict, section: str) -> dict:
 
 
 def value_at(spec: dict, dotted: str):
-    """The value of a dotted spec key ('network.bandwidth')."""
-    section, name = dotted.split(".", 1)
+    """The value of a dotted spec key ('network.bandwidth'); PlotError naming it if absent."""
+    section, _, name = dotted.partition(".")
+    if section not in spec or name not in spec[section]:
+        raise PlotError(f"{dotted!r} is not a spec key of these runs; give section.key, e.g. "
+                        "cluster.workers, cluster.batch_size, network.bandwidth, method.tie")
     return spec[section][name]
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
-from plots.data import (PlotError, final_value, load_runs, metric_column, spec_of, t_interval,
-                        target_description, time_to_target, value_at)
+from plots.data import (PlotError, final_value, group_runs, load_runs, metric_column, spec_of,
+                        t_interval, target_description, time_to_target, value_at)
 from plots.figure import plt, save
-from plots.style import OKABE_ITO, color_for, describe, marker_for, method_key, metric_label, pretty
+from plots.style import (OKABE_ITO, color_for, describe, marker_for, method_key, metric_label,
+                         pretty, setting_differences)
 
 
 def sweep_points(results, key: str, metric: str = "loss", series: str | None = None,
@@ -22,15 +23,16 @@ def sweep_points(results, key: str, metric: str = "loss", series: str | None = N
     ``metric``, or with ``target`` the simulated seconds until the metric reached it.
     """
     runs = load_runs(results)
-    try:
-        keyed = [(value_at(spec_of(r), key), r) for r in runs]
-    except KeyError:
-        raise PlotError(f"--key {key!r} is not a spec key of these runs (e.g. cluster.workers, "
-                        "cluster.batch_size, network.bandwidth)") from None
     groups: dict[tuple, list] = {}
-    for x, run in keyed:
-        label = _series_label(spec_of(run), series)
-        groups.setdefault((label, _hashable(x)), []).append(run)
+    for group in group_runs(runs):  # runs that differ only in their seed
+        spec = spec_of(group.runs[0])
+        point = (_series_label(spec, series), _hashable(value_at(spec, key)))
+        if point in groups:
+            differing = setting_differences(spec, [spec, spec_of(groups[point][0])])
+            raise PlotError(f"runs with {key} = {point[1]!r} differ in more than their seed "
+                            f"({', '.join(differing) or 'method settings'}); plot one setting "
+                            "at a time, or name the varying key with --series")
+        groups[point] = group.runs
     lines: dict[str, list] = {}
     for (label, x), members in groups.items():
         ys = [final_value(r, metric) if target is None else time_to_target(r, metric, target)

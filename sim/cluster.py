@@ -165,7 +165,12 @@ class Cluster:
                "allgather": collectives.ring_allgather}[self.collective]
         finished = ready
         for up, _ in rounds:
-            finished = self.env.run(until=self.env.process(run(self.net, finished, int(up.max()))))
+            # an all-gather carries each rank's own message; an all-reduce one common vector.
+            # A round starts when the previous one has ended everywhere (simulated time has
+            # moved on to its last finisher).
+            size = up if self.collective == "allgather" else int(up.max())
+            starts = np.maximum(finished, self.env.now)
+            finished = self.env.run(until=self.env.process(run(self.net, starts, size)))
         local = self.compute.server_time(0, self.n - 1, n_params) if self.collective == "allgather" else 0.0
         last = float(finished.max())
         # every rank holds the result when the last one does (the barrier between steps)

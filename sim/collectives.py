@@ -140,9 +140,10 @@ def _chained(net: Network, starts: np.ndarray, dst: np.ndarray, size: np.ndarray
     """Run a schedule in which every rank receives exactly one message per step.
 
     dst, size: (p, S) int arrays; rank r's step-s message goes to dst[r, s] with size[r, s]
-    bits. Rank r sends step s once its own start time has passed and the messages of all
-    earlier steps addressed to it have arrived (they may arrive out of order; what it sends
-    combines all of them). Returns when each rank holds the result (s).
+    bits. Rank r sends step s once its own start time has passed, the messages of all earlier
+    steps addressed to it have arrived, and its own step s-1 message has been delivered: a rank
+    sends its messages one after another, in step order, so the message its neighbour needs
+    next never shares the uplink with later ones. Returns when each rank holds the result (s).
     """
     env = net.env
     p, n_steps = dst.shape
@@ -152,28 +153,38 @@ def _chained(net: Network, starts: np.ndarray, dst: np.ndarray, size: np.ndarray
         return finish
     done = env.event()
     received = np.zeros((p, n_steps + 1), dtype=bool)
-    prefix = [0] * p  # steps received in order, so far, per rank
+    prefix = [0] * p      # steps received in order, so far, per rank
+    next_send = [0] * p   # the step each rank sends next
+    busy = [False] * p    # a rank's previous message is still on its way
     waiting = [p]
 
-    def send(r, s):
+    def try_send(r):
+        s = next_send[r]
+        if busy[r] or s == n_steps or prefix[r] < s:
+            return
+        next_send[r], busy[r] = s + 1, True
         to = int(dst[r, s])
         ev = net.transfer(r, to, int(size[r, s]), delay=max(0.0, starts[r] - env.now))
-        ev.callbacks.append(lambda e: arrived(to, s))
+        ev.callbacks.append(lambda e: sent(r, to, s))
+
+    def sent(r, to, s):
+        busy[r] = False
+        arrived(to, s)
+        try_send(r)
 
     def arrived(r, s):
         received[r, s] = True
         while received[r, prefix[r]]:
             prefix[r] += 1
-            if prefix[r] < n_steps:
-                send(r, prefix[r])
         if prefix[r] == n_steps:
             finish[r] = max(finish[r], env.now)
             waiting[0] -= 1
             if waiting[0] == 0:
                 done.succeed()
+        try_send(r)
 
     for r in range(p):
-        send(r, 0)
+        try_send(r)
     yield done
     return finish
 

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from sim.codecs import DenseCodec, SignCodec, SumCodec, TernaryCodec
+from sim.codecs import DenseCodec, LevelCodec, SignCodec, SumCodec, TernaryCodec
 from sim.schedules import SCHEDULES
 
 SIGN_RULES = ("random", "plus", "minus", "zero")
@@ -202,10 +202,28 @@ def _vote_sum(payloads, d, hp):
     return SignCodec().sum(payloads, d)
 
 
+def _avg_codec(n, hp):
+    """The Avg reply's wire: a sum of N signs (N+1 levels), or of N ternaries (2N+1 levels)."""
+    return SumCodec(n) if hp["zero_sign"] != "zero" else _TernarySum(n)
+
+
+@dataclass(frozen=True)
+class _TernarySum:
+    """A sum S of N values in {-1, 0, +1}, sent as the level S + N at ceil(log2(2N+1)) bits."""
+
+    n: int
+
+    def encode(self, total):
+        return LevelCodec(2 * self.n + 1).encode(np.asarray(total, dtype=np.int64) + self.n)
+
+    def decode(self, payload, d):
+        return LevelCodec(2 * self.n + 1).decode(payload, d) - self.n
+
+
 def _dlion_aggregate(payloads, d, hp, rng):
     total = _vote_sum(payloads, d, hp)
     if hp["aggregate"] == "avg":
-        return SumCodec(len(payloads)).encode(total)
+        return _avg_codec(len(payloads), hp).encode(total)
     vote = np.sign(total).astype(np.int8)
     _resolve_zeros(vote, hp["tie"], rng)
     return _sign_codec(hp["tie"]).encode(vote)
@@ -214,7 +232,7 @@ def _dlion_aggregate(payloads, d, hp, rng):
 def _dlion_apply(x, reply, state, hp, lr):
     n = state["m"].shape[0]
     if hp["aggregate"] == "avg":
-        direction = SumCodec(n).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
+        direction = _avg_codec(n, hp).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
     else:
         direction = _sign_codec(hp["tie"]).decode(reply, x.size, dtype=x.dtype)
     return _apply_step(x, direction, lr, hp["weight_decay"]), state

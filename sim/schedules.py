@@ -23,7 +23,7 @@ def learning_rates(lr: float, steps: int, schedule: str = "constant", warmup_ste
         # step t uses (t+1)/warmup so the first step already moves (a zero step would waste it)
         rates = lr * np.minimum(1.0, (t + 1) / warmup_steps)
     if schedule == "cosine":
-        decay_len = max(steps - warmup_steps, 1)
+        decay_len = max(steps - warmup_steps - 1, 1)  # the last step is at min_lr_ratio
         progress = np.clip((t - warmup_steps) / decay_len, 0.0, 1.0)
         cosine = min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + np.cos(np.pi * progress))
         rates = np.where(t < warmup_steps, rates, lr * cosine)

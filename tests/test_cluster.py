@@ -167,3 +167,23 @@ def test_powersgd_all_reduces_p_then_q():
     one = 2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * 4096 / b
     assert r.history["time_s"][0] == pytest.approx(2 * one, rel=1e-9)
     assert r.history["bits_up"][0] == 2 * 4096
+
+
+def test_rounds_with_uneven_finishes_on_a_ring():
+    # jitter makes ranks finish the first round at different times; the second round must
+    # start from where simulated time stands, not in its past
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
+                             workers=4, steps=3, network={"bandwidth": [1e9, 1e9, 1e9, 5e8]},
+                             compute={"step_time": 0.01, "jitter": 0.3})
+    assert r.summary["status"] == "completed"
+    assert np.all(np.diff(r.history["time_s"]) > 0)
+
+
+def test_allgather_charges_each_rank_its_own_message():
+    # ring all-gather of unequal messages: rank i forwards every message once, each hop costs
+    # its size; three tiny messages and one of M bits take (p-1) M / B, not (p-1) * p * M / B
+    n, b, big = 4, 1e9, 8_000_000
+    cluster = Cluster(n, {"bandwidth": b, "latency": 0.0}, ComputeModel(), "allgather")
+    record = cluster.step([(np.array([8, 8, 8, big]), 0)], 1, 1, np.random.default_rng(0))
+    cluster.finish()
+    assert record.phases()["time_s"] == pytest.approx((n - 1) * big / b, rel=1e-3)

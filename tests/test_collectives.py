@@ -80,15 +80,30 @@ def test_uneven_sizes_still_move_every_bit_once_per_step():
 
 
 def test_ring_waits_for_data_not_barriers():
-    # p = 2, rank 1 starts at D. Rank 0's step-0 chunk c reaches rank 1 at tau; at D rank 1
-    # has both of its messages ready (its own chunk, and the reduced chunk for step 1) and sends
-    # them together, sharing its uplink: both reach rank 0 at D + alpha + 2c/B. Rank 0 then
-    # sends its step-1 chunk, which reaches rank 1 at D + 2 alpha + 3c/B.
+    # p = 2, rank 1 starts at D. Rank 0's step-0 chunk c reaches rank 1 at alpha + c/B < D. At D
+    # rank 1 sends its own chunk (step 0), which reaches rank 0 at D + alpha + c/B; only then
+    # does it send its step-1 chunk (a rank's messages go one after another), and rank 0, now
+    # holding step 0, sends its step-1 chunk at the same moment on the other direction of the
+    # links: both reach their peer at D + 2 alpha + 2c/B.
     n, d = 2 * 10**6, 1.0
     c = n // 2
     net = _net(2)
     finish = _run(net, ring_allreduce(net, np.array([0.0, d]), n))
-    np.testing.assert_allclose(finish, [d + ALPHA + 2 * c / B, d + 2 * ALPHA + 3 * c / B], rtol=RTOL)
+    np.testing.assert_allclose(finish, [d + 2 * ALPHA + 2 * c / B] * 2, rtol=RTOL)
+
+
+def test_a_late_rank_costs_the_ring_its_delay_not_more():
+    # 8 ranks, rank 3 starts D late. The ring's 2(p-1) steps each take alpha + c/B once data
+    # flows; the late rank can hold everyone back by at most D: the result is no later than
+    # D + 2(p-1)(alpha + c/B) (sending its backlog in order, never in parallel).
+    p, n, d = 8, 8 * 10**6, 0.5
+    c = n / p
+    starts = np.zeros(p)
+    starts[3] = d
+    net = _net(p)
+    finish = _run(net, ring_allreduce(net, starts, n))
+    assert finish.max() <= d + 2 * (p - 1) * (ALPHA + c / B) * (1 + 1e-9)
+    assert finish.min() >= d + ALPHA + c / B  # everyone needs at least one hop of its data
 
 
 def test_late_rank_delays_every_allreduce_result():

@@ -158,3 +158,66 @@ def test_demo_tour_writes_its_figures(tmp_path, capsys):
     assert times["dlion/mavo"] * 10 < times["gadamw"]
     traced = [p for p in (tmp_path / "demo" / "stragglers").iterdir() if (p / "trace.csv").exists()]
     assert len(traced) == 2
+
+
+def test_keyword_form_rejects_what_it_cannot_run():
+    from sim import methods
+
+    with pytest.raises(experiments.SpecError, match="method=3"):
+        experiments.simulate(method=3, steps=1)
+    with pytest.raises(experiments.SpecError, match="objective=123"):
+        experiments.simulate(objective=123, steps=1)
+    with pytest.raises(experiments.SpecError, match="network="):
+        experiments.simulate(network=[1, 2], steps=1)
+    impostor = methods.Method(**{**methods.get("dlion").__dict__, "apply": None})
+    with pytest.raises(experiments.SpecError, match="already called 'dlion'"):
+        experiments.simulate(method=impostor, steps=1)
+    novel = methods.Method(**{**methods.get("gsgd").__dict__, "name": "gsgd_novel",
+                              "defaults": {**methods.get("gsgd").defaults, "foo": 1.0}})
+    with pytest.raises(experiments.SpecError, match="foo"):
+        experiments.simulate(method=novel, steps=1)
+
+
+def test_a_custom_method_object_runs():
+    from sim import methods
+
+    frozen = methods.Method(**{**methods.get("gsgd").__dict__, "name": "gsgd_frozen",
+                               "apply": lambda x, reply, state, hp, lr: (x, state)})
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 8}, method=frozen, steps=3)
+    start = experiments.simulate(objective={"name": "quadratic", "dim": 8}, method="gsgd",
+                                 steps=1)
+    assert r.summary["spec"]["method"]["name"] == "gsgd_frozen"
+    assert np.all(r.history["train_loss"] == r.history["train_loss"][0])  # x never moves
+    assert r.history["train_loss"][0] == start.history["train_loss"][0]
+
+
+def test_a_custom_objective_object_runs_and_keeps_its_own_data():
+    class Bowl:
+        dim = 3
+
+        def init(self, rng):
+            return np.ones(3)
+
+        def grads(self, params, n_workers, batch_size, rng):
+            x = np.broadcast_to(params, (n_workers, 3))
+            return 0.5 * (x * x).sum(axis=1), np.array(x)
+
+        def evaluate(self, params):
+            return {"loss": float(0.5 * params @ params)}
+
+    r = experiments.simulate(objective=Bowl(), method={"name": "gsgd", "lr": 0.1}, workers=2,
+                             steps=5)
+    assert r.summary["spec"]["objective"] == {"name": "custom:Bowl", "dim": 3}
+    assert r.summary["final"]["loss"] < 0.5 * 3
+    with pytest.raises(experiments.SpecError, match="custom objective"):
+        experiments.simulate(objective=Bowl(), cluster={"partition": "dirichlet"}, steps=1)
+
+
+def test_saving_over_a_run_leaves_nothing_of_the_old_one(tmp_path):
+    traced = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 3, "trace": True}})
+    traced.save(tmp_path / "run")
+    plain = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 5}})
+    plain.save(tmp_path / "run")
+    assert not (tmp_path / "run" / "trace.csv").exists()
+    back = experiments.load(tmp_path / "run")
+    assert back.trace is None and back.summary["steps"] == 5

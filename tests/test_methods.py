@@ -159,6 +159,17 @@ def test_schedules():
     assert learning_rates(1.0, 6, "warmup", warmup_steps=4).tolist() == [0.25, 0.5, 0.75, 1, 1, 1]
     cos = learning_rates(1.0, 12, "cosine", warmup_steps=2, min_lr_ratio=0.1)
     assert cos[:2].tolist() == [0.5, 1.0]
-    assert cos[2] == pytest.approx(1.0)
-    assert cos[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))
+    assert cos[2] == pytest.approx(1.0)  # decay over steps 2..11: progress (t - 2) / 9
+    assert cos[5] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 9)))
+    assert cos[-1] == pytest.approx(0.1)
     assert np.all(np.diff(cos[2:]) < 0)
+    assert learning_rates(1.0, 10, "cosine", 0, 0.1)[-1] == pytest.approx(0.1)
+
+
+def test_avg_with_a_ternary_wire_sends_the_sum_of_ternaries():
+    # sign(0) = 0 on the wire: worker 0 sends 0 on coordinate 0, so S = 0 + 1 = 1 (odd, with
+    # N = 2), sent at ceil(log2(5)) = 3 bits; the step is S / N = 1/2
+    g = [[[0.0, 1.0], [1.0, 1.0]]]
+    x = _run("dlion", [0.0, 0.0], g, 2, aggregate="avg", zero_sign="zero", lr=1.0,
+             weight_decay=0.0)[0]
+    assert x == pytest.approx([-0.5, -1.0])

@@ -53,3 +53,12 @@ def test_cli_sweep_kind(sweep_dir, tmp_path, capsys):
     assert "workers N" in out.read_text()
     assert main(["plot", str(sweep_dir), "--kind", "sweep", "--key", "cluster.wrkers"]) == 2
     assert "cluster.wrkers" in capsys.readouterr().err
+
+
+def test_runs_that_differ_in_more_than_the_seed_are_not_pooled(sweep_dir, capsys):
+    # without --series the two tie rules would be pooled as if they were seeds
+    assert main(["plot", str(sweep_dir), "--kind", "sweep", "--key", "cluster.workers"]) == 2
+    assert "differ in more than their seed" in capsys.readouterr().err
+    assert main(["plot", str(sweep_dir), "--kind", "sweep", "--key", "cluster.workers",
+                 "--series", "network.bogus"]) == 2
+    assert "network.bogus" in capsys.readouterr().err

@@ -35,6 +35,14 @@ BAD_SPECS = [
     ("[objective]\nname = 'logistic'\nsamples = -5", ["objective", "samples"]),
     ("[network\nbandwidth = 1", ["not valid TOML"]),
     ("[run]\nsteps = 5\n[sweep]\n'method.name' = ['dlion']", ["[sweep]", "dlion-sim sweep"]),
+    ("[method]\nname = ['dlion']", ["method.name", "dlion"]),
+    ("[objective]\nname = ['logistic']", ["objective.name", "logistic"]),
+    ("[method]\nname = 'glion'\n[network]\ncollective = 'halving_doubling'\n"
+     "[cluster]\nworkers = 6", ["cluster.workers = 6", "power of two"]),
+    ("[objective]\nname = 'logistic'\nsamples = 100\n[cluster]\nworkers = 500",
+     ["cluster.workers = 500", "n_samples"]),
+    ("[objective]\nname = 'logistic'\npartition = 'dirichlet'", ["objective.partition",
+                                                                  "cluster.partition"]),
 ]
 
 
@@ -94,7 +102,7 @@ def test_bandwidth_units(text, value):
     assert units.parse(text, "bandwidth") == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text, value", [("50us", 5e-5), ("30ms", 0.03), ("2", 2.0),
+@pytest.mark.parametrize("text, value", [("50us", 5e-5), ("50µs", 5e-5), ("30ms", 0.03), ("2", 2.0),
                                          ("100ns", 1e-7)])
 def test_time_units(text, value):
     assert units.parse(text, "time") == pytest.approx(value)
@@ -144,3 +152,13 @@ def test_bad_preset_specs(tmp_path, capsys, text, words):
     assert "\n" not in line
     for word in words:
         assert word in line, (word, line)
+
+
+def test_output_that_is_a_file_fails_before_the_run(tmp_path, capsys):
+    spec = tmp_path / "ok.toml"
+    spec.write_text("[run]\nsteps = 2\n")
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    assert main(["run", str(spec), "-o", str(taken)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert taken.read_text() == "not a directory"
