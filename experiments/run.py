@@ -183,7 +183,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             "time_s": None if reached_at is None else float(history["time_s"][reached_at])},
         "n_params": d,
         "model_params": cl["model_params"] or d,
-        "bits_per_param_per_step": _bits_per_param(history, done, cl["model_params"] or d),
+        "bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d),
         "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
         "collective": collective,
         "spec": spec,
@@ -199,7 +199,8 @@ def _last_finite(column: np.ndarray) -> float:
     return float(finite[-1]) if finite.size else 0.0
 
 
-def _bits_per_param(history, steps_done, n_params) -> dict[str, float]:
+def _bits_per_param(history, n_params) -> dict[str, float]:
+    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent."""
     valid = history["bits_up"][~np.isnan(history["bits_up"])]
     if valid.size == 0:
         return {"up": 0.0, "down": 0.0, "total": 0.0}
