@@ -12,8 +12,8 @@ import time
 import numpy as np
 import simpy
 
-from sim.collectives import ps_pull, ps_push
-from sim.network import Network
+from sim.net.collectives import ps_pull, ps_push
+from sim.net.network import Network
 
 
 class _CountingEnvironment(simpy.Environment):

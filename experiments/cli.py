@@ -161,7 +161,7 @@ def cmd_list(args) -> int:
         for name, (_, description) in sorted(models.REGISTRY.items()):
             print(f"  {name:14s} {description}")
     if what in ("presets", "all"):
-        from sim import presets
+        from sim.net import presets
 
         print("presets:")
         for line in presets.describe():

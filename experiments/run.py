@@ -18,7 +18,7 @@ from sim.cluster import PHASES, Cluster
 from sim.compute import ComputeModel
 from sim.schedules import learning_rates
 
-# spec keys that are not arguments of sim.network.Network (the cluster's, or presets' names)
+# spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links")
 
 

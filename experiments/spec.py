@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 import models
-from sim import methods, presets, units
+from sim import methods, units
 from sim.cluster import STEP_COLLECTIVES
+from sim.net import presets
 
 SECTIONS = ("objective", "method", "cluster", "network", "compute", "run")
 FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from sim import collectives
 from sim.compute import ComputeModel
-from sim.network import Network
+from sim.net import collectives
+from sim.net.network import Network
 
 PHASES = ("compute_s", "comm_up_s", "aggregate_s", "comm_down_s", "idle_s")
 
@@ -60,7 +60,7 @@ class StepRecord:
 class Cluster:
     """N workers (and the server) on a network; ``step`` charges one synchronous step its time.
 
-    ``network`` holds the keyword arguments of ``sim.network.Network``; ``bits_scale``
+    ``network`` holds the keyword arguments of ``sim.net.network.Network``; ``bits_scale``
     multiplies every payload size (a virtual model larger than the numerics' objective), and
     ``header_bits`` is added to every message after that scaling.
     """

@@ -9,9 +9,9 @@ import pytest
 import experiments
 from experiments.cli import main as cli_main
 from experiments.spec import SpecError
-from sim import baselines, methods  # noqa: F401  (importing sim.baselines registers them)
-from sim.codecs import DenseCodec, LevelCodec
-from sim.compression import SparseCodec
+from sim import methods
+from sim.wire.codecs import DenseCodec, LevelCodec
+from sim.wire.sparse import SparseCodec
 
 NAMES = ["terngrad", "dgc", "graddrop", "signum", "efsignsgd", "qsgd", "topk", "randomk",
          "powersgd", "onebit_adam"]

@@ -125,7 +125,7 @@ def test_codec_cost_is_charged_for_the_virtual_model_size():
 
 def test_presets_fill_links_and_model_unless_given():
     from experiments import resolve
-    from sim import presets
+    from sim.net import presets
 
     spec = resolve({"network": {"preset": "10GbE"}, "cluster": {"model": "gpt2-small"}})
     assert spec["network"]["bandwidth"] == presets.link("10GbE")["bandwidth"] == 1e10

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sim.codecs import (
+from sim.wire.codecs import (
     DenseCodec,
     LevelCodec,
     SignCodec,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.collectives import (COLLECTIVES, halving_doubling_allreduce, ps_pull, ps_push,
+from sim.net.collectives import (COLLECTIVES, halving_doubling_allreduce, ps_pull, ps_push,
                              ring_allgather, ring_allreduce, tree_broadcast)
-from sim.network import Network
+from sim.net.network import Network
 
 RTOL = 1e-9
 LAT, OVH, B = 3e-6, 2e-6, 10e9

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.network import Network, fifo_rates, max_min_rates
+from sim.net.network import Network
+from sim.net.sharing import fifo_rates, max_min_rates
 
 RTOL = 1e-9
 

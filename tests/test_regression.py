@@ -49,7 +49,8 @@ def runs():
 
 def fingerprint(result) -> dict:
     h = result.history
-    return {"params_sha256": hashlib.sha256(np.ascontiguousarray(result.params).tobytes()).hexdigest(),
+    params = np.ascontiguousarray(result.params).tobytes()
+    return {"params_sha256": hashlib.sha256(params).hexdigest(),
             "bits_up": float(h["bits_up"][-1]), "bits_down": float(h["bits_down"][-1]),
             "time_s": [float(v) for v in h["time_s"]],
             "train_loss": [float(v) for v in h["train_loss"]]}

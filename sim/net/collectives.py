@@ -1,4 +1,4 @@
-"""Collective communication patterns as SimPy processes over a :class:`sim.network.Network`.
+"""Collective communication patterns as SimPy processes over a :class:`sim.net.network.Network`.
 
 Run each with ``env.process(collective(net, ...))``; the process returns a float64 array of
 per-rank completion times in seconds. A rank is complete when it holds the whole result (and,
@@ -20,7 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from sim.network import Network
+from sim.net.network import Network
 
 COLLECTIVES: dict[str, str] = {
     "ps": "parameter server: every worker pushes to the server(s), which send the result back",

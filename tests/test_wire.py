@@ -7,24 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.compression import (
-    INDEX_BITS,
-    QuantCodec,
-    Segments,
-    SparseCodec,
-    compensate,
-    feedback,
-    gamma_end,
-    gamma_length,
-    gamma_read,
-    gamma_write,
-    keep_count,
-    next_one,
-    sampled_mask,
-    stochastic_round,
-    topk_mask,
-    walk,
-)
+from sim.wire.compressors import keep_count, sampled_mask, stochastic_round, topk_mask
+from sim.wire.elias import gamma_end, gamma_length, gamma_read, gamma_write, next_one, walk
+from sim.wire.memory import compensate, feedback
+from sim.wire.quant import QuantCodec
+from sim.wire.sparse import INDEX_BITS, SparseCodec
+from sim.wire.tensors import Segments
 
 FAST = settings(max_examples=25, deadline=None)
 

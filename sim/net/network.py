@@ -22,8 +22,9 @@ from numbers import Integral, Real
 import numpy as np
 import simpy
 
+from sim.net.sharing import SHARINGS, fifo_rates, max_min_rates
+
 TOPOLOGIES = ("star", "sharded", "racks")
-SHARINGS = ("fair", "fifo")
 
 # SimPy pops same-time events by (priority, insertion order); URGENT = 0 and NORMAL = 1.
 # Rate updates use a later priority so that every start and completion of an instant, even
@@ -78,57 +79,6 @@ def _count(name, value, low, high=None):
         allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
         raise ValueError(f"{name}={value!r}: must be {allowed}")
     return int(value)
-
-
-def max_min_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray) -> np.ndarray:
-    """Max-min fair rates (bits/s) by progressive filling.
-
-    routes: (F, R) link indices per flow; padding entries point at a link of infinite capacity.
-    capacity: (L,) bits/s per link. flow_cap: (F,) per-flow upper bound in bits/s (inf = none).
-    All unfrozen flows grow together; a flow freezes when one of its links saturates or it
-    reaches its own cap. Each round is a few array operations, and there are as many rounds as
-    distinct bottleneck levels.
-    """
-    n_flows = routes.shape[0]
-    rate = np.zeros(n_flows)
-    if n_flows == 0:
-        return rate
-    left = capacity.astype(np.float64, copy=True)
-    active = np.arange(n_flows)
-    level = 0.0
-    while active.size:
-        sub = routes[active]
-        count = np.bincount(sub.ravel(), minlength=left.size)
-        used = count > 0
-        share = np.full(left.size, np.inf)
-        share[used] = left[used] / count[used]
-        step = min(share.min(), flow_cap[active].min() - level)
-        level += step
-        left[used] -= step * count[used]
-        # Links whose fair share equals this round's step are saturated (up to float residue).
-        saturated = used & (share <= step * (1 + 1e-12))
-        frozen = saturated[sub].any(axis=1) | (flow_cap[active] <= level * (1 + 1e-12))
-        rate[active[frozen]] = level
-        active = active[~frozen]
-    return rate
-
-
-def fifo_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray, pad: int) -> np.ndarray:
-    """FIFO rates (bits/s): rows are in arrival order; a flow transmits, at the smallest capacity
-    on its route, only when it is the earliest flow on every one of its links (no overtaking).
-
-    The earliest flow overall always qualifies, so some flow always makes progress.
-    """
-    n_flows, width = routes.shape
-    if n_flows == 0:
-        return np.zeros(0)
-    links, first = np.unique(routes.ravel(), return_index=True)
-    head = np.full(capacity.size, -1)
-    head[links] = first // width
-    own = np.arange(n_flows)[:, None]
-    running = ((head[routes] == own) | (routes == pad)).all(axis=1)
-    rate = np.minimum(capacity[routes].min(axis=1), flow_cap)
-    return np.where(running, rate, 0.0)
 
 
 class Network:
