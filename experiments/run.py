@@ -14,16 +14,21 @@ import models
 from experiments.results import Result
 from experiments.spec import FLAT_KEYS, SECTIONS, SpecError, _suggest, load_toml, resolve
 from sim import methods
-from sim.cluster import PHASES, Cluster
-from sim.compute import ComputeModel
+from sim.cluster import PHASES, AllWorkersDown, Cluster
+from sim.compute import ComputeModel, read_trace
+from sim.faults import FaultModel
+from sim.methods.base import snapshot_rows
 from sim.schedules import learning_rates
+from sim.server import Policy
+from sim.step import train_step
 
 # spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links")
 
 
 def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
-             compute=None, run=None, progress: bool | None = None, **flat) -> Result:
+             compute=None, server=None, faults=None, run=None, progress: bool | None = None,
+             **flat) -> Result:
     """Run one experiment and return its ``Result``.
 
     ``spec`` is a dict, a TOML path or an already resolved spec. Or pass the sections as
@@ -33,13 +38,14 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
     """
     custom_objective = None
     if spec is not None:
-        if any(v is not None for v in (objective, method, cluster, network, compute, run)) or flat:
+        if any(v is not None for v in (objective, method, cluster, network, compute, server,
+                                       faults, run)) or flat:
             raise TypeError("simulate: pass either a spec or keyword sections, not both")
         raw = load_toml(spec) if isinstance(spec, (str, Path)) else dict(spec)
     else:
         raw = {}
         for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
-                            ("run", run)):
+                            ("server", server), ("faults", faults), ("run", run)):
             if value is not None:
                 if not isinstance(value, dict):
                     raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
@@ -96,8 +102,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
     wall_start = time.perf_counter()
     run, cl, net = spec["run"], spec["cluster"], spec["network"]
     dtype = np.dtype(run["dtype"])
-    init_rng, data_rng, method_rng, compute_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(4))
+    # one stream per concern; spawned children keep their values as streams are added
+    init_rng, data_rng, method_rng, compute_rng, fault_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(5))
     if objective is None:
         params = {k: v for k, v in spec["objective"].items() if k != "name"}
         try:
@@ -115,20 +122,25 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
 
     x = np.asarray(objective.init(init_rng), dtype=dtype)
     d = x.size
-    state = method.init(x, n, hp, getattr(objective, "shapes", None))
+    shapes = getattr(objective, "shapes", None)
+    state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
     collective = net["collective"] or method.collectives[0]
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
-                          ComputeModel(**spec["compute"]), collective, bits_scale,
-                          header_bits=int(8 * net["header"]))
+                          _compute_model(spec["compute"], n), collective, bits_scale,
+                          header_bits=int(8 * net["header"]), policy=_policy(spec["server"], n),
+                          faults=FaultModel(**spec["faults"]), fault_rng=fault_rng)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
+    # a worker back from a crash starts from the method's initial per-worker state
+    cold = snapshot_rows(method.init(x, n, hp, shapes), n) if cluster.faults else None
 
     initial = objective.evaluate(x)
     target = _Target(run["target"], run["target_metric"], initial)
-    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES]
+    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES,
+               *PARTICIPATION]
     history = {c: np.full(steps, np.nan) for c in columns}
     evals: dict[str, np.ndarray] = {}
     sent_up = sent_down = 0
@@ -144,12 +156,18 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         if not math.isfinite(train_loss):
             status = "diverged"
             break
-        payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
-        reply = method.aggregate(payloads, d, hp, method_rng)
-        rounds = methods.message_rounds(method, state, payloads, reply)
-        cluster.step(rounds, batch, cl["model_params"] or d, compute_rng)
-        x, state = method.apply(x, reply, state, hp, lrs[t])
-        step_up, step_down = cluster.message_bits(rounds)
+        try:
+            outcome = train_step(method, cluster, x, state, np.asarray(grads, dtype=dtype), hp,
+                                 lrs[t], method_rng=method_rng, compute_rng=compute_rng,
+                                 batch_size=batch, n_params=cl["model_params"] or d, step=t,
+                                 cold=cold)
+        except AllWorkersDown as err:
+            status, done = "all_workers_down", t
+            down_reason = str(err)
+            break
+        x, state, record = outcome.x, outcome.state, outcome.record
+        _count(history, t, record, outcome.empty)
+        step_up, step_down = cluster.message_bits(record)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
@@ -167,7 +185,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         for key, value in record.phases().items():
             history[key][t] = value
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
-    final_eval = objective.evaluate(x) if status == "diverged" else {
+    final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
     summary = {
@@ -175,7 +193,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         "steps": done,
         "sim_time_s": _last_finite(history["time_s"]),
         "wall_s": time.perf_counter() - wall_start,
-        "final": {"train_loss": history["train_loss"][-1], **final_eval},
+        "final": {"train_loss": history["train_loss"][-1] if done else math.nan, **final_eval},
         "initial": initial,
         "target": None if target.value is None else {
             "metric": target.metric, "value": target.value,
@@ -186,12 +204,45 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         "bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d),
         "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
         "collective": collective,
+        "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
         "spec": spec,
     }
+    if status == "all_workers_down":
+        summary["stopped_because"] = down_reason
     if hasattr(objective, "partition_info"):
         summary["partition"] = objective.partition_info(n)
     trace = cluster.trace_rows() if run["trace"] else None
     return Result(params=x, history=history, summary=summary, trace=trace)
+
+
+#: per-step history columns of who took part: messages aggregated, discarded as late (arrived
+#: after the close), lost (each lost attempt), workers down at the close, computations given
+#: up (still running when the step closed), and empty steps (nothing arrived: no update)
+PARTICIPATION = ("aggregated", "late", "lost", "down", "abandoned", "empty")
+
+
+def _count(history: dict, t: int, record, empty: bool) -> None:
+    history["aggregated"][t] = record.n_aggregated
+    history["late"][t], history["lost"][t] = record.late, record.lost
+    history["down"][t] = record.down_workers
+    history["abandoned"][t] = sum(1 for row in record.events if row[1] == "abandoned")
+    history["empty"][t] = empty
+
+
+def _policy(server: dict, n: int) -> Policy:
+    """The server's policy from the resolved [server] table (k may be a fraction of N)."""
+    k = server["k"]
+    if isinstance(k, float):
+        k = max(1, math.ceil(k * n))
+    return Policy(server["policy"], server["deadline"] or math.inf, k or 0)
+
+
+def _compute_model(compute: dict, n: int) -> ComputeModel:
+    """The compute model of the resolved [compute] table (a trace file is read here)."""
+    table = {k: v for k, v in compute.items() if k != "trace_file" and v is not None}
+    if compute["distribution"] == "trace":
+        table["trace"] = read_trace(compute["trace_file"], n)
+    return ComputeModel(**table)
 
 
 def _last_finite(column: np.ndarray) -> float:

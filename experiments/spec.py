@@ -20,9 +20,12 @@ import numpy as np
 import models
 from sim import methods, units
 from sim.cluster import STEP_COLLECTIVES
+from sim.compute import DISTRIBUTIONS, read_trace
+from sim.faults import LOSS_HANDLING
+from sim.server import POLICIES
 from sim.net import presets
 
-SECTIONS = ("objective", "method", "cluster", "network", "compute", "run")
+SECTIONS = ("objective", "method", "cluster", "network", "compute", "server", "faults", "run")
 FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",
              "eval_every": "run", "target": "run", "dtype": "run"}
 
@@ -38,7 +41,9 @@ class SpecError(ValueError):
 class Field:
     """How one spec key is checked: its type, default, bounds or choices."""
 
-    kind: str                      # int | float | bool | str | choice | pair | bandwidth | time | size
+    kind: str                      # int | float | bool | str | choice | pair | bandwidth | time |
+                                   # size | portion (a count >= 1 or a fraction in (0, 1]) |
+                                   # ids (a list of worker ids)
     default: object = None
     doc: str = ""
     min: float | None = None
@@ -101,12 +106,46 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "per_sample": _f("time", 0.0, "compute time per sample, s", min=0.0),
         "flops_per_sample": _f("float", 0.0, "FLOPs per sample", min=0.0),
         "device_flops": _f("float", 0.0, "device speed, FLOP/s", min=0.0),
+        "distribution": _f("choice", "lognormal", "law of the per-step compute-time factor "
+                           "(stragglers)", choices=DISTRIBUTIONS),
         "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0),
+        "tail": _f("float", None, "shifted_exponential: mean of the exponential part, as a "
+                   "fraction of the base time", min=0.0, min_open=True),
+        "pareto_shape": _f("float", None, "pareto: shape of the factor (heavy tail; mean "
+                           "shape/(shape-1))", min=0.0, min_open=True),
+        "trace_file": _f("str", None, "distribution 'trace': CSV of per-worker step times in "
+                         "s, one column per worker, one row per step (a relative path is "
+                         "relative to the spec file)"),
         "straggler_prob": _f("float", 0.0, "probability a worker straggles on a step",
                              min=0.0, max=1.0),
         "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0),
         "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
         "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
+    },
+    "server": {
+        "policy": _f("choice", "all", "when the server closes a step: every message, a "
+                     "deadline, or the first k", choices=POLICIES),
+        "deadline": _f("time", None, "policy 'deadline': seconds after the step opens (the "
+                       "previous reply is sent)", min=0.0, min_open=True),
+        "k": _f("portion", None, "policy 'first_k': messages to wait for, a count or a "
+                "fraction of the workers", min=0.0, min_open=True),
+    },
+    "faults": {
+        "crash_workers": _f("ids", [], "workers that crash (at crash_time or crash_step)"),
+        "crash_time": _f("time", None, "when the listed workers crash, s", min=0.0),
+        "crash_step": _f("int", None, "or: the step from which the listed workers are down",
+                         min=1),
+        "crash_rate": _f("float", 0.0, "random crashes per worker per simulated second",
+                         min=0.0),
+        "recover_after": _f("time", None, "a crashed worker is back after this long, s "
+                            "(default: never)", min=0.0, min_open=True),
+        "detect_after": _f("time", 1.0, "the server notices a crash after this long (heartbeat "
+                           "timeout), s", min=0.0),
+        "loss": _f("float", 0.0, "probability that a worker's message is lost", min=0.0,
+                   max=1.0, max_open=True),
+        "on_loss": _f("choice", "retransmit", "a lost message is sent again after rto, or "
+                      "dropped", choices=LOSS_HANDLING),
+        "rto": _f("time", 0.2, "retransmission timeout, s", min=0.0, min_open=True),
     },
     "run": {
         "steps": _f("int", 100, "number of steps", min=1),
@@ -165,6 +204,27 @@ def check_value(where: str, field: Field, value):
         if kind == "choice" and value not in field.choices:
             raise SpecError(f"{where} = {value!r} is not allowed{_suggest(value, field.choices)}")
         return value
+    elif kind == "portion":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where} = {value!r}: expected a count (an integer >= 1) or a "
+                            f"fraction of the workers in (0, 1], got {_type_name(value)}")
+        if isinstance(value, int):
+            if value < 1:
+                raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 1 "
+                                "or a fraction in (0, 1]")
+            return value
+        if not 0 < value <= 1:
+            raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 1 or a "
+                            "fraction in (0, 1]")
+        return float(value)
+    elif kind == "ids":
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+            raise SpecError(f"{where} = {value!r}: expected a list of worker ids (integers "
+                            ">= 0), e.g. [0, 3]")
+        if len(set(value)) != len(value):
+            raise SpecError(f"{where} = {value!r}: a worker is listed twice")
+        return sorted(value)
     elif kind == "pair":
         if not (isinstance(value, (list, tuple)) and len(value) == 2):
             raise SpecError(f"{where} = {value!r}: expected a pair of numbers like [0.9, 0.99]")
@@ -310,9 +370,80 @@ def resolve(raw: dict, custom_objective=None) -> dict:
                             "objective splits its own data; allowed: 'iid'")
         spec["objective"] = {"name": f"custom:{type(custom_objective).__name__}",
                              "dim": int(custom_objective.dim)}
+    spec["server"] = _check_section("server", raw.get("server", {}), SCHEMA["server"])
+    spec["faults"] = _check_section("faults", raw.get("faults", {}), SCHEMA["faults"])
     spec["method"] = _check_method(raw.get("method", {}), spec["cluster"]["workers"])
     _check_consistency(spec)
+    _check_time_and_faults(spec)
     return {s: spec[s] for s in SECTIONS}
+
+
+#: keys that belong to one setting of another key: (section, key) -> (key it needs, values)
+_BELONGS_TO = {
+    ("compute", "tail"): ("distribution", ("shifted_exponential",)),
+    ("compute", "pareto_shape"): ("distribution", ("pareto",)),
+    ("compute", "trace_file"): ("distribution", ("trace",)),
+    ("server", "deadline"): ("policy", ("deadline",)),
+    ("server", "k"): ("policy", ("first_k",)),
+    ("faults", "crash_time"): ("crash_workers", None),
+    ("faults", "crash_step"): ("crash_workers", None),
+}
+#: what a setting needs: (section, key, value) -> the key that must be given
+_NEEDS = {
+    ("compute", "distribution", "shifted_exponential"): "tail",
+    ("compute", "distribution", "pareto"): "pareto_shape",
+    ("compute", "distribution", "trace"): "trace_file",
+    ("server", "policy", "deadline"): "deadline",
+    ("server", "policy", "first_k"): "k",
+}
+
+
+def _check_time_and_faults(spec: dict) -> None:
+    """The compute distribution, the server policy and the faults: keys that go together, and
+    what the collective and the workers allow."""
+    for (section, key), (owner, values) in _BELONGS_TO.items():
+        given, setting = spec[section][key], spec[section][owner]
+        if given not in (None, []) and (not setting if values is None else setting not in values):
+            wanted = f"{section}.{owner}" + ("" if values is None else f" = {values[0]!r}")
+            raise SpecError(f"{section}.{key} = {given!r} needs {wanted} (now {setting!r})")
+    for (section, key, value), needed in _NEEDS.items():
+        if spec[section][key] == value and spec[section][needed] is None:
+            raise SpecError(f"{section}.{key} = {value!r} needs {section}.{needed}")
+    n = spec["cluster"]["workers"]
+    server, faults, compute = spec["server"], spec["faults"], spec["compute"]
+    if isinstance(server["k"], int) and server["k"] > n:
+        raise SpecError(f"server.k = {server['k']} is more than cluster.workers = {n}; allowed: "
+                        f"1 to {n}, or a fraction in (0, 1]")
+    bad = [w for w in faults["crash_workers"] if w >= n]
+    if bad:
+        raise SpecError(f"faults.crash_workers = {faults['crash_workers']}: worker {bad[0]} "
+                        f"does not exist; allowed: ids 0 to {n - 1}")
+    if faults["crash_workers"] and faults["crash_time"] is None and faults["crash_step"] is None:
+        raise SpecError("faults.crash_workers needs faults.crash_time or faults.crash_step "
+                        "(when they crash)")
+    if faults["crash_time"] is not None and faults["crash_step"] is not None:
+        raise SpecError("faults.crash_time and faults.crash_step both say when the listed "
+                        "workers crash; give one of them")
+    crashes = bool(faults["crash_workers"]) or faults["crash_rate"] > 0
+    if (crashes or faults["loss"] > 0 or server["policy"] != "all"):
+        method = methods.METHODS[spec["method"]["name"]]
+        collective = spec["network"]["collective"] or method.collectives[0]
+        if collective != "ps":
+            what = (f"server.policy = {server['policy']!r}" if server["policy"] != "all"
+                    else "faults")
+            raise SpecError(f"{what} needs network.collective = 'ps' (now {collective!r}): a "
+                            "ring all-reduce cannot skip a rank, and over an all-gather each "
+                            "worker would aggregate a different set of messages, while the "
+                            "workers here share one x")
+    if server["policy"] == "all" and faults["loss"] > 0 and faults["on_loss"] == "drop":
+        raise SpecError("faults.on_loss = 'drop' with server.policy = 'all': the server would "
+                        "wait for ever for a dropped message; use a deadline or first_k policy, "
+                        "or on_loss = 'retransmit'")
+    if compute["distribution"] == "trace":
+        try:
+            read_trace(compute["trace_file"], n)
+        except ValueError as err:
+            raise SpecError(f"compute.trace_file: {err}") from None
 
 
 def _apply_presets(raw: dict) -> dict:
@@ -376,11 +507,18 @@ def load_toml(path) -> dict:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = tomllib.load(fh)
     except FileNotFoundError:
         raise SpecError(f"spec file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
+    # files a spec names are found next to it, wherever it is run from
+    compute = raw.get("compute")
+    if isinstance(compute, dict) and isinstance(compute.get("trace_file"), str):
+        trace = Path(compute["trace_file"])
+        if not trace.is_absolute():
+            compute["trace_file"] = str(path.parent.resolve() / trace)
+    return raw
 
 
 def parse_assignment(text: str) -> tuple[str, str, object]:

@@ -15,6 +15,25 @@ A method is a few small pure functions over arrays (optax-style), bundled in a `
 ``rounds(state, payloads, reply) -> [(up bits (N,), down bits), ...]`` (optional)
     the step's messages split into exchanges that travel one after the other (TernGrad's
     scales before its ternaries, PowerSGD's P before its Q); None: one round, the whole message.
+    It is called once before the server aggregates, with ``reply = None``: the last round's
+    down bits are then None (the reply is not known yet).
+
+Per-worker state arrays have the worker on their first axis, (n_workers, ...): when a worker
+does not finish a step (it was down, or still computing when the step closed) the simulator
+puts its rows back as they were, and a worker that rejoins after a crash gets ``init``'s rows.
+
+When a server policy or faults can leave messages out (``sim.step``), ``aggregate`` receives
+only the messages that arrived, in worker order, and two optional parts of a method say how it
+handles the rest:
+
+``arrivals = True``
+    ``apply`` (and ``encode``) take a keyword ``arrived``: bool (N,), the workers whose messages
+    the reply aggregates (an average divides by their count). A multi-round method's ``encode``
+    runs its earlier rounds' reductions, so it is run again with ``arrived`` set to the
+    workers that made it into the first round.
+``discard(state, rows) -> state``
+    ``rows`` (bool (N,)) computed and sent a message that was not aggregated (late, dropped):
+    an error-feedback method gives those workers back all they tried to send.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -76,6 +95,8 @@ class Method:
     collectives: tuple = ("ps",)   # collectives it can use; the first is the default
     max_workers: int | None = None
     rounds: Callable | None = None  # see the module docstring
+    arrivals: bool = False          # encode/apply take ``arrived`` (module docstring)
+    discard: Callable | None = None
     options: dict = field(default_factory=dict)
 
 
@@ -114,15 +135,36 @@ def message_rounds(method: Method, state, payloads, reply) -> list[tuple[np.ndar
     """The step's messages as rounds of (up bits per worker, down bits), from the real bytes."""
     if method.rounds is not None:
         return method.rounds(state, payloads, reply)
-    return [(message_bits(payloads), 8 * reply.shape[-1])]
+    return [(message_bits(payloads), None if reply is None else 8 * reply.shape[-1])]
 
 
-def two_rounds(first_bytes: int, payloads, reply) -> list[tuple[np.ndarray, int]]:
+def two_rounds(first_bytes: int, payloads, reply) -> list[tuple[np.ndarray, int | None]]:
     """Round 1 carries the first ``first_bytes`` of every message and of the reply, round 2 the
-    rest: [(up bits (N,), down bits), ...] for the cluster."""
-    n, up, down = payloads.shape[0], payloads.shape[-1], reply.shape[-1]
+    rest: [(up bits (N,), down bits), ...] for the cluster (the last down None without a
+    reply)."""
+    n, up = payloads.shape[0], payloads.shape[-1]
+    last = None if reply is None else 8 * (reply.shape[-1] - first_bytes)
     return [(np.full(n, 8 * first_bytes), 8 * first_bytes),
-            (np.full(n, 8 * (up - first_bytes)), 8 * (down - first_bytes))]
+            (np.full(n, 8 * (up - first_bytes)), last)]
+
+
+def worker_arrays(state: dict, n_workers: int) -> list[str]:
+    """The keys of ``state`` that hold per-worker arrays (the worker on the first axis)."""
+    return [k for k, v in state.items()
+            if isinstance(v, np.ndarray) and v.ndim >= 2 and v.shape[0] == n_workers]
+
+
+def snapshot_rows(state: dict, n_workers: int) -> dict:
+    """Copies of the per-worker arrays of ``state`` (to put rows back with ``restore_rows``)."""
+    return {k: state[k].copy() for k in worker_arrays(state, n_workers)}
+
+
+def restore_rows(state: dict, saved: dict, rows: np.ndarray) -> None:
+    """Put the ``rows`` (bool (N,)) of every saved per-worker array back, in place."""
+    if rows.any():
+        for key, values in saved.items():
+            if key in state:
+                state[key][rows] = values[rows]
 
 
 # --- dense float32 messages: the global methods and the baselines' replies --------------------

@@ -126,8 +126,9 @@ def _dlion_aggregate(payloads, d, hp, rng):
     return majority_reply(payloads, d, hp, rng)
 
 
-def _dlion_apply(x, reply, state, hp, lr):
-    n = state["m"].shape[0]
+def _dlion_apply(x, reply, state, hp, lr, arrived=None):
+    # the sum counts the signs that arrived (absent workers abstain): Avg divides by them
+    n = state["m"].shape[0] if arrived is None else int(arrived.sum())
     if hp["aggregate"] == "avg":
         direction = _avg_codec(n, hp).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
     else:
@@ -158,7 +159,7 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
                 _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
-                collectives=("ps", "allgather")), RULES)
+                collectives=("ps", "allgather"), arrivals=True), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
                 "32 bits up, 32 bits down", dict(LION_DEFAULTS),
                 _glion_init, mean_encode, mean_aggregate, _glion_apply, collectives=ALLREDUCE))

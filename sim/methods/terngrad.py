@@ -25,7 +25,7 @@ def _init(x, n_workers, hp, shapes):
     return {"segments": Segments.of(x.size, shapes), "n": n_workers, **sgd_state(x)}
 
 
-def _encode(state, grads, hp, rng):
+def _encode(state, grads, hp, rng, arrived=None):
     seg = state["segments"]
     g = grads
     if hp["clip_factor"] > 0:
@@ -34,7 +34,9 @@ def _encode(state, grads, hp, rng):
         limit = seg.expand(hp["clip_factor"] * std).astype(g.dtype)
         g = np.clip(g, -limit, limit)
     local = F32.encode(seg.max(np.abs(g)))  # round 1: every worker's scales (n, 4T)
-    shared = F32.decode(local, seg.sizes.size).max(axis=0)  # ... max-reduced: one per tensor
+    scales = F32.decode(local, seg.sizes.size)
+    # ... max-reduced over the workers taking part: one per tensor
+    shared = (scales if arrived is None else scales[arrived]).max(axis=0)
     s = seg.expand(shared[None].astype(np.float64))
     prob = np.divide(np.abs(g), s, out=np.zeros(g.shape), where=s > 0)
     ternary = np.sign(g).astype(np.int8) * (rng.random(g.shape) < prob)
@@ -55,8 +57,9 @@ def _rounds(state, payloads, reply):
     return two_rounds(4 * state["segments"].sizes.size, payloads, reply)
 
 
-def _apply(x, reply, state, hp, lr):
-    n, seg = state["n"], state["segments"]
+def _apply(x, reply, state, hp, lr, arrived=None):
+    seg = state["segments"]
+    n = state["n"] if arrived is None else int(arrived.sum())  # the sum is over those
     t = seg.sizes.size
     shared = F32.decode(reply[:4 * t], t).astype(np.float64)
     total = TernarySumCodec(n).decode(reply[4 * t:], x.size)
@@ -69,4 +72,4 @@ register(Method("terngrad", "TernGrad (Wen et al. 2017): stochastic ternary grad
                 "2 bits (log2 3 ideal) + 32 per tensor up; ceil(log2(2N+1)) + 32 per tensor down",
                 {**SGD_DEFAULTS, "clip_factor": 2.5},
                 _init, _encode, _aggregate, _apply,
-                collectives=("ps", "allgather"), rounds=_rounds), RULES)
+                collectives=("ps", "allgather"), rounds=_rounds, arrivals=True), RULES)

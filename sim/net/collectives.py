@@ -82,13 +82,15 @@ def when_all(env, events):
     return done
 
 
-def push(net: Network, bits, delays, after=None) -> list:
+def push(net: Network, bits, delays, after=None, send=None) -> list:
     """Worker i sends bits[i] to the server(s), split in one piece per server, starting
     delays[i] seconds after ``after[i]`` fires (or after now when ``after`` is None).
 
     Returns one event per worker that fires, with that time as its value, when all of the
     worker's pieces have arrived. Chaining on ``after`` lets a worker start its next step the
     moment it holds the previous reply, while slower workers are still receiving theirs.
+    ``send(worker, server, bits, delay) -> event`` replaces ``net.transfer`` for each piece (a
+    sender that can give a message up or lose it).
     """
     env = net.env
     sizes = _bits(bits, net.n_workers)
@@ -96,8 +98,11 @@ def push(net: Network, bits, delays, after=None) -> list:
     arrived = [env.event() for _ in net.workers]
 
     def launch(w, delay):
-        sent = [net.transfer(w, s, int(pieces[w, j]), delay=delay)
-                for j, s in enumerate(net.servers)]
+        if send is None:
+            sent = [net.transfer(w, s, int(pieces[w, j]), delay=delay)
+                    for j, s in enumerate(net.servers)]
+        else:
+            sent = [send(w, s, int(pieces[w, j]), delay) for j, s in enumerate(net.servers)]
         when_all(env, sent).callbacks.append(lambda e: arrived[w].succeed(e.value))
 
     for w in net.workers:
@@ -110,13 +115,17 @@ def push(net: Network, bits, delays, after=None) -> list:
     return arrived
 
 
-def pull(net: Network, bits, delay: float = 0.0) -> list:
+def pull(net: Network, bits, delay: float = 0.0, to=None) -> list:
     """The server(s) send bits (int or (n,)) to every worker ``delay`` seconds from now, unicast
-    and concurrently, one piece per server. Returns one event per worker (value: arrival, s)."""
+    and concurrently, one piece per server. Returns one event per worker (value: arrival, s).
+
+    ``to``: bool (n,), the workers to send to; the others' events never fire (default: all).
+    """
     env = net.env
     pieces = _split(_bits(bits, net.n_workers), len(net.servers))
     return [when_all(env, [net.transfer(s, w, int(pieces[w, j]), delay=delay)
-                           for j, s in enumerate(net.servers)]) for w in net.workers]
+                           for j, s in enumerate(net.servers)]) if to is None or to[w]
+            else env.event() for w in net.workers]
 
 
 def ps_push(net: Network, start_times, bits):

@@ -188,9 +188,15 @@ class Network:
         self._check_pair(src, dst)
         return self._path_latency(src, dst)
 
-    def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0) -> simpy.Event:
+    def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0,
+                 guard=None) -> simpy.Event:
         """Start a message ``delay`` seconds from now (default: now); the event fires when its
-        last bit arrives, with that time in seconds as its value."""
+        last bit arrives, with that time in seconds as its value.
+
+        ``guard``: a callable asked when the latency has elapsed and the message would start to
+        flow; if it returns False the message is never sent (its sender gave it up or went
+        down) and the event never fires.
+        """
         self._check_pair(src, dst)
         if not _is_int(bits) or bits < 0:
             raise ValueError(f"bits={bits!r}: must be an integer >= 0")
@@ -200,9 +206,8 @@ class Network:
         latency = self._path_latency(src, dst)
         cap = 8 * self.tcp_window / (2 * latency) if self.tcp_window is not None and latency > 0 else math.inf
         done = self.env.event()
-        self.sent_bits += bits
         start = self.env.timeout(delay + latency + self.overhead)
-        start.callbacks.append(lambda _: self._join(src, dst, bits, cap, done))
+        start.callbacks.append(lambda _: self._join(src, dst, bits, cap, done, guard))
         return done
 
     @property
@@ -237,7 +242,10 @@ class Network:
             rows.insert(2, np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad))
         return np.stack(rows, axis=1)
 
-    def _join(self, src, dst, bits, cap, done):
+    def _join(self, src, dst, bits, cap, done, guard):
+        if guard is not None and not guard():
+            return
+        self.sent_bits += bits
         self._pending.append((src, dst, bits, cap, done))
         self._request_update()
 
