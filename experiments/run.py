@@ -166,7 +166,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             down_reason = str(err)
             break
         x, state, record = outcome.x, outcome.state, outcome.record
-        _count(history, t, record, outcome.empty)
+        history["empty"][t] = outcome.empty
         step_up, step_down = cluster.message_bits(record)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
@@ -181,9 +181,13 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
     bar.close()
     cluster.finish()
+    # late arrivals and the last replies land after their step: count once time has run out
     for t, record in enumerate(cluster.records):
         for key, value in record.phases().items():
             history[key][t] = value
+        history["aggregated"][t], history["late"][t] = record.n_aggregated, record.late
+        history["lost"][t], history["down"][t] = record.lost, record.down_workers
+        history["abandoned"][t] = record.abandoned
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
     final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
@@ -219,14 +223,6 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
 #: after the close), lost (each lost attempt), workers down at the close, computations given
 #: up (still running when the step closed), and empty steps (nothing arrived: no update)
 PARTICIPATION = ("aggregated", "late", "lost", "down", "abandoned", "empty")
-
-
-def _count(history: dict, t: int, record, empty: bool) -> None:
-    history["aggregated"][t] = record.n_aggregated
-    history["late"][t], history["lost"][t] = record.late, record.lost
-    history["down"][t] = record.down_workers
-    history["abandoned"][t] = sum(1 for row in record.events if row[1] == "abandoned")
-    history["empty"][t] = empty
 
 
 def _policy(server: dict, n: int) -> Policy:

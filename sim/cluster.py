@@ -85,6 +85,11 @@ class StepRecord:
     def n_aggregated(self) -> int:
         return self.up.size if self.aggregated is None else int(self.aggregated.sum())
 
+    @property
+    def abandoned(self) -> int:
+        """Computations given up because the step closed first."""
+        return sum(1 for row in self.events if row[1] == "abandoned")
+
 
 def _mean(values: np.ndarray) -> float:
     taking_part = values[~np.isnan(values)]
