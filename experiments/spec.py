@@ -435,10 +435,10 @@ def _check_time_and_faults(spec: dict) -> None:
                             "ring all-reduce cannot skip a rank, and over an all-gather each "
                             "worker would aggregate a different set of messages, while the "
                             "workers here share one x")
-    if server["policy"] == "all" and faults["loss"] > 0 and faults["on_loss"] == "drop":
-        raise SpecError("faults.on_loss = 'drop' with server.policy = 'all': the server would "
-                        "wait for ever for a dropped message; use a deadline or first_k policy, "
-                        "or on_loss = 'retransmit'")
+    if server["policy"] != "deadline" and faults["loss"] > 0 and faults["on_loss"] == "drop":
+        raise SpecError(f"faults.on_loss = 'drop' with server.policy = {server['policy']!r}: "
+                        "the server could wait for ever for dropped messages; use "
+                        "server.policy = 'deadline', or on_loss = 'retransmit'")
     if compute["distribution"] == "trace":
         try:
             read_trace(compute["trace_file"], n)

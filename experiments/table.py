@@ -3,7 +3,9 @@
 Columns: every resolved spec key flattened as ``section.key`` (lists as their TOML text), then
 ``status`` ("failed" for a failed point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
 (wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down``, ``target.time_s``
-(simulated s when the target was reached), ``error`` and ``dir`` (the run directory, relative
+(simulated s when the target was reached), ``participation.<count>`` (totals over the run:
+messages aggregated, late, lost, workers down, computations abandoned, empty steps), ``error``
+and ``dir`` (the run directory, relative
 to the sweep directory). Rows follow the grid order recorded in ``sweep.json``; runs it does not
 list come after, by hash. Plain csv reads it; so does pandas.
 """
@@ -45,7 +47,10 @@ def _row(run: Path) -> dict:
                    "sim_time_s": summary["sim_time_s"], "wall_s": summary["wall_s"],
                    **{f"final.{k}": v for k, v in summary["final"].items()},
                    **{column: bits[column.rsplit(".", 1)[1]] for column in _BITS},
-                   "target.time_s": target.get("time_s"), "error": None}
+                   "target.time_s": target.get("time_s"),
+                   **{f"participation.{k}": v
+                      for k, v in summary.get("participation", {}).items()},
+                   "error": None}
         spec = summary["spec"]
     else:
         failure = json.loads((run / "error.json").read_text())
@@ -60,8 +65,9 @@ def _columns(rows: list[dict]) -> list[str]:
     seen = list(dict.fromkeys(key for row in rows for key in row))
     spec = [c for s in SECTIONS for c in seen if c.startswith(f"{s}.")]
     final = [c for c in seen if c.startswith("final.")]
+    counts = [c for c in seen if c.startswith("participation.")]
     return [*spec, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS, "target.time_s",
-            "error", "dir"]
+            *counts, "error", "dir"]
 
 
 def run_dirs(directory) -> list[Path]:

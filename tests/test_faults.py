@@ -249,6 +249,8 @@ def test_faults_and_stragglers_are_the_same_in_one_process_or_two(tmp_path):
     (["faults.loss=1.0"], "out of range"),
     (["faults.loss=-0.1"], "out of range"),
     (["faults.loss=0.1", "faults.on_loss=\"drop\""], "wait for ever"),
+    (["faults.loss=0.1", "faults.on_loss=\"drop\"", "server.policy=\"first_k\"",
+      "server.k=2"], "wait for ever"),
     (["faults.loss=0.1", "method.name=\"gadamw\"", "network.collective=\"ring\""],
      "cannot skip a rank"),
     (["faults.crash_workers=[1, 1]", "faults.crash_time=1.0"], "listed twice"),
