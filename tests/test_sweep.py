@@ -306,8 +306,9 @@ def test_table_columns_and_values(tmp_path):
     assert header[len(spec_columns):] == [
         "status", "steps", "sim_time_s", "wall_s", "final.train_loss", "final.loss",
         "final.test_loss", "final.accuracy", "final.gap", "bits_per_param_per_step.total",
-        "bits_per_param_per_step.up", "bits_per_param_per_step.down", "target.time_s", "error",
-        "dir"]
+        "bits_per_param_per_step.up", "bits_per_param_per_step.down", "target.time_s",
+        "participation.aggregated", "participation.late", "participation.lost",
+        "participation.down", "participation.abandoned", "participation.empty", "error", "dir"]
 
     table = read_table(tmp_path)
     assert [(r["run.seed"], r["method.name"], r["method.lr"]) for r in table] == [
