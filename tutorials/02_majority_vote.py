@@ -132,7 +132,7 @@ ax.set_xscale("log", base=2)
 ax.set_xticks([1, 2, 4, 8, 16, 32], ["1", "2", "4", "8", "16", "32"])
 ax.set_xlabel("workers N (log scale)")
 ax.set_ylabel("fraction of coordinates where the\nmajority vote has the true sign")
-ax.set_ylim(0.5, 1.0)
+ax.set_ylim(0.5, 1.01)
 ax.set_title("Majority vote accuracy: binomial formula (lines) against the simulator (circles)\n"
              "B = samples per worker; μ/σ = 1/8", fontsize=10)
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

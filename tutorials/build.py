@@ -90,13 +90,26 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("build/tutorials"),
                         help="output folder (default: build/tutorials)")
     args = parser.parse_args(argv)
-    import nbformat
-    from nbconvert import HTMLExporter
+    try:
+        import jupytext  # noqa: F401
+        import nbformat
+        from nbclient.exceptions import CellExecutionError
+        from nbconvert import HTMLExporter
+    except ImportError as err:
+        print(f"dlion-sim: error: the tutorials need {err.name}: "
+              "pip install -e '.[tutorials]' (make tutorials does it)", file=sys.stderr)
+        return 2
 
     args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
     for source in args.lessons or lessons():
         begin = time.monotonic()
-        notebook, _ = execute(source)
+        try:
+            notebook, _ = execute(source)
+        except (CellExecutionError, TimeoutError) as err:
+            print(f"{source.name}: FAILED\n{err}", file=sys.stderr)
+            failed.append(source.name)
+            continue
         nbformat.write(notebook, args.out / f"{source.stem}.ipynb")
         html, _ = HTMLExporter().from_notebook_node(notebook)
         (args.out / f"{source.stem}.html").write_text(html, encoding="utf-8")
@@ -105,6 +118,10 @@ def main(argv=None) -> int:
             (args.out / f"{source.stem}.png").write_bytes(figure)
         print(f"{source.name}: executed in {time.monotonic() - begin:.1f} s -> "
               f"{args.out / source.stem}.ipynb, .html" + (", .png" if figure else ""))
+    if failed:
+        print(f"dlion-sim: error: {len(failed)} lesson(s) failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
