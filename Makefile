@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies clean
+.PHONY: demo test bench data studies tutorials clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ studies: $(STAMP)
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
 
+# Every lesson in tutorials/ executed into build/tutorials/: NAME.ipynb with its outputs,
+# NAME.html, and NAME.png (the figure the README shows).
+tutorials: $(STAMP)
+	$(BIN)/python tutorials/build.py -o build/tutorials
+
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo runs studies .pytest_cache
+	rm -rf $(VENV) demo runs studies build/tutorials .pytest_cache
