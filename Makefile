@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies clean
+.PHONY: demo test bench data studies clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ studies: $(STAMP)
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+
+# Hand-written mutants of the core, each run against the tests that must catch it, in a
+# temporary copy (a few minutes; not part of `make test`). Run it before closing an issue.
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
