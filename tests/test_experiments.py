@@ -1,5 +1,6 @@
 """simulate, results on disk, sweeps and the command line, end to end."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,10 +138,31 @@ def test_cli_run_plot_and_list(tmp_path, capsys):
         assert f"  {name} " in listing
 
 
-def test_demo_tour_writes_its_figures(tmp_path, capsys):
+# The demo's studies cut to what the demo test checks (its figures, the quickstart's four
+# methods and their simulated times, the traced straggler runs): fewer steps and samples, two
+# bandwidths. The bundled studies themselves are unchanged.
+DEMO_CUTS = {"quickstart": {"run": {"steps": 60}},
+             "tour": {"objective": {"samples": 1024},
+                      "sweep": {"network.bandwidth": ["100Mbps", "100Gbps"]}},
+             "stragglers": {}}
+
+
+def test_demo_tour_writes_its_figures(tmp_path, capsys, monkeypatch):
+    import experiments.spec
     from plots.curves import plot_curves
 
+    read, studies = experiments.spec.load_toml, []
+
+    def cut(path):
+        raw, name = read(path), Path(path).stem
+        studies.append(name)
+        for section, keys in DEMO_CUTS[name].items():
+            raw[section].update(keys)
+        return raw
+
+    monkeypatch.setattr(experiments.spec, "load_toml", cut)
     assert main(["demo", "-o", str(tmp_path / "demo"), "--jobs", "2"]) == 0
+    assert sorted(studies) == sorted(DEMO_CUTS)  # the demo read every study through the cut
     for figure in ("quickstart.png", "bandwidth.png", "timeline.png"):
         assert (tmp_path / "demo" / figure).stat().st_size > 10_000
     runs = [p for p in (tmp_path / "demo" / "quickstart").iterdir()
