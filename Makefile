@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies tutorials clean
+.PHONY: demo test bench data studies tutorials clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ studies: $(STAMP)
 # NAME.html, and NAME.png (the figure the README shows).
 tutorials: $(STAMP)
 	$(BIN)/python tutorials/build.py -o build/tutorials
+
+# Hand-written mutants of the core, each run against the tests that must catch it, in a
+# temporary copy (a few minutes; not part of `make test`). Run it before closing an issue.
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -129,7 +129,6 @@ def test_tree_broadcast(p, root):
     rel = (np.arange(p) - root) % p
     rounds = np.array([int(v).bit_length() for v in rel])
     np.testing.assert_allclose(finish, t0 + rounds * (ALPHA + n / B), rtol=RTOL)
-    assert rounds.max() == int(np.ceil(np.log2(p)))
 
 
 @pytest.mark.parametrize("k", [1, 3])

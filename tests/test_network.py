@@ -108,7 +108,6 @@ def test_tcp_window_caps_a_flow():
     t, _ = _run(1, [(0, 1, bits)], bandwidth=100e9, latency=0.025, server_latency=0.025,
                 tcp_window=4 * 2**20)
     rate = 8 * 4 * 2**20 / 0.1
-    assert rate == pytest.approx(335.5e6, rel=1e-3)
     assert t[0] == pytest.approx(0.05 + bits / rate, rel=RTOL)
 
 
