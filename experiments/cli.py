@@ -12,44 +12,63 @@ from experiments.spec import SpecError
 EXIT_USAGE = 2
 
 
-def _bundled(name: str) -> Path | None:
-    """A spec shipped with the package (``experiments/NAME.toml``), if there is one."""
-    candidate = resources.files("experiments").joinpath(f"{Path(name).stem}.toml")
-    return Path(str(candidate)) if candidate.is_file() else None
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"dlion-sim: note: {note}", file=sys.stderr)
 
 
-def _spec_path(text: str) -> Path:
-    path = Path(text)
-    if path.exists():
-        return path
-    bundled = _bundled(text) if path.suffix in ("", ".toml") and path.parent == Path(".") else None
-    if bundled is not None:
-        return bundled
-    raise SpecError(f"spec file {text!r} does not exist (bundled specs: "
-                    f"{', '.join(sorted(_bundled_names()))})")
+def _load(args):
+    """(spec path, raw spec as in the file, raw spec with --unset/--set applied and the keys
+    they set pinned out of its [sweep])."""
+    from experiments.spec import (bundled_spec, load_toml, overridden, parse_assignment,
+                                  parse_unset, override)
+    from experiments.sweep import pin
 
-
-def _bundled_names():
-    return [p.name[:-5] for p in resources.files("experiments").iterdir()
-            if p.name.endswith(".toml")]
+    path = bundled_spec(args.spec)
+    original = load_toml(path)
+    items = [parse_assignment(t) for t in args.set]
+    unset = [parse_unset(t) for t in args.unset]
+    notes = []
+    raw = pin(override(original, items, unset, notes), overridden(items, unset))
+    _notes(notes)
+    return path, original, raw
 
 
 def _progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def cmd_run(args) -> int:
-    from experiments.run import execute
-    from experiments.spec import load_toml, resolve, with_assignments
+def _changed(original: dict, raw: dict, resolved) -> bool:
+    """Whether the overrides changed what ``resolved`` (resolve or plan) makes of the spec."""
+    if raw == original:
+        return False
+    try:
+        return resolved(original) != resolved(raw)
+    except SpecError:  # the file alone cannot run (e.g. a sweep whose axes --set pinned)
+        return True
 
-    path = _spec_path(args.spec)
-    raw = with_assignments(load_toml(path), args.set)
+
+def cmd_run(args) -> int:
+    from experiments import footprint
+    from experiments.output import check_run_dir, default_name
+    from experiments.run import check_data, execute
+    from experiments.spec import resolve, spec_hash
+
+    path, original, raw = _load(args)
     if "sweep" in raw:
-        raise SpecError(f"{path} has a [sweep] table: run it with `dlion-sim sweep {args.spec}`")
+        from experiments.sweep import axis_keys
+
+        raise SpecError(f"{path} has a [sweep] table (it varies {', '.join(axis_keys(raw))}): "
+                        f"run it with `dlion-sim sweep {args.spec}`, or pin each varied key "
+                        "with --set")
     spec = resolve(raw)
-    out = Path(args.output or Path("runs") / path.stem)
-    if out.exists() and not out.is_dir():  # found out now, not after the whole run
-        raise SpecError(f"-o {str(out)!r} is a file; give a directory for the run")
+    if args.output:
+        out = Path(args.output)
+    else:
+        out = default_name(path.stem, _changed(original, raw, resolve), spec_hash(spec))
+    check_run_dir(out, spec, force=args.force)
+    footprint.check(spec)
+    check_data(spec)
     result = execute(spec, progress=_progress(), label=path.stem)
     result.save(out)
     s = result.summary
@@ -61,17 +80,21 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from experiments.spec import load_toml, with_assignments
-    from experiments.sweep import parse_shard, run_sweep
+    from experiments.output import default_name
+    from experiments.spec import spec_hash
+    from experiments.sweep import parse_shard, plan, run_sweep
 
-    path = _spec_path(args.spec)
-    raw = with_assignments(load_toml(path), args.set)
+    path, original, raw = _load(args)
     if args.jobs is not None and args.jobs < 1:
         raise SpecError(f"--jobs {args.jobs}: expected a whole number >= 1")
     shard = parse_shard(args.shard) if args.shard else None
-    out = Path(args.output or Path("runs") / path.stem)
+    if args.output:
+        out = Path(args.output)
+    else:
+        out = default_name(path.stem, _changed(original, raw, lambda r: list(plan(r))),
+                           spec_hash(raw))
     records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
-                        shard=shard)
+                        shard=shard, force=args.force)
     failed = [r for r in records if r["status"].startswith("failed")]
     skipped = sum(r["status"] == "done before" for r in records)
     piece = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -107,10 +130,17 @@ def cmd_plot(args) -> int:
         raise SpecError(f"--kind {args.kind} does not take "
                         f"{', '.join('--' + k for k in sorted(given - takes[args.kind]))}; "
                         f"it takes: {', '.join('--' + k for k in sorted(takes[args.kind]))}")
+    from experiments.output import check_writable_file
+    from plots.figure import FORMATS
+
     out = Path(args.output or Path(args.directory) / f"{args.kind}.png")
+    if out.suffix.lower() not in FORMATS:
+        raise SpecError(f"figure file {str(out)!r}: the format comes from the suffix; "
+                        f"allowed: {', '.join(FORMATS)}")
+    check_writable_file(out)
     try:
         if args.kind == "curves":
-            curves.plot_curves(args.directory, out, metric=args.metric or "train_loss",
+            curves.plot_curves(args.directory, out, metric=args.metric,
                                axes=(args.x,) if args.x else ("step", "time", "bits"))
         elif args.kind == "tradeoff":
             tradeoff.plot_tradeoff(args.directory, out, metric=args.metric or "loss",
@@ -129,8 +159,21 @@ def cmd_plot(args) -> int:
             timeline.plot_timeline(args.directory, out, steps=_step_range(args.steps))
     except PlotError as err:
         raise SpecError(str(err)) from None
+    for warning in _incomplete_sweeps(args.directory):
+        print(f"dlion-sim: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
     return 0
+
+
+def _incomplete_sweeps(directory) -> list[str]:
+    """'4 of 14 points of the sweep in DIR are finished ...' for a sweep not yet complete."""
+    from plots.data import sweep_progress
+
+    progress = sweep_progress(directory)
+    if progress is None or progress[0] >= progress[1]:
+        return []
+    return [f"only {progress[0]} of the {progress[1]} points of the sweep in {directory} are "
+            "finished; the figure shows those (run the sweep again to complete it)"]
 
 
 def _step_range(text: str | None) -> tuple[int, int] | None:
@@ -151,6 +194,14 @@ def cmd_list(args) -> int:
     from sim.cluster import STEP_COLLECTIVES
 
     what = args.what
+    if what == "keys":
+        for line in _key_lines():
+            print(line)
+        return 0
+    if what in ("specs", "all"):
+        print("bundled specs (dlion-sim run|sweep NAME):")
+        for name, summary in _bundled_specs():
+            print(f"  {name:14s} {summary}")
     if what in ("methods", "all"):
         print("methods:")
         for m in methods.METHODS.values():
@@ -170,13 +221,54 @@ def cmd_list(args) -> int:
         print("collectives:")
         for name, description in STEP_COLLECTIVES.items():
             print(f"  {name:17s} {description}")
+    if what == "all":
+        print("spec keys: dlion-sim list keys")
     return 0
+
+
+def _bundled_specs() -> list[tuple[str, str]]:
+    """(name, the first line of its leading comment) of every bundled spec."""
+    from experiments.spec import bundled_names, bundled_spec
+
+    out = []
+    for name in bundled_names():
+        first = next((line.lstrip("#").strip() for line in
+                      bundled_spec(name).read_text().splitlines() if line.startswith("#")), "")
+        out.append((name, first))
+    return out
+
+
+def _key_lines() -> list[str]:
+    """Every spec key with its default, unit, range and meaning, from the validator's tables."""
+    from experiments.spec import SCHEMA, describe_range, method_keys
+    from sim.units import format_quantity
+
+    lines = ["[objective]",
+             "  name             default 'logistic'; one of `dlion-sim list objectives`; the "
+             "other keys are the objective's own parameters (docs/objectives.md)"]
+    for section, fields in [("method", method_keys()), *SCHEMA.items()]:
+        if section != "method":
+            lines.append(f"[{section}]")
+        else:
+            lines.append("[method]")
+            lines.append("  name             default 'dlion'; one of `dlion-sim list methods`")
+        for key, field in fields.items():
+            default = ("unset" if field.default is None else
+                       format_quantity(field.default, field.kind))
+            if field.kind == "choice":
+                allowed = "one of " + ", ".join(map(str, field.choices))
+            else:
+                allowed = describe_range(field)
+            lines.append(f"  {key:16s} {field.doc}")
+            lines.append(f"  {'':16s} default {default}; {field.kind}; {allowed}"
+                         + ("; or one value per worker" if field.per_worker else ""))
+    return lines
 
 
 def cmd_demo(args) -> int:
     """The quickstart study, then a small bandwidth study and a traced straggler run."""
     from experiments.results import load
-    from experiments.spec import load_toml
+    from experiments.spec import bundled_spec, load_toml
     from experiments.sweep import run_sweep
     from plots.bandwidth import plot_bandwidth
     from plots.curves import plot_curves
@@ -193,7 +285,7 @@ def cmd_demo(args) -> int:
     runs = {}
     for i, (name, what) in enumerate(tour, start=1):
         print(f"[{i}/{len(tour)}] {name}: {what}")
-        records = run_sweep(load_toml(_bundled(name)), out / name, jobs=args.jobs,
+        records = run_sweep(load_toml(bundled_spec(name)), out / name, jobs=args.jobs,
                             progress=_progress())
         runs[name] = [r["dir"] for r in records]
     figures = [
@@ -216,6 +308,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+SPEC_HELP = ("a TOML spec file, or the name of a bundled spec (dlion-sim list specs), e.g. "
+             "quickstart; its keys: dlion-sim list keys")
+
+
+def _add_overrides(parser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec key (TOML value), e.g. --set "
+                             "network.bandwidth=10Gbps; a whole section with a table, e.g. "
+                             "--set 'method={name=\"gadamw\", lr=1e-3}'; switching "
+                             "method.name drops the keys the new method does not take; a key "
+                             "the [sweep] varies is pinned to the value; repeatable")
+    parser.add_argument("--unset", action="append", default=[], metavar="KEY",
+                        help="remove a key (section.key) or a whole section from the spec, so "
+                             "its default applies; repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlion-sim",
@@ -223,16 +331,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one experiment from a TOML spec")
-    run.add_argument("spec", help="spec file, or the name of a bundled spec (e.g. quickstart)")
-    run.add_argument("-o", "--output", help="run directory (default: runs/<spec name>)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key, e.g. --set network.bandwidth=10Gbps")
+    run.add_argument("spec", help=SPEC_HELP)
+    run.add_argument("-o", "--output",
+                     help="run directory (default: runs/<spec name>, or runs/<spec name>-<hash> "
+                          "when --set/--unset change the spec); one holding a run of another "
+                          "spec is refused unless --force; the same spec is run again")
+    _add_overrides(run)
+    run.add_argument("--force", action="store_true",
+                     help="replace a finished run of another spec in the run directory")
     run.set_defaults(func=cmd_run)
 
-    sweep = sub.add_parser("sweep", help="run every point of a spec's [sweep] table")
-    sweep.add_argument("spec")
-    sweep.add_argument("-o", "--output", help="sweep directory (default: runs/<spec name>)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sweep = sub.add_parser("sweep", help="run every point of a spec's [sweep] table",
+                           description="Run every point of the spec's [sweep] table, each into "
+                                       "its own directory named by the hash of its resolved "
+                                       "spec; finished points are skipped, so an interrupted "
+                                       "sweep resumes. Ctrl-C cancels the points left.")
+    sweep.add_argument("spec", help=SPEC_HELP)
+    sweep.add_argument("-o", "--output",
+                       help="sweep directory (default: runs/<spec name>, or runs/<spec "
+                            "name>-<hash> when --set/--unset change the spec); one holding "
+                            "another study is refused unless --force")
+    _add_overrides(sweep)
+    sweep.add_argument("--force", action="store_true",
+                       help="add the runs to a directory that holds another study")
     sweep.add_argument("--jobs", type=int, default=None,
                        help="parallel processes, or LocalCluster workers with --dask local "
                             "(default: number of cores)")
@@ -276,9 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="figure file; .png, .svg or .pdf (default: DIR/KIND.png)")
     plot.set_defaults(func=cmd_plot)
 
-    lst = sub.add_parser("list", help="list methods, objectives, presets or collectives")
+    lst = sub.add_parser("list", help="list spec keys, bundled specs, methods, objectives, "
+                                      "presets or collectives")
     lst.add_argument("what", nargs="?", default="all",
-                     choices=["all", "methods", "objectives", "presets", "collectives"])
+                     choices=["all", "keys", "specs", "methods", "objectives", "presets",
+                              "collectives"],
+                     help="keys: every spec key with its default, unit, range and meaning; "
+                          "specs: the bundled specs (default: everything but keys)")
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="a short tour: the quickstart study, a small bandwidth "
@@ -300,9 +425,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("dlion-sim: interrupted; finished runs are kept", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"dlion-sim: {err or 'interrupted; finished runs are kept'}", file=sys.stderr)
         return 130
+    except OSError as err:  # the file system refused something no check could foresee
+        where = f": {err.filename}" if err.filename else ""
+        print(f"dlion-sim: error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
