@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
+import signal
 import sys
-from importlib import resources
+import threading
 from pathlib import Path
 
 from experiments.spec import SpecError
@@ -36,6 +39,32 @@ def _load(args):
 
 def _progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextlib.contextmanager
+def _second_interrupt_exits():
+    """While inside: the first Ctrl-C interrupts as usual (a sweep cancels its points and
+    reports); a second one ends the worker processes and exits at once, whatever the sweep is
+    doing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(signum)
+        if len(calls) > 1:
+            for child in multiprocessing.active_children():
+                child.kill()
+            print("dlion-sim: interrupted again: exiting now", file=sys.stderr)
+            raise SystemExit(130)  # not os._exit: the exit still removes the pool's semaphores
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _changed(original: dict, raw: dict, resolved) -> bool:
@@ -93,8 +122,9 @@ def cmd_sweep(args) -> int:
     else:
         out = default_name(path.stem, _changed(original, raw, lambda r: list(plan(r))),
                            spec_hash(raw))
-    records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
-                        shard=shard, force=args.force)
+    with _second_interrupt_exits():
+        records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
+                            shard=shard, force=args.force)
     failed = [r for r in records if r["status"].startswith("failed")]
     skipped = sum(r["status"] == "done before" for r in records)
     piece = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -285,8 +315,9 @@ def cmd_demo(args) -> int:
     runs = {}
     for i, (name, what) in enumerate(tour, start=1):
         print(f"[{i}/{len(tour)}] {name}: {what}")
-        records = run_sweep(load_toml(bundled_spec(name)), out / name, jobs=args.jobs,
-                            progress=_progress())
+        with _second_interrupt_exits():
+            records = run_sweep(load_toml(bundled_spec(name)), out / name, jobs=args.jobs,
+                                progress=_progress())
         runs[name] = [r["dir"] for r in records]
     figures = [
         plot_curves(runs["quickstart"], out / "quickstart.png", metric="eval_loss",

@@ -241,6 +241,8 @@ def _start_worker(parent: int, stop_event) -> None:
     global _stop_requested
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _stop_requested = stop_event.is_set
+    # tqdm's default lock is a named semaphore, which a killed worker could never unlink
+    tqdm.set_lock(threading.RLock())
 
     def watch():  # a killed sweep cannot tell its workers, so they look for themselves
         while os.getppid() == parent:
@@ -318,10 +320,11 @@ def _run_local(todo: list[dict], jobs: int, finish) -> None:
             _drain(futures, finish)
             raise
     finally:
-        if interrupted:
+        stuck = interrupted and not all(f.done() for f in futures)
+        if stuck:  # a point still running after the grace, or a second Ctrl-C
             for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()  # a point still running after the grace, or a second Ctrl-C
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
+                process.kill()
+        pool.shutdown(wait=not stuck, cancel_futures=True)
         for var, value in saved.items():
             if value is None:
                 os.environ.pop(var, None)
