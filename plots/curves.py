@@ -160,7 +160,7 @@ def plot_curves(results, out_file=None, metric: str | None = None,
         fig.legend(*panels[0][0].get_legend_handles_labels(), loc="lower center", ncol=columns,
                    fontsize=7.5, frameon=False)
         fig.tight_layout(rect=(0, 0.17 * rows / fig.get_figheight() + 0.01, 1, 1))
-    return save(fig, out_file)
+    return save(fig, out_file, results)
 
 
 def _value_range(runs, column) -> tuple[float, float]:

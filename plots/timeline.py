@@ -61,8 +61,9 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
     """Gantt chart of steps ``steps`` (first, last; 1-based, inclusive; default the first 3).
 
     One panel per traced run in ``results``, one row per worker and one for the server (or the
-    collective); bars coloured by phase. Returns the Figure; writes PNG/SVG/PDF to
-    ``out_file`` when given.
+    collective); bars coloured by phase. The panels share their time axis (one unit, one
+    scale), so a run that takes 20 times longer looks 20 times longer. Returns the Figure;
+    writes PNG/SVG/PDF to ``out_file`` when given.
     """
     runs = load_runs(results)
     traced = [r for g in group_runs(runs) for r in g.runs if r.trace is not None]
@@ -75,29 +76,39 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
         raise PlotError(f"steps {first}-{last} are not in the trace; it holds steps 1-{total}")
     heights = [len({e["node"] for e in trace_events(r)}) for r in traced]
     fig, axes = plt.subplots(len(traced), 1, figsize=(10, 1.1 + sum(0.32 * h + 0.9 for h in heights)),
-                             squeeze=False, gridspec_kw={"height_ratios": heights})
+                             squeeze=False, gridspec_kw={"height_ratios": heights}, sharex=True)
     specs = [spec_of(r) for r in traced]
-    for ax, run in zip(axes[:, 0], traced):
-        _draw_run(ax, run, (first, last))
+    windows = [window_events(trace_events(r), (first, last)) for r in traced]
+    longest = max(_span(w)[1] - _span(w)[0] for w in windows)
+    scale, unit = next((s, u) for s, u in _UNITS if longest >= s or s == 1e-9)
+    for ax, run, window in zip(axes[:, 0], traced, windows):
+        _draw_run(ax, window, (first, last), scale)
         ax.set_title(run_label(spec_of(run), specs), fontsize=9, loc="left")
+        ax.set_xlim(0, longest / scale)
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("")
+    axes[-1, 0].set_xlabel(f"simulated time since step {first} began ({unit})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in PHASES]
     fig.legend(handles, PHASES, loc="upper right", ncol=len(PHASES), fontsize=8, frameon=False)
     shown = f"step {first}" if first == last else f"steps {first}-{last}"
     fig.suptitle(title or f"Timeline of {shown}, {describe(specs)}", fontsize=11, x=0.01,
                  ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return save(fig, out_file)
+    return save(fig, out_file, results)
 
 
-def _draw_run(ax, run, steps: tuple[int, int]) -> None:
-    """One run's rows: bars per phase, step boundaries, and the time axis in a fitting unit."""
-    by_node = window_events(trace_events(run), steps)
+def _span(by_node: dict[str, list[dict]]) -> tuple[float, float]:
+    """(first start, last end) [s] of a window's events."""
+    events = [e for rows in by_node.values() for e in rows]
+    return min(e["start"] for e in events), max(e["end"] for e in events)
+
+
+def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale: float) -> None:
+    """One run's rows: bars per phase and step boundaries, time in units of ``scale`` s."""
     workers = sorted((n for n in by_node if n.startswith("worker")), key=lambda n: int(n[6:]))
     others = sorted(n for n in by_node if not n.startswith("worker"))
     rows = workers + others  # the server (or the collective) below the workers
-    begin = min(e["start"] for rows_ in by_node.values() for e in rows_)
-    end = max(e["end"] for rows_ in by_node.values() for e in rows_)
-    scale, unit = next((s, u) for s, u in _UNITS if end - begin >= s or s == 1e-9)
+    begin, end = _span(by_node)
     bars: dict[str, list[tuple]] = defaultdict(list)
     for y, node in enumerate(rows):
         node_events = by_node[node]
@@ -126,8 +137,6 @@ def _draw_run(ax, run, steps: tuple[int, int]) -> None:
         ax.text(at, -0.6, f" step {step}", fontsize=7.5, va="bottom", ha="left")
     ax.set_yticks(range(len(rows)), [_row_name(n) for n in rows], fontsize=7.5)
     ax.set_ylim(len(rows) - 0.5, -1.1)
-    ax.set_xlim(0, (end - begin) / scale)
-    ax.set_xlabel(f"simulated time since step {steps[0]} began ({unit})")
     ax.set_ylabel("node")
 
 
