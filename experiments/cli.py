@@ -257,14 +257,20 @@ def cmd_list(args) -> int:
 
 
 def _bundled_specs() -> list[tuple[str, str]]:
-    """(name, the first line of its leading comment) of every bundled spec."""
+    """(name, the first sentence of its leading comment) of every bundled spec."""
+    import re
+
     from experiments.spec import bundled_names, bundled_spec
 
     out = []
     for name in bundled_names():
-        first = next((line.lstrip("#").strip() for line in
-                      bundled_spec(name).read_text().splitlines() if line.startswith("#")), "")
-        out.append((name, first))
+        comment = []
+        for line in bundled_spec(name).read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("#").strip())
+        sentence = re.split(r"(?<=[.?!])\s", " ".join(comment), maxsplit=1)[0]
+        out.append((name, sentence if len(sentence) <= 100 else sentence[:99] + "…"))
     return out
 
 
@@ -283,12 +289,14 @@ def _key_lines() -> list[str]:
             lines.append("[method]")
             lines.append("  name             default 'dlion'; one of `dlion-sim list methods`")
         for key, field in fields.items():
-            default = ("unset" if field.default is None else
-                       format_quantity(field.default, field.kind))
+            if field.default is not None:
+                default = format_quantity(field.default, field.kind)
+            else:
+                default = "depends on the method" if section == "method" else "unset"
             if field.kind == "choice":
                 allowed = "one of " + ", ".join(map(str, field.choices))
             else:
-                allowed = describe_range(field)
+                allowed = describe_range(field, technical=False)
             lines.append(f"  {key:16s} {field.doc}")
             lines.append(f"  {'':16s} default {default}; {field.kind}; {allowed}"
                          + ("; or one value per worker" if field.per_worker else ""))

@@ -208,9 +208,16 @@ def check_value(where: str, field: Field, value):
     return out
 
 
-def describe_range(field: Field) -> str:
-    """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit."""
-    low, low_open, high, high_open = bounds(field)
+def describe_range(field: Field, technical: bool = True) -> str:
+    """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit.
+
+    ``technical=False`` leaves out the bounds plain numbers get only to stay finite
+    (``KIND_BOUNDS`` of 'int' and 'float'), which say nothing about the key.
+    """
+    if technical or field.kind not in ("int", "float"):
+        low, low_open, high, high_open = bounds(field)
+    else:
+        low, low_open, high, high_open = field.min, field.min_open, field.max, field.max_open
     if low is None and high is None:
         return "any"
     unit = {"bandwidth": " bit/s", "time": " s", "size": " bytes"}.get(field.kind, "")

@@ -109,7 +109,7 @@ def plot_heatmap(results, out_file=None, method: str | None = None, baseline: st
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
     bar.set_label(f"speed-up: {pretty(baseline)} time / {pretty(method)} time")
     heading = title or (f"Speed-up of {pretty(method)} over {pretty(baseline)} in time to "
-                        f"{what}, {describe([spec_of(r) for r in runs])}")
+                        f"{what}\n{describe([spec_of(r) for r in runs])}")
     fig.suptitle(wrap(heading, int(width * 11)), fontsize=10)
     fig.tight_layout()
     return save(fig, out_file, results)

@@ -82,7 +82,7 @@ def plot_tradeoff(results, out_file=None, metric: str = "loss", target: float | 
                 transform=ax.transAxes, fontsize=8, va="bottom")
     _pad(ax, [p["bits"][0] for p in drawn], [p["y"][0] for p in drawn])
     ax.grid(True, which="both", alpha=0.25)
-    heading = title or f"{what} against communication, {describe([spec_of(r) for r in runs])}"
+    heading = title or f"{what} against communication\n{describe([spec_of(r) for r in runs])}"
     if seeds > 1:
         heading += f"\nmean over seeds (up to {seeds}), {confidence:.0%} t-interval error bars"
     ax.set_title(wrap(heading, 90), fontsize=10)

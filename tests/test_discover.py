@@ -206,15 +206,18 @@ def test_list_keys_shows_every_schema_key_with_default_unit_and_range(capsys):
     assert "aggregate" in out and "one of mavo, avg" in out  # method hyperparameters too
 
 
-def test_list_specs_shows_each_bundled_spec_with_its_first_comment_line(capsys):
+def test_list_specs_shows_each_bundled_spec_with_the_start_of_its_comment(capsys):
     from experiments.spec import bundled_names, bundled_spec
 
     assert main(["list", "specs"]) == 0
     out = capsys.readouterr().out
     for name in bundled_names():
-        first = next(line for line in bundled_spec(name).read_text().splitlines()
-                     if line.startswith("#"))
-        assert re.search(rf"^  {name} +{re.escape(first.lstrip('#').strip())}$", out, re.M)
+        lines = bundled_spec(name).read_text().splitlines()
+        comment = " ".join(line.lstrip("#").strip() for line in
+                           lines[:next(i for i, line in enumerate(lines) if line[:1] != "#")])
+        shown = re.search(rf"^  {name} +(.+)$", out, re.M).group(1)
+        # the comment's opening, up to the end of a sentence or cut short with an ellipsis
+        assert comment.startswith(shown.rstrip("…")) and shown[-1] in ".?!…", shown
 
 
 def test_sweep_help_describes_the_spec_and_set(capsys):

@@ -19,6 +19,7 @@ from experiments.spec import resolve
 from plots.bandwidth import plot_bandwidth
 from plots.curves import plot_curves
 from plots.data import PlotError
+from plots.figure import plt
 from plots.heatmap import plot_heatmap
 from plots.timeline import PHASES, plot_timeline
 from plots.tradeoff import plot_tradeoff
@@ -32,6 +33,12 @@ REAL = {"objective": {"name": "logistic", "samples": 256, "features": 7},
         "run": {"steps": 12, "eval_every": 4, "trace": True}}
 METHODS = {"dlion/mavo": {"name": "dlion", "aggregate": "mavo", "lr": 0.01},
            "gadamw": {"name": "gadamw", "lr": 0.01}}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")
