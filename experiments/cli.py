@@ -78,9 +78,8 @@ def _changed(original: dict, raw: dict, resolved) -> bool:
 
 
 def cmd_run(args) -> int:
-    from experiments import footprint
     from experiments.output import check_run_dir, default_name
-    from experiments.run import check_data, execute
+    from experiments.run import execute
     from experiments.spec import resolve, spec_hash
 
     path, original, raw = _load(args)
@@ -96,9 +95,7 @@ def cmd_run(args) -> int:
     else:
         out = default_name(path.stem, _changed(original, raw, resolve), spec_hash(spec))
     check_run_dir(out, spec, force=args.force)
-    footprint.check(spec)
-    check_data(spec)
-    result = execute(spec, progress=_progress(), label=path.stem)
+    result = execute(spec, progress=_progress(), label=path.stem)  # memory and data first
     result.save(out)
     s = result.summary
     final = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items() if isinstance(v, float))
@@ -363,8 +360,15 @@ def _add_overrides(parser) -> None:
                              "its default applies; repeatable")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error (usage: --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"dlion-sim: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dlion-sim",
         description="Co-simulate Distributed Lion and other optimizers on a simulated network.")
     sub = parser.add_subparsers(dest="command", required=True)

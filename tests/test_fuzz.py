@@ -113,3 +113,44 @@ def test_every_bundled_spec_shrunk_runs(name):
     """The unmutated bases run, so the fuzz above mutates specs that work."""
     point = _small(expand(load_toml(bundled_spec(name)))[0])
     assert simulate(point, progress=False).summary["steps"] <= STEPS
+
+
+KEYS = sorted({f"{section}.{key}" for base in BASES for section, table in base.items()
+               if isinstance(table, dict) for key in table})
+TOML_VALUES = st.sampled_from(["1", "-1", "0", "1e308", "inf", "nan", "true", "'x'", "[]",
+                               "[1, 2]", "{}", "{name = 'gadamw'}", "10Gbps", "50us", "4MiB",
+                               "gadamw", "2**63", "99999999999999999999", "\"\"", "[", "=",
+                               "1.5"])
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(sets=st.lists(st.tuples(st.sampled_from(KEYS) | STRINGS, TOML_VALUES | STRINGS),
+                     max_size=3),
+       unsets=st.lists(st.sampled_from(KEYS) | STRINGS | st.just("-x"), max_size=2))
+def test_command_line_overrides_end_in_a_run_or_one_line(tmp_path_factory, capsys, sets,
+                                                        unsets):
+    from experiments.cli import main
+
+    out = tmp_path_factory.mktemp("cli")
+    spec = out / "spec.toml"
+    spec.write_text('[objective]\nname = "logistic"\nsamples = 256\nfeatures = 7\n'
+                    '[method]\nname = "dlion"\naggregate = "avg"\n[cluster]\nworkers = 2\n'
+                    f'[run]\nsteps = {STEPS}\neval_every = 1\n')
+    argv = ["run", str(spec), "-o", str(out / "run")]
+    for key, value in sets:
+        argv += ["--set", f"{key}={value}"]
+    for key in unsets:
+        argv += ["--unset", key]
+    capsys.readouterr()
+    with mock.patch.object(footprint, "available", return_value=MEMORY):
+        try:
+            status = main(argv)
+        except SystemExit as exit:  # argparse refusing the command line itself
+            status = exit.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if not line.startswith("dlion-sim: note:")]
+    if status == 0:
+        assert not errors, err
+    else:
+        assert status == 2 and len(errors) == 1 and errors[0].startswith("dlion-sim: error:"), err
