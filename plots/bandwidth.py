@@ -15,7 +15,7 @@ import numpy as np
 
 from plots.data import (PlotError, group_runs, load_runs, spec_of, t_interval,
                         target_description, time_to_target, value_at, without_section)
-from plots.figure import bandwidth_text, plt, save, unit_ticks
+from plots.figure import bandwidth_text, plt, save, unit_ticks, wrap
 from plots.style import color_for, describe, marker_for, run_label, setting_differences
 
 BANDWIDTH = "network.bandwidth"
@@ -134,11 +134,11 @@ def plot_bandwidth(results, out_file=None, metric: str | None = None,
             ax.set_title(", ".join(setting_differences(lines[0].spec, settings)), fontsize=9)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    heading = title or (f"Time to target against bandwidth, "
+    heading = title or (f"Time to target against bandwidth\n"
                         f"{describe([spec_of(r) for r in runs])}")
     if seeds > 1:
         heading += f"\nmean over seeds (up to {seeds}), {confidence:.0%} t-interval error bars"
-    fig.suptitle(heading, fontsize=10)
+    fig.suptitle(wrap(heading, int(fig.get_figwidth() * 11)), fontsize=10)
     fig.tight_layout()
     return save(fig, out_file, results)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from plots.data import PlotError, group_runs, load_runs, metric_column, spec_of, t_interval
-from plots.figure import plt, save
+from plots.figure import plt, save, wrap
 from plots.style import color_for, describe, metric_label, run_label
 
 X_AXES = {
@@ -149,7 +149,7 @@ def plot_curves(results, out_file=None, metric: str | None = None,
     heading = title or f"{metric_label(column).capitalize()}, {describe([spec_of(r) for r in runs])}"
     if seeds > 1:
         heading += f"\nmean over seeds (up to {seeds}) with a {confidence:.0%} t-interval band"
-    fig.suptitle(heading, fontsize=11)
+    fig.suptitle(wrap(heading, int(fig.get_figwidth() * 10)), fontsize=11)
     if len(groups) <= 6:
         panels[0][0].legend(fontsize=8, frameon=False)
         fig.tight_layout()

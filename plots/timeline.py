@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from plots.data import PlotError, group_runs, load_runs, spec_of
-from plots.figure import plt, save
+from plots.figure import plt, save, wrap
 from plots.style import PHASE_COLORS, describe, run_label
 
 #: Phases in drawing and legend order.
@@ -93,13 +93,14 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
         ax.set_xlabel("")
     axes[-1, 0].set_xlabel(f"simulated time since step {first} began ({unit})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in PHASES]
-    # the title on the first line, the legend of phases on its own line below it
-    fig.legend(handles, PHASES, loc="upper right", ncol=len(PHASES), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.99, 1 - 0.3 / inches))
+    # the title on the first lines, the legend of phases on its own line below it
     shown = f"step {first}" if first == last else f"steps {first}-{last}"
-    fig.suptitle(title or f"Timeline of {shown}, {describe(specs)}", fontsize=11, x=0.01,
-                 ha="left", y=1 - 0.06 / inches, va="top")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / inches))
+    heading = wrap(title or f"Timeline of {shown}, {describe(specs)}", 100)
+    lines = heading.count("\n") + 1
+    fig.suptitle(heading, fontsize=11, x=0.01, ha="left", y=1 - 0.06 / inches, va="top")
+    fig.legend(handles, PHASES, loc="upper right", ncol=len(PHASES), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.99, 1 - (0.1 + 0.2 * lines) / inches))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 + 0.2 * lines) / inches))
     return save(fig, out_file, results)
 
 

@@ -341,7 +341,8 @@ def test_legends_and_titles_use_human_units(made_up):
     big = resolve({"cluster": {"model": "gpt2-small"}})
     fig = plot_bandwidth([_with_spec(_made_up("gadamw", bw, 8, 0, 1.0), bandwidth=bw,
                                      model="gpt2-small") for bw in (1e8, 1e9)])
-    assert "messages sized for 124M parameters (gpt2-small)" in fig._suptitle.get_text()
+    assert "messages sized for 124M parameters (gpt2-small)" in " ".join(
+        fig._suptitle.get_text().split())
     assert big["cluster"]["model_params"] == 124_439_808
 
 
