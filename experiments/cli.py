@@ -158,13 +158,14 @@ def cmd_plot(args) -> int:
                         f"{', '.join('--' + k for k in sorted(given - takes[args.kind]))}; "
                         f"it takes: {', '.join('--' + k for k in sorted(takes[args.kind]))}")
     from experiments.output import check_writable_file
-    from plots.figure import FORMATS
+    from plots.figure import check_format
 
     out = Path(args.output or Path(args.directory) / f"{args.kind}.png")
-    if out.suffix.lower() not in FORMATS:
-        raise SpecError(f"figure file {str(out)!r}: the format comes from the suffix; "
-                        f"allowed: {', '.join(FORMATS)}")
-    check_writable_file(out)
+    try:
+        check_format(out)
+    except PlotError as err:
+        raise SpecError(str(err)) from None
+    check_writable_file(out)  # now, not after drawing
     try:
         if args.kind == "curves":
             curves.plot_curves(args.directory, out, metric=args.metric,
@@ -276,15 +277,14 @@ def _key_lines() -> list[str]:
     from experiments.spec import SCHEMA, describe_range, method_keys
     from sim.units import format_quantity
 
-    lines = ["[objective]",
-             "  name             default 'logistic'; one of `dlion-sim list objectives`; the "
-             "other keys are the objective's own parameters (docs/objectives.md)"]
-    for section, fields in [("method", method_keys()), *SCHEMA.items()]:
-        if section != "method":
-            lines.append(f"[{section}]")
-        else:
-            lines.append("[method]")
-            lines.append("  name             default 'dlion'; one of `dlion-sim list methods`")
+    names = {"objective": "default 'logistic'; one of `dlion-sim list objectives`; the other "
+                          "keys are the objective's own parameters (docs/objectives.md)",
+             "method": "default 'dlion'; one of `dlion-sim list methods`"}
+    lines = []
+    for section, fields in [("objective", {}), ("method", method_keys()), *SCHEMA.items()]:
+        lines.append(f"[{section}]")
+        if section in names:
+            lines.append(f"  {'name':16s} {names[section]}")
         for key, field in fields.items():
             if field.default is not None:
                 default = format_quantity(field.default, field.kind)

@@ -30,14 +30,20 @@ def save(fig, out_file=None, results=None):
                  gid="incomplete")
     if out_file is None:
         return fig
-    out = Path(out_file)
-    if out.suffix.lower() not in FORMATS:
-        raise PlotError(f"figure file {str(out)!r}: the format comes from the suffix; "
-                        f"allowed: {', '.join(FORMATS)}")
+    out = check_format(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=130)
     plt.close(fig)
     return fig
+
+
+def check_format(out_file) -> Path:
+    """``out_file`` as a Path; PlotError unless its suffix names a format we write."""
+    out = Path(out_file)
+    if out.suffix.lower() not in FORMATS:
+        raise PlotError(f"figure file {str(out)!r}: the format comes from the suffix; "
+                        f"allowed: {', '.join(FORMATS)}")
+    return out
 
 
 def bandwidth_text(bits_per_s: float) -> str:
@@ -62,4 +68,4 @@ def unit_ticks(axis, kind: str) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-__all__ = ["bandwidth_text", "plt", "save", "unit_ticks", "wrap"]
+__all__ = ["bandwidth_text", "check_format", "plt", "save", "unit_ticks", "wrap"]
