@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies tutorials clean mutants
+.PHONY: demo test bench data studies figures tutorials clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ tutorials: $(STAMP)
 # temporary copy (a few minutes; not part of `make test`). Run it before closing an issue.
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
+
+# Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in
+# studies/, so finished points are reused; a few minutes on 2 cores).
+figures: $(STAMP)
+	nice $(BIN)/python docs/make_figures.py --work studies
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -29,6 +29,17 @@ FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "see
 
 TCP_WINDOW_DEFAULT = 4 * 2**20  # bytes: a common Linux maximum receive window
 
+#: Bounds every field of a kind gets unless it declares its own, so an absurd but finite value
+#: (a latency of 1e308 s) is refused up front, also for keys added later. (min, max) in base
+#: units: bit/s, s, bytes; plain numbers; whole numbers (what an int64 holds).
+KIND_BOUNDS = {
+    "bandwidth": (1.0, 1e15),      # 1 bit/s to 1 Pb/s
+    "time": (None, 86400.0),       # a day
+    "size": (None, 1e15),          # a petabyte
+    "float": (-1e18, 1e18),
+    "int": (-(2**63), 2**63 - 1),
+}
+
 
 class SpecError(ValueError):
     """A spec the simulator cannot run; the message is one line meant for the user."""
@@ -53,6 +64,19 @@ def _f(kind, default=None, doc="", **kw):
     return Field(kind, default, doc, **kw)
 
 
+def bounds(field: Field) -> tuple:
+    """(min, min_open, max, max_open) a value of ``field`` is checked against: its own bounds,
+    tightened by the bounds of its kind (``KIND_BOUNDS``)."""
+    low, high = KIND_BOUNDS.get(field.kind, (None, None))
+    lo, lo_open = field.min, field.min_open
+    if low is not None and (lo is None or lo < low):
+        lo, lo_open = low, False
+    hi, hi_open = field.max, field.max_open
+    if high is not None and (hi is None or hi > high):
+        hi, hi_open = high, False
+    return lo, lo_open, hi, hi_open
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "cluster": {
         "workers": _f("int", 8, "number of workers N", min=1, max=65535),
@@ -60,10 +84,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "partition": _f("choice", "iid", "how the data is split across workers",
                         choices=("iid", "dirichlet", "by_label", "contiguous")),
         "alpha": _f("float", 1.0, "Dirichlet concentration of the label skew", min=0.0,
-                    min_open=True),
+                    min_open=True, max=1e6),
         "classes_per_worker": _f("int", 2, "classes per worker for partition = 'by_label'", min=1),
         "model_params": _f("int", 0, "virtual model size: messages are sized as for this many "
-                           "parameters (0 = the objective's own)", min=0),
+                           "parameters (0 = the objective's own)", min=0, max=10**15),
         "model": _f("choice", None, "model preset: fills model_params and compute.step_time",
                     choices=tuple(presets.MODELS)),
     },
@@ -82,9 +106,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
         "topology": _f("choice", "star", "network shape",
                        choices=("star", "sharded", "racks")),
-        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1),
-        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1),
-        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0),
+        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1, max=65535),
+        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1, max=65535),
+        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0,
+                               max=1e6),
         "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
                              min=0.0, min_open=True),
         "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
@@ -101,10 +126,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "per_sample": _f("time", 0.0, "compute time per sample, s", min=0.0),
         "flops_per_sample": _f("float", 0.0, "FLOPs per sample", min=0.0),
         "device_flops": _f("float", 0.0, "device speed, FLOP/s", min=0.0),
-        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0),
+        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0, max=10.0),
         "straggler_prob": _f("float", 0.0, "probability a worker straggles on a step",
                              min=0.0, max=1.0),
-        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0),
+        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0,
+                                 max=1e6),
         "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
         "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
     },
@@ -175,21 +201,41 @@ def check_value(where: str, field: Field, value):
         raise AssertionError(kind)
     if isinstance(out, float) and not math.isfinite(out):
         raise SpecError(f"{where} = {value!r}: expected a finite number")
-    low_bad = field.min is not None and (out <= field.min if field.min_open else out < field.min)
-    high_bad = field.max is not None and (out >= field.max if field.max_open else out > field.max)
+    low, low_open, high, high_open = bounds(field)
+    low_bad = low is not None and (out <= low if low_open else out < low)
+    high_bad = high is not None and (out >= high if high_open else out > high)
     if low_bad or high_bad:
-        lo = "" if field.min is None else f"{field.min:g} {'<' if field.min_open else '<='} "
-        hi = "" if field.max is None else f" {'<' if field.max_open else '<='} {field.max:g}"
-        raise SpecError(f"{where} = {value!r} is out of range; allowed: {lo}value{hi}")
+        raise SpecError(f"{where} = {value!r} is out of range; allowed: {describe_range(field)}")
     return out
+
+
+def describe_range(field: Field, technical: bool = True) -> str:
+    """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit.
+
+    ``technical=False`` leaves out the bounds plain numbers get only to stay finite
+    (``KIND_BOUNDS`` of 'int' and 'float'), which say nothing about the key.
+    """
+    if technical or field.kind not in ("int", "float"):
+        low, low_open, high, high_open = bounds(field)
+    else:
+        low, low_open, high, high_open = field.min, field.min_open, field.max, field.max_open
+    if low is None and high is None:
+        return "any"
+    unit = {"bandwidth": " bit/s", "time": " s", "size": " bytes"}.get(field.kind, "")
+    lo = "" if low is None else f"{low:g} {'<' if low_open else '<='} "
+    hi = "" if high is None else f" {'<' if high_open else '<='} {high:g}"
+    return f"{lo}value{hi}{unit}"
 
 
 def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"[{section}] must be a table of keys, got {_type_name(table)}")
-    for key in table:
+    for key, value in table.items():
         if key not in fields and key not in skip:
             raise SpecError(f"[{section}] {key}: unknown key{_suggest(key, list(fields))}")
+        if value is None and key in fields and fields[key].default is not None:
+            raise SpecError(f"{section}.{key} = None: give a value (default "
+                            f"{fields[key].default!r}) or leave the key out")
     return {key: check_value(f"{section}.{key}", field, table.get(key, field.default))
             for key, field in fields.items()}
 
@@ -269,6 +315,25 @@ def method_fields(name: str) -> dict[str, Field]:
             rule["choices"] = tuple(rule["choices"])
         fields[key] = Field(kind, list(default) if isinstance(default, tuple) else default, **rule)
     return fields
+
+
+def method_keys() -> dict[str, Field]:
+    """Every [method] hyperparameter as a Field: the default when all methods that take it
+    agree (else None), and the doc naming which methods take it when not all do."""
+    out = {}
+    everyone = set(methods.METHODS)
+    for key in methods.HYPERPARAMETERS:
+        takers = [m for m in methods.METHODS.values() if key in m.defaults]
+        if not takers:
+            continue
+        fields = [method_fields(m.name)[key] for m in takers]
+        defaults = {repr(f.default) for f in fields}
+        doc = methods.HYPERPARAMETERS[key].get("doc", "")
+        if {m.name for m in takers} != everyone:
+            doc += f" ({', '.join(m.name for m in takers)})"
+        out[key] = Field(**{**fields[0].__dict__, "doc": doc,
+                            "default": fields[0].default if len(defaults) == 1 else None})
+    return out
 
 
 def _check_method(table, workers: int) -> dict:
@@ -361,6 +426,11 @@ def _check_consistency(spec: dict) -> None:
     if compute["flops_per_sample"] > 0 and compute["device_flops"] == 0:
         raise SpecError("compute.flops_per_sample is set but compute.device_flops = 0; give the "
                         "device's FLOP/s too")
+    day = KIND_BOUNDS["time"][1]
+    if compute["flops_per_sample"] > day * compute["device_flops"]:
+        raise SpecError(f"compute.flops_per_sample = {compute['flops_per_sample']:g} at "
+                        f"compute.device_flops = {compute['device_flops']:g} takes more than a "
+                        f"day per sample; allowed: flops_per_sample / device_flops <= {day:g} s")
     method = methods.METHODS[spec["method"]["name"]]
     collective = spec["network"]["collective"]
     if collective is not None and collective not in method.collectives:
@@ -371,9 +441,37 @@ def _check_consistency(spec: dict) -> None:
                         "a power of two; allowed: 1, 2, 4, 8, ...")
 
 
+def bundled_names() -> list[str]:
+    """Names of the specs shipped with the package (``experiments/NAME.toml``), sorted."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("experiments").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def bundled_spec(text) -> Path:
+    """The spec file ``text`` names: a path, or the name of a bundled spec ('quickstart').
+
+    SpecError listing the bundled specs when it is neither.
+    """
+    from importlib import resources
+
+    path = Path(text)
+    if path.exists():
+        return path
+    if path.suffix in ("", ".toml") and path.parent == Path("."):
+        candidate = resources.files("experiments").joinpath(f"{path.stem}.toml")
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
+                    f"{', '.join(bundled_names())})")
+
+
 def load_toml(path) -> dict:
     """Read a TOML spec file into a raw dict (SpecError for a missing or malformed file)."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"spec {str(path)!r} is a directory; give a TOML file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -381,30 +479,121 @@ def load_toml(path) -> dict:
         raise SpecError(f"spec file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (a TOML spec is UTF-8 text)") from None
+    except OSError as err:
+        raise SpecError(f"spec file {str(path)!r}: cannot read it ({err.strerror or err})") \
+            from None
+
+
+_NAMED = {"objective": "logistic", "method": "dlion"}  # sections chosen by a name, and defaults
 
 
 def parse_assignment(text: str) -> tuple[str, str, object]:
-    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
+    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML.
+
+    A whole section may be given as a TOML inline table (key ''):
+    ``'method={name="gadamw", lr=1e-3}'`` -> ('method', '', {...}); for [objective] and
+    [method] a bare name stands for ``{name = ...}``.
+    """
+    if "=" not in text:
         raise SpecError(f"--set {text!r}: expected section.key=value, e.g. network.bandwidth=10Gbps")
     dotted, raw_value = text.split("=", 1)
-    section, key = dotted.strip().split(".", 1)
+    section, _, key = dotted.strip().partition(".")
     if section not in SECTIONS:
         raise SpecError(f"--set {text!r}: unknown section {section!r}{_suggest(section, SECTIONS)}")
     try:
         value = tomllib.loads(f"v = {raw_value}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw_value.strip()  # a bare word such as dlion or 10Gbps is meant as a string
-    return section, key, value
+    if not key:
+        if isinstance(value, str) and section in _NAMED:
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise SpecError(f"--set {text!r}: a whole section takes a table, e.g. "
+                            f"{section}={{name = \"...\"}}; or set one key: {section}.KEY=VALUE")
+    return section, key.strip(), value
 
 
-def with_assignments(raw: dict, assignments) -> dict:
-    """A copy of ``raw`` with ``section.key=value`` assignments applied."""
+def parse_unset(text: str) -> tuple[str, str]:
+    """``'method.aggregate'`` -> ('method', 'aggregate'); ``'compute'`` -> ('compute', '')."""
+    section, _, key = text.strip().partition(".")
+    if section not in SECTIONS:
+        raise SpecError(f"--unset {text!r}: unknown section {section!r}"
+                        f"{_suggest(section, SECTIONS)}")
+    return section, key
+
+
+def _accepted(section: str, name) -> set | None:
+    """The keys [objective] or [method] named ``name`` takes (None for an unknown name)."""
+    if section == "method" and isinstance(name, str) and name in methods.METHODS:
+        return {"name", *method_fields(name)}
+    if section == "objective" and isinstance(name, str) and name in models.REGISTRY:
+        return {"name", *objective_fields(name), *_SET_ELSEWHERE}
+    return None
+
+
+def override(raw: dict, items, unset=(), notes: list | None = None) -> dict:
+    """A copy of ``raw`` with keys removed (``unset``), then set (``items``).
+
+    ``items``: (section, key, value); key '' replaces the whole section with the table
+    ``value``. ``unset``: (section, key); key '' removes the whole section. When an item
+    switches ``objective.name`` or ``method.name``, the keys of that section the new one does
+    not take are dropped too (a D-Lion spec's ``aggregate`` when switching to G-AdamW), each
+    named in ``notes``.
+    """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for text in assignments:
-        section, key, value = parse_assignment(text)
-        out.setdefault(section, {})[key] = value
+    for section, key in unset:
+        table = out.get(section)
+        if not key:
+            if section not in out:
+                raise SpecError(f"--unset {section}: the spec has no [{section}] section")
+            del out[section]
+        elif not isinstance(table, dict) or key not in table:
+            present = ", ".join(f"{section}.{k}" for k in (table or {})) or "none"
+            raise SpecError(f"--unset {section}.{key}: the spec does not set it; keys set in "
+                            f"[{section}]: {present}")
+        else:
+            del table[key]
+    replaced, given = set(), set()
+    for section, key, value in items:
+        if not key:
+            out[section] = dict(value)
+            replaced.add(section)
+            continue
+        table = out.get(section)
+        if not isinstance(table, dict):
+            table = out[section] = {}
+        table[key] = value
+        given.add((section, key))
+    for section, default in _NAMED.items():
+        if (section, "name") not in given or section in replaced:
+            continue
+        before = raw.get(section, {}).get("name", default) if isinstance(raw.get(section),
+                                                                         dict) else default
+        table = out[section]
+        keep = _accepted(section, table["name"])
+        if table["name"] == before or keep is None:
+            continue
+        dropped = [k for k in table if k not in keep and (section, k) not in given]
+        for k in dropped:
+            del table[k]
+        if dropped and notes is not None:
+            notes.append(f"{section}.name = {table['name']!r} does not take "
+                         f"{', '.join(f'{section}.{k}' for k in dropped)}: dropped")
     return out
+
+
+def overridden(items, unset=()) -> set[str]:
+    """The dotted keys (or section names, for whole sections) that overrides set or remove."""
+    return {f"{s}.{k}" if k else s for s, k, _ in items} | {f"{s}.{k}" if k else s
+                                                              for s, k in unset}
+
+
+def with_assignments(raw: dict, assignments, unset=(), notes: list | None = None) -> dict:
+    """A copy of ``raw`` with command-line ``--unset KEY`` and ``--set KEY=VALUE`` applied."""
+    return override(raw, [parse_assignment(t) for t in assignments],
+                    [parse_unset(t) for t in unset], notes)
 
 
 def _toml_value(value) -> str:

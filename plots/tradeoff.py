@@ -1,7 +1,9 @@
 """Accuracy per bit: a final metric (or time-to-target) against bits per parameter per step.
 
 One point per method (runs differing only in their seed are one point: the mean, with t-interval
-error bars), on a log x axis, each point labelled: the style of Figure 4 of the D-Lion paper.
+error bars where seeds vary), on a log x axis, each point labelled beside it (``plots.labels``:
+labels never overlap or leave the axes; points at one place share a label): the style of
+Figure 4 of the D-Lion paper.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import numpy as np
 
 from plots.data import (final_value, group_runs, load_runs, metric_column, spec_of, t_interval,
                         target_description, time_to_target)
-from plots.figure import plt, save
+from plots.figure import plt, save, wrap
+from plots.labels import place
 from plots.style import color_for, describe, marker_for, metric_label, run_label
 
 
@@ -54,8 +57,8 @@ def plot_tradeoff(results, out_file=None, metric: str = "loss", target: float | 
     runs = load_runs(results)
     column = metric_column(runs[0].history, metric)
     points = tradeoff_points(runs, metric, target, confidence)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    missed = []
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    missed, drawn = [], []
     for p in points:
         if not math.isfinite(p["y"][0]):
             missed.append(p["label"])
@@ -64,8 +67,7 @@ def plot_tradeoff(results, out_file=None, metric: str = "loss", target: float | 
                     marker=marker_for(p["spec"]), linestyle="none", color=color_for(p["spec"]),
                     ms=8, capsize=3,
                     label=p["label"])
-        ax.annotate(p["label"], (p["bits"][0], p["y"][0]), textcoords="offset points",
-                    xytext=(7, 5), fontsize=8, color=color_for(p["spec"]))
+        drawn.append(p)
     ax.set_xscale("log")
     ax.set_xlabel("communication (bits per parameter per step, up + down, per worker)")
     seeds = max(p["seeds"] for p in points)
@@ -78,18 +80,25 @@ def plot_tradeoff(results, out_file=None, metric: str = "loss", target: float | 
     if missed:
         ax.text(0.01, 0.01, "never reached the target: " + ", ".join(missed),
                 transform=ax.transAxes, fontsize=8, va="bottom")
-    _pad_log_x(ax, [p["bits"][0] for p in points])
+    _pad(ax, [p["bits"][0] for p in drawn], [p["y"][0] for p in drawn])
     ax.grid(True, which="both", alpha=0.25)
-    heading = title or f"{what} against communication, {describe([spec_of(r) for r in runs])}"
+    heading = title or f"{what} against communication\n{describe([spec_of(r) for r in runs])}"
     if seeds > 1:
         heading += f"\nmean over seeds (up to {seeds}), {confidence:.0%} t-interval error bars"
-    ax.set_title(heading, fontsize=10)
+    ax.set_title(wrap(heading, 90), fontsize=10)
     fig.tight_layout()
-    return save(fig, out_file)
+    if drawn:
+        place(ax, [(p["bits"][0], p["y"][0]) for p in drawn], [p["label"] for p in drawn],
+              [color_for(p["spec"]) for p in drawn])
+    return save(fig, out_file, results)
 
 
-def _pad_log_x(ax, xs) -> None:
-    """Leave room on the log x axis for the point labels, which extend to the right."""
+def _pad(ax, xs, ys) -> None:
+    """Room for the labels: to the right on the log x axis, and a margin above and below."""
     xs = np.asarray([x for x in xs if x > 0])
     if xs.size:
-        ax.set_xlim(xs.min() / 2, xs.max() * 6)
+        ax.set_xlim(xs.min() / 2, xs.max() * 8)
+    if len(ys):
+        low, high = ax.get_ylim()
+        margin = 0.06 * (high - low)
+        ax.set_ylim(low - margin, high + margin)
