@@ -25,7 +25,7 @@ def _load(args):
     they set pinned out of its [sweep])."""
     from experiments.spec import (bundled_spec, load_toml, overridden, parse_assignment,
                                   parse_unset, override)
-    from experiments.sweep import pin
+    from experiments.grid import pin
 
     path = bundled_spec(args.spec)
     original = load_toml(path)
@@ -84,7 +84,7 @@ def cmd_run(args) -> int:
 
     path, original, raw = _load(args)
     if "sweep" in raw:
-        from experiments.sweep import axis_keys
+        from experiments.grid import axis_keys
 
         raise SpecError(f"{path} has a [sweep] table (it varies {', '.join(axis_keys(raw))}): "
                         f"run it with `dlion-sim sweep {args.spec}`, or pin each varied key "

@@ -86,7 +86,7 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
     if custom_objective is not None:
         raw.pop("objective", None)  # the object stands for the whole section
     if items:
-        from experiments.sweep import pin
+        from experiments.grid import pin
 
         raw = pin(override(raw, items), overridden(items))
     if "sweep" in raw:

@@ -7,7 +7,8 @@ import pytest
 
 import experiments
 from experiments.cli import main
-from experiments.sweep import expand, run_sweep
+from experiments.grid import expand
+from experiments.sweep import run_sweep
 
 SMALL = {"objective": {"name": "logistic", "samples": 512, "features": 15},
          "method": {"name": "dlion", "lr": 0.01}, "cluster": {"workers": 4, "batch_size": 8},

@@ -21,7 +21,7 @@ from experiments import footprint
 from experiments.results import Result
 from experiments.spec import SpecError, bundled_names, bundled_spec, load_toml
 from experiments.run import simulate
-from experiments.sweep import expand
+from experiments.grid import expand
 
 STEPS = 3
 MEMORY = 256 * 2**20  # bytes the fuzzed runs may ask for

@@ -12,7 +12,8 @@ import experiments
 import models
 from experiments.cli import main
 from experiments.spec import SpecError, resolve, spec_hash
-from experiments.sweep import expand, merge, parse_shard, plan, run_sweep, shard_of
+from experiments.grid import expand
+from experiments.sweep import merge, parse_shard, plan, run_sweep, shard_of
 from experiments.table import read_table, to_pandas
 
 BASE = {"objective": {"name": "logistic", "samples": 256, "features": 7},
