@@ -8,6 +8,17 @@ can be summed in flight (an all-reduce):
     c = g + e                      error feedback (the memory e of what was not sent)
     sent = c on the chosen entries
     e = c - sent
+
+and every worker steps momentum SGD on the mean (``sim.methods.sgd.sgd_step``).
+
+Differences from the references:
+- top-k keeps floor(density * d) entries of the whole vector (GRACE's count; GRACE selects per
+  tensor, the top-k analyses this baseline stands for select globally);
+- GradDrop takes one global threshold (the paper: layer normalisation makes one threshold work)
+  from a sample of ``sample_ratio`` of the entries (the paper's 0.1%), with DGC's sample floor of
+  2d/k entries and DGC's count bounds (at most k entries, whatever the input): the paper gives
+  neither;
+- random-k does not rescale by d/k (GRACE and epfml do not either: biased, hence error feedback).
 """
 from __future__ import annotations
 
@@ -82,10 +93,10 @@ def _topk_encode(state, grads, hp, rng):
 
 
 def _graddrop_encode(state, grads, hp, rng):
-    keep = 1.0 - hp["drop_ratio"]
+    k = keep_count(1.0 - hp["drop_ratio"], grads.shape[1])
     if hp["selection"] == "exact":
-        return _sparsify(state, grads, hp, lambda c: topk_mask(c, keep_count(keep, c.shape[1])))
-    return _sparsify(state, grads, hp, lambda c: sampled_mask(c, keep, hp["sample_ratio"], rng))
+        return _sparsify(state, grads, hp, lambda c: topk_mask(c, k))
+    return _sparsify(state, grads, hp, lambda c: sampled_mask(c, k, hp["sample_ratio"], rng))
 
 
 def _sparse_apply(x, reply, state, hp, lr):
