@@ -61,7 +61,8 @@ TABLE = {
     "efsignsgd": ({}, 1 + 32 / D, 0, lambda n: n * (1 + 32 / D)),  # a server forwards all N
     "qsgd": ({"levels": int(math.sqrt(D)), "bucket_size": D}, None, 0, lambda n: 32.0),
     "randomk": ({}, 32 * R_TOPK, 32 / D, lambda n: 32 * R_TOPK),
-    "powersgd": ({}, 32 * 2 * (64 + 64) / (64 * 64), 0, lambda n: 32 * 2 * 128 / 64**2),
+    "powersgd": ({"batched": True}, 32 * 2 * (64 + 64) / (64 * 64), 0,
+                 lambda n: 32 * 2 * 128 / 64**2),
     "onebit_adam": ({"freeze_step": 0}, None, 0, lambda n: 1 + 32 * n / D),
 }
 
@@ -233,14 +234,14 @@ def test_density_one_equals_uncompressed_sgd(name, error_feedback):
 def test_powersgd_full_rank_reproduces_the_mean_gradient(shapes, d):
     rng = np.random.default_rng(10)
     g = rng.standard_normal((3, d)).astype(np.float32)
-    hp = _hp("powersgd", rank=8, momentum=0.0)
+    hp = _hp("powersgd", rank=8, momentum=0.0, batched=shapes is None)
     _, _, x, state = _step("powersgd", g, hp, shapes=shapes, lr=1.0)
     assert -x == pytest.approx(g.mean(axis=0), abs=2e-5)
     assert np.abs(state["memory"]).max() <= np.abs(g - g.mean(axis=0)).max() + 2e-5
     # rank 1 does not reproduce it; the memory keeps what the matrices missed (1-D tensors
     # travel exactly and keep nothing)
-    _, _, x1, state1 = _step("powersgd", g, _hp("powersgd", rank=1, momentum=0.0),
-                             shapes=shapes, lr=1.0)
+    _, _, x1, state1 = _step("powersgd", g, _hp("powersgd", rank=1, momentum=0.0,
+                                                batched=shapes is None), shapes=shapes, lr=1.0)
     assert np.abs(-x1 - g.mean(axis=0)).max() > 1e-2
     matrix = np.ones(d, bool)
     matrix[state1["dense"]] = False
@@ -250,7 +251,7 @@ def test_powersgd_full_rank_reproduces_the_mean_gradient(shapes, d):
 
 def test_powersgd_warm_start_keeps_the_reduced_q():
     g = np.random.default_rng(11).standard_normal((2, 36)).astype(np.float32)
-    hp = _hp("powersgd", rank=2)
+    hp = _hp("powersgd", rank=2, batched=True)
     _, reply, _, state = _step("powersgd", g, hp)
     # reply: [P mean (6x2) | Q mean (6x2)]; the next step starts from that Q
     q_mean = DenseCodec().decode(reply, 24)[12:].reshape(6, 2)

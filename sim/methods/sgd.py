@@ -29,18 +29,19 @@ def sgd_state(x) -> dict:
     return {"buf": np.zeros(x.size, dtype=x.dtype)}
 
 
-def sgd_step(x, g, state, hp, lr, momentum):
+def sgd_step(x, g, state, hp, lr, momentum, lookahead=None):
     """x - lr * update, update = g + wd*x through heavy-ball (or Nesterov) momentum.
 
     ``momentum`` 0 for methods whose momentum lives on the workers, before compression (there
-    the rule is x - lr*(g + wd*x)).
+    the rule is x - lr*(g + wd*x)). The Nesterov update is g + lookahead*buf with ``lookahead``
+    = momentum (PyTorch's) unless given (PowerSGD's paper code uses 1).
     """
     g = g + hp["weight_decay"] * x
     if momentum:
         buf = state["buf"]
         buf *= momentum
         buf += g
-        g = g + momentum * buf if hp.get("nesterov") else buf
+        g = g + (momentum if lookahead is None else lookahead) * buf if hp.get("nesterov") else buf
     return x - x.dtype.type(lr) * g
 
 
