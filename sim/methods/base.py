@@ -15,6 +15,9 @@ A method is a few small pure functions over arrays (optax-style), bundled in a `
 ``rounds(state, payloads, reply) -> [(up bits (N,), down bits), ...]`` (optional)
     the step's messages split into exchanges that travel one after the other (TernGrad's
     scales before its ternaries, PowerSGD's P before its Q); None: one round, the whole message.
+    In a peer step a round may name its own collective as a third element ("alltoall",
+    "allgather", ...; ``sim.cluster.ROUND_COLLECTIVES``): 1-bit Adam's all-to-all then
+    all-gather.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
