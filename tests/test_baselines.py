@@ -63,7 +63,9 @@ TABLE = {
     "randomk": ({}, 32 * R_TOPK, 32 / D, lambda n: 32 * R_TOPK),
     "powersgd": ({"batched": True}, 32 * 2 * (64 + 64) / (64 * 64), 0,
                  lambda n: 32 * 2 * 128 / 64**2),
-    "onebit_adam": ({"freeze_step": 0}, None, 0, lambda n: 1 + 32 * n / D),
+    # the compressed phase: D + 32N up; the other workers' chunks, then the other servers'
+    # chunks, each with its scale, down
+    "onebit_adam": ({"freeze_step": 1}, 1.0, 0, lambda n: 2 * (n - 1) * (D / n + 32) / D),
 }
 
 
@@ -72,16 +74,20 @@ TABLE = {
 def test_bits_per_parameter_match_the_design_table(name, n):
     overrides, up_want, up_tol, down_want = TABLE[name]
     grads = np.random.default_rng(n).standard_normal((n, D))
-    payloads, reply, _, _ = _step(name, grads, _hp(name, **overrides))
+    payloads, reply, _, state = _step(name, grads, _hp(name, **overrides))
     up = methods.message_bits(payloads).astype(float) / D
     down = 8 * reply.size / D
+    if name == "onebit_adam":  # its rounds: an all-to-all, then an all-gather of N-1 messages
+        payloads, reply, _, state = _step(name, grads, _hp(name, **overrides), state=state)
+        exchange, gather = methods.message_rounds(methods.get(name), state, payloads, reply)
+        up = (exchange[0] + gather[0]) / D
+        down = (exchange[1] + (n - 1) * gather[0]) / D
     if name == "qsgd":
         # Alistarh et al.: at s = sqrt(d) the Elias code needs at most 2.8 d + 32 bits; ours adds
         # a 32-bit count and pads to a byte
         assert np.all(up > 2.0) and np.all(up <= 2.8 + (32 + 32 + 8) / D)
     elif name == "onebit_adam":
-        # 1 bit + a scale for the worker's vector, and 1 bit + a scale for its server chunk
-        assert np.all(up == 1 + 1 / n + 64 / D)
+        assert np.all(up == 1 + 32 * n / D)
     else:
         assert np.all(np.abs(up - up_want) <= up_tol + 1e-12)
     if down_want is None:  # sparse: the mean on the union of the supports
@@ -297,11 +303,11 @@ def test_signum_majority_vote_by_hand():
 
 def test_onebit_adam_warmup_then_frozen_variance():
     rng = np.random.default_rng(12)
-    hp = _hp("onebit_adam", freeze_step=2, lr=0.01, weight_decay=0.0)
+    hp = _hp("onebit_adam", freeze_step=2, lr=0.01, weight_decay=0.0, bias_correction=False)
     b1, b2, eps = 0.9, 0.999, 1e-8
     state, x = None, np.zeros(16, np.float32)
     m = v = np.zeros(16)
-    for t in range(2):  # Adam on the float32 mean, without bias correction
+    for t in range(2):  # Adam on the float32 mean, without bias correction (as DeepSpeed)
         g = rng.standard_normal((4, 16)).astype(np.float32)
         payloads, _, x_new, state = _step("onebit_adam", g, hp, x=x, state=state)
         assert payloads.shape == (4, 64)
