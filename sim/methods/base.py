@@ -18,6 +18,9 @@ A method is a few small pure functions over arrays (optax-style), bundled in a `
     In a peer step a round may name its own collective as a third element ("alltoall",
     "allgather", ...; ``sim.cluster.ROUND_COLLECTIVES``): 1-bit Adam's all-to-all then
     all-gather.
+``steady_from(hp) -> int`` (optional)
+    the first step (0-based) after the method's own warm-up (DGC's sparsity warm-up, 1-bit
+    Adam's full-precision phase), from which the summary's steady-state bits are counted.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -79,6 +82,8 @@ class Method:
     collectives: tuple = ("ps",)   # collectives it can use; the first is the default
     max_workers: int | None = None
     rounds: Callable | None = None  # see the module docstring
+    steady_from: Callable | None = None  # see the module docstring
+    notes: str = ""                # deliberate differences from the reference, and why
     options: dict = field(default_factory=dict)
 
 

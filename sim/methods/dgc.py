@@ -127,5 +127,5 @@ register(Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum co
                 "clipping, momentum masking, sparsity warm-up, sampled top-k per tensor",
                 "density*(32 + index bits) up; all-gather or the union of supports down",
                 _DEFAULTS, _init, _encode, sparse_aggregate, _apply,
-                collectives=("allgather", "ps")),
+                collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"]),
          {k: {**SPARSE_RULES, **RULES}[k] for k in _DEFAULTS if k in {**SPARSE_RULES, **RULES}})

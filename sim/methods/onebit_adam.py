@@ -176,4 +176,4 @@ register(Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, the
                 {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "freeze_step": 100, "bias_correction": True, **SCHEDULE_DEFAULTS},
                 _init, _encode, _relay, _apply, collectives=("ring", "halving_doubling"),
-                rounds=_rounds), RULES)
+                rounds=_rounds, steady_from=lambda hp: hp["freeze_step"]), RULES)
