@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from importlib import resources
 from pathlib import Path
 
@@ -159,6 +160,12 @@ def cmd_list(args) -> int:
         for m in methods.METHODS.values():
             print(f"  {m.name:12s} {m.description}")
             print(f"  {'':12s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+            if args.verbose and m.notes:
+                print(f"  {'':12s} differences from the reference:")
+                for note in m.notes.splitlines():
+                    print(textwrap.fill(note, 96, initial_indent=" " * 17 + "- ",
+                                        subsequent_indent=" " * 19,
+                                        break_on_hyphens=False))
     if what in ("objectives", "all"):
         print("objectives:")
         for name, (_, description) in sorted(models.REGISTRY.items()):
@@ -285,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list methods, objectives, presets or collectives")
     lst.add_argument("what", nargs="?", default="all",
                      choices=["all", "methods", "objectives", "presets", "collectives"])
+    lst.add_argument("-v", "--verbose", action="store_true",
+                     help="methods: also how each differs from its reference implementation")
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="a short tour: the quickstart study, a small bandwidth "

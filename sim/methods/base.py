@@ -111,6 +111,18 @@ def get(name: str) -> Method:
     return METHODS[name]
 
 
+def differences(doc: str, name: str | None = None) -> str:
+    """The bullets of the "Differences from ..." section that ends a method module's docstring,
+    one per line (``Method.notes``, printed by ``dlion-sim list methods --verbose``): all of
+    them, or only those that start "name:" (without it) when the module holds several methods."""
+    _, found, section = doc.partition("\nDifferences from")
+    bullets = [" ".join(b.split()).rstrip(";.") + "." for b in section.split("\n- ")[1:]] \
+        if found else []
+    if name is None:
+        return "\n".join(bullets)
+    return "\n".join(b[len(name) + 2:] for b in bullets if b.startswith(f"{name}: "))
+
+
 def message_bits(payloads) -> np.ndarray:
     """Bits of each worker's message: int64 (n_workers,), from the bytes really produced."""
     if isinstance(payloads, np.ndarray):

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from sim.methods.base import Method, register
+from sim.methods.base import Method, differences, register
 from sim.methods.sgd import SGD_DEFAULTS
 from sim.methods.sparsifiers import (
     RULES as SPARSE_RULES,
@@ -127,5 +127,6 @@ register(Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum co
                 "clipping, momentum masking, sparsity warm-up, sampled top-k per tensor",
                 "density*(32 + index bits) up; all-gather or the union of supports down",
                 _DEFAULTS, _init, _encode, sparse_aggregate, _apply,
-                collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"]),
+                collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"],
+                notes=differences(__doc__)),
          {k: {**SPARSE_RULES, **RULES}[k] for k in _DEFAULTS if k in {**SPARSE_RULES, **RULES}})

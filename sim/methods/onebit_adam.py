@@ -26,7 +26,8 @@ up and 2(N-1)/N bits down per parameter. Each worker's link carries 2(N-1)/N bit
 Differences from DeepSpeed (deepspeed/runtime/fp16/onebit/adam.py, runtime/comm/nccl.py):
 - DeepSpeed accepts ``bias_correction`` but never applies it: ``bias_correction = false``
   reproduces its numerics; the default corrects, so that with compression never engaged this
-  method is G-AdamW and a difference in the trade-off comes from what it sends;
+  method is G-AdamW (at equal weight decay) and a difference in the trade-off comes from what
+  it sends;
 - ``exp_avg_mask`` is the user's in DeepSpeed; here it is derived at the freeze from v == 0;
 - DeepSpeed's first step only allocates buffers (no update); here every step updates;
 - the scales ride with the signs (DeepSpeed all-gathers each in a call of its own: the same
@@ -38,7 +39,7 @@ import math
 
 import numpy as np
 
-from sim.methods.base import F32, SCHEDULE_DEFAULTS, Method, message_bits, register
+from sim.methods.base import F32, SCHEDULE_DEFAULTS, Method, differences, message_bits, register
 from sim.wire.codecs import SignCodec
 from sim.wire.tensors import Segments
 
@@ -176,4 +177,5 @@ register(Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, the
                 {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "freeze_step": 100, "bias_correction": True, **SCHEDULE_DEFAULTS},
                 _init, _encode, _relay, _apply, collectives=("ring", "halving_doubling"),
-                rounds=_rounds, steady_from=lambda hp: hp["freeze_step"]), RULES)
+                rounds=_rounds, steady_from=lambda hp: hp["freeze_step"],
+                notes=differences(__doc__)), RULES)

@@ -23,7 +23,15 @@ import math
 
 import numpy as np
 
-from sim.methods.base import F32, Method, mean_aggregate, message_bits, register, two_rounds
+from sim.methods.base import (
+    F32,
+    Method,
+    differences,
+    mean_aggregate,
+    message_bits,
+    register,
+    two_rounds,
+)
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
 from sim.wire.memory import compensate, feedback
 from sim.wire.tensors import Segments
@@ -147,4 +155,5 @@ register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per mat
                 {**SGD_DEFAULTS, "nesterov": True, "rank": 2, "warm_start": True,
                  "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
-                collectives=("ring", "halving_doubling", "ps"), rounds=_rounds), RULES)
+                collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
+                notes=differences(__doc__)), RULES)

@@ -4,6 +4,9 @@ use as their base optimizer (PyTorch's convention).
     g = g + wd*x                      coupled L2, added to the gradient
     buf = mu*buf + g                  heavy-ball buffer
     x = x - lr*(g + mu*buf)           Nesterov, or x - lr*buf without
+
+Differences from the reference (torch.optim.SGD):
+- gsgd: none (zero dampening).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sim.methods.base import (
     SCHEDULE_DEFAULTS,
     Method,
     decode_f32,
+    differences,
     mean_aggregate,
     mean_encode,
     register,
@@ -55,4 +59,5 @@ def _apply(x, reply, state, hp, lr):
 
 register(Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
                 "32 bits up, 32 bits down", dict(SGD_DEFAULTS),
-                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE))
+                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE,
+                notes=differences(__doc__, "gsgd")))

@@ -14,11 +14,11 @@ EF-signSGD (Karimireddy et al. 2019), every worker i, per tensor t of size d_t:
     x = x - lr*mean
 
 Differences from the references:
-- Signum: the majority-vote code (jiaweizzhao/signSGD-with-Majority-Vote) packs torch.sign's
+- signum: the majority-vote code (jiaweizzhao/signSGD-with-Majority-Vote) packs torch.sign's
   0 as the +1 bit, so a zero and a tie both become +1 there: ``zero_sign = tie = "plus"``. That
   rule is biased (it trails the unbiased one by 0.02 nats on logistic regression), so the
   defaults are ``random``;
-- EF-signSGD: sign(0) is +1 on the 1-bit wire (GRACE's rule; the reference's torch.sign would
+- efsignsgd: sign(0) is +1 on the 1-bit wire (GRACE's rule; the reference's torch.sign would
   send 0, which one bit cannot carry); error feedback takes that +1 back on the next step, so
   it adds no bias. The memory is in gradient units and the step size multiplies the update
   (the reference compresses lr*g + e: the same for a constant step size). The paper is for one
@@ -34,6 +34,7 @@ from sim.methods.base import (
     F32,
     SCHEDULE_DEFAULTS,
     Method,
+    differences,
     majority_reply,
     register,
     resolve_zeros,
@@ -122,11 +123,11 @@ register(Method("signum", "signSGD/Signum with majority vote (Bernstein et al. 2
                 {"lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0, "zero_sign": "random",
                  "tie": "random", **SCHEDULE_DEFAULTS},
                 _signum_init, _signum_encode, majority_reply, _signum_apply,
-                collectives=("ps", "allgather")))
+                collectives=("ps", "allgather"), notes=differences(__doc__, "signum")))
 register(Method("efsignsgd", "EF-signSGD (Karimireddy et al. 2019): (|p_t|_1/d_t)*sign(p_t) "
                 "per tensor with error feedback",
                 "1 + 32 per tensor up; the other N-1 messages down (all-gather, or forwarded "
                 "by a server)",
                 {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **SCHEDULE_DEFAULTS},
                 _efsign_init, _efsign_encode, _relay, _efsign_apply,
-                collectives=("allgather", "ps")))
+                collectives=("allgather", "ps"), notes=differences(__doc__, "efsignsgd")))
