@@ -96,9 +96,9 @@ def _encode(state, grads, hp, rng):
     mask[:, state["dense"]] = True
     for start, size in state["tensors"]:  # per tensor, as the reference selects
         block = v[:, start:start + size]
-        k = keep_count(density, size, round_up=True)
-        mask[:, start:start + size] = (topk_mask(block, k) if hp["selection"] == "exact"
-                                       else sampled_mask(block, k, hp["sample_ratio"], rng))
+        mask[:, start:start + size] = (
+            topk_mask(block, keep_count(density, size, round_up=True))
+            if hp["selection"] == "exact" else sampled_mask(block, density, hp["sample_ratio"], rng))
     payloads = sparse_send(state, "v", v, mask, hp)
     if hp["momentum_masking"]:
         # stale momentum would keep pushing an entry already applied; dense tensors keep theirs

@@ -39,7 +39,16 @@ import math
 
 import numpy as np
 
-from sim.methods.base import F32, SCHEDULE_DEFAULTS, Method, differences, message_bits, register
+from sim.methods.base import (
+    F32,
+    SCHEDULE_DEFAULTS,
+    Method,
+    decoupled_step,
+    differences,
+    ema_,
+    message_bits,
+    register,
+)
 from sim.wire.codecs import SignCodec
 from sim.wire.tensors import Segments
 
@@ -147,11 +156,8 @@ def _apply(x, reply, state, hp, lr):
     n, m, v = state["n"], state["m"], state["v"]
     if not state["compressed"]:
         g = F32.decode(reply.reshape(n, -1), x.size).mean(axis=0, dtype=np.float32)
-        g = g.astype(x.dtype, copy=False)
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
+        ema_(m, g.astype(x.dtype, copy=False), b1)
+        ema_(v, (g * g).astype(x.dtype, copy=False), b2)
     elif n > 1:
         worker_bytes = state["sizes"][0]
         server = reply.reshape(n, -1)[:, worker_bytes:]
@@ -164,9 +170,8 @@ def _apply(x, reply, state, hp, lr):
         v_hat = v / (1 - b2 ** min(t, hp["freeze_step"]))
     else:
         m_hat, v_hat = m, v
-    update = m_hat / (np.sqrt(v_hat) + x.dtype.type(hp["eps"]))
     # decoupled: DeepSpeed adds wd*x to the Adam direction, then steps by lr
-    return x - x.dtype.type(lr) * (update + hp["weight_decay"] * x), state
+    return decoupled_step(x, m_hat / (np.sqrt(v_hat) + hp["eps"]), lr, hp["weight_decay"]), state
 
 
 register(Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, then frozen "

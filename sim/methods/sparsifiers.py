@@ -14,10 +14,10 @@ and every worker steps momentum SGD on the mean (``sim.methods.sgd.sgd_step``).
 Differences from the references:
 - topk: keeps floor(density * d) entries of the whole vector (GRACE's count; GRACE selects
   within each tensor, here one global top-k as in the error-feedback analyses of top-k);
-- graddrop: one global threshold (the paper: layer normalisation makes one threshold work)
-  from a sample of ``sample_ratio`` of the entries (the paper's 0.1%), with DGC's sample floor of
-  2d/k entries and DGC's count bounds (at most k entries, whatever the input): the paper gives
-  neither;
+- graddrop: keeps ceil((1 - drop_ratio) * d) entries of the whole vector: one global threshold
+  (the paper: layer normalisation makes one threshold work) from a sample of ``sample_ratio``
+  of the entries (the paper's 0.1%), with DGC's sample floor of 2/density entries and DGC's
+  count bounds (at most k entries, whatever the input): the paper gives neither;
 - randomk: no rescaling by d/k (GRACE and epfml do not either: biased, hence error feedback).
 """
 from __future__ import annotations
@@ -101,10 +101,11 @@ def _topk_encode(state, grads, hp, rng):
 
 
 def _graddrop_encode(state, grads, hp, rng):
-    k = keep_count(1.0 - hp["drop_ratio"], grads.shape[1])
+    keep = 1.0 - hp["drop_ratio"]
     if hp["selection"] == "exact":
+        k = keep_count(keep, grads.shape[1], round_up=True)
         return _sparsify(state, grads, hp, lambda c: topk_mask(c, k))
-    return _sparsify(state, grads, hp, lambda c: sampled_mask(c, k, hp["sample_ratio"], rng))
+    return _sparsify(state, grads, hp, lambda c: sampled_mask(c, keep, hp["sample_ratio"], rng))
 
 
 def _sparse_apply(x, reply, state, hp, lr):
