@@ -14,8 +14,7 @@ Every worker then steps, after the reduce, with the paper code's momentum:
 Differences from the paper's code (epfml/powersgd, paper-code/gradient_reducers.py, train.py):
 - P_hat comes from a Householder QR, not Gram-Schmidt: the same projection P_hat P_hat^T when P
   has full column rank (a rank-deficient P gets an arbitrary completing column instead of 0);
-- P is averaged where the paper code sums it: the same after orthonormalisation;
-- with momentum 0 the step is plain SGD (the paper code's Nesterov form would double it).
+- P is averaged where the paper code sums it: the same after orthonormalisation.
 """
 from __future__ import annotations
 
