@@ -413,6 +413,17 @@ def test_onebit_adam_never_compressing_is_gadamw_bit_for_bit():
     assert np.array_equal(adamw.params, onebit.params)
 
 
+def test_graddrop_samples_its_threshold_on_a_thousand_parameters():
+    # the sample floor is 2/density = 200 entries, not 100/density = 10,000: on 1,024 parameters
+    # GradDrop's selection is sampled, no longer the exact top-k
+    from sim.wire.compressors import sampled_mask, topk_mask
+
+    x = np.random.default_rng(12).standard_normal((N, 1024))
+    sampled = sampled_mask(x, 0.01, 0.001, np.random.default_rng(0))
+    assert not np.array_equal(sampled, topk_mask(x, 11))
+    assert sampled.sum(axis=1).max() <= 11
+
+
 # --- every accepted hyperparameter counts, every method says how it differs ---------------------
 
 def test_nesterov_needs_momentum():
@@ -424,7 +435,9 @@ def test_nesterov_needs_momentum():
 def test_every_method_lists_its_differences_from_the_reference(capsys):
     assert cli_main(["list", "methods", "--verbose"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    for method in methods.METHODS.values():
+    built_in = [m for m in methods.METHODS.values() if m.init.__module__.startswith("sim.methods.")]
+    assert len(built_in) >= 15
+    for method in built_in:
         assert method.notes, f"{method.name}: no notes on its reference"
         for note in method.notes.splitlines():
             assert note in out
