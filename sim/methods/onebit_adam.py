@@ -64,11 +64,11 @@ RULES = {
 def _layout(d, n, shapes):
     """Where the parameters sit in the padded vector, and the chunks each worker serves.
 
-    Returns (tensors: Segments of the parameters; padded: Segments of the padded tensors;
-    position (d,): each parameter's index in the padded vector; chunks (n, C): the padded
-    indices served by worker j, tensor by tensor; served: Segments of one server's chunks)."""
+    Returns (padded: Segments of the padded tensors; position (d,): each parameter's index in
+    the padded vector; chunks (n, C): the padded indices served by worker j, tensor by tensor;
+    served: Segments of one server's chunks)."""
     tensors = Segments.of(d, shapes)
-    unit = n * math.lcm(n, 8)  # whole bytes in every chunk, N chunks per tensor
+    unit = n * math.lcm(n, 8)  # DeepSpeed's padding: N chunks of whole bytes per tensor
     sizes = -(-tensors.sizes // unit) * unit
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     position = np.repeat(starts - tensors.starts, tensors.sizes) + np.arange(d)
@@ -76,11 +76,11 @@ def _layout(d, n, shapes):
     chunks = np.concatenate([s + np.arange(n)[:, None] * c + np.arange(c)[None, :]
                              for s, c in zip(starts, chunk)], axis=1)
     served = Segments(np.concatenate([[0], np.cumsum(chunk)[:-1]]), chunk)
-    return tensors, Segments(starts, sizes), position, chunks, served
+    return Segments(starts, sizes), position, chunks, served
 
 
 def _init(x, n_workers, hp, shapes):
-    tensors, padded, position, chunks, served = _layout(x.size, n_workers, shapes)
+    padded, position, chunks, served = _layout(x.size, n_workers, shapes)
     return {"m": np.zeros(x.size, dtype=x.dtype), "v": np.zeros(x.size, dtype=x.dtype),
             "step": 0, "n": n_workers, "padded": padded, "position": position,
             "chunks": chunks, "served": served, "mask": None,
