@@ -123,7 +123,7 @@ class Cluster:
 
         Message-level accounting, as in the paper's bits per parameter: an all-reduce
         contributes the vector and returns the reduced one; an all-gather returns the other
-        N-1 messages.
+        N-1 messages; an all-to-all sends the worker's pieces and returns the others' pieces.
         """
         if self.collective == "none":
             return 0.0, 0.0
