@@ -34,7 +34,7 @@ studies: $(STAMP)
 	$(STUDY) sweep ties -o studies/ties
 	$(STUDY) plot studies/ties --kind sweep --key cluster.workers --series method.tie -o studies/ties.png
 	$(STUDY) sweep baselines -o studies/baselines
-	$(STUDY) plot studies/baselines --kind tradeoff -o studies/tradeoff.png
+	$(STUDY) plot studies/baselines --kind tradeoff --bits steady -o studies/tradeoff.png
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png

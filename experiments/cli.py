@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -99,8 +100,11 @@ def cmd_run(args) -> int:
     result.save(out)
     s = result.summary
     final = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items() if isinstance(v, float))
+    steady = s["steady_bits_per_param_per_step"]["total"]
+    after = "" if s["steady_from_step"] == 1 or steady is None else \
+        f" ({steady:.3g} from step {s['steady_from_step']}, after the method's warm-up)"
     print(f"{s['status']}: {s['steps']} steps, {s['sim_time_s']:.4g} s simulated, "
-          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step; {final}")
+          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step{after}; {final}")
     print(f"wrote {out}")
     return 0
 
@@ -147,12 +151,12 @@ def cmd_plot(args) -> int:
     from plots.data import PlotError
 
     # options that only some kinds take; naming a wrong one is an error, not silently ignored
-    takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target"},
+    takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target", "bits"},
              "bandwidth": {"metric", "target"},
              "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"},
              "sweep": {"metric", "target", "key", "series"}}
-    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series")
-             if getattr(args, k) is not None}
+    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series",
+                         "bits") if getattr(args, k) is not None}
     if given - takes[args.kind]:
         raise SpecError(f"--kind {args.kind} does not take "
                         f"{', '.join('--' + k for k in sorted(given - takes[args.kind]))}; "
@@ -172,7 +176,7 @@ def cmd_plot(args) -> int:
                                axes=(args.x,) if args.x else ("step", "time", "bits"))
         elif args.kind == "tradeoff":
             tradeoff.plot_tradeoff(args.directory, out, metric=args.metric or "loss",
-                                   target=args.target)
+                                   target=args.target, bits=args.bits or "total")
         elif args.kind == "bandwidth":
             bandwidth.plot_bandwidth(args.directory, out, metric=args.metric, target=args.target)
         elif args.kind == "heatmap":
@@ -235,6 +239,12 @@ def cmd_list(args) -> int:
         for m in methods.METHODS.values():
             print(f"  {m.name:12s} {m.description}")
             print(f"  {'':12s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+            if args.verbose and m.notes:
+                print(f"  {'':12s} differences from the reference:")
+                for note in m.notes.splitlines():
+                    print(textwrap.fill(note, 96, initial_indent=" " * 17 + "- ",
+                                        subsequent_indent=" " * 19,
+                                        break_on_hyphens=False))
     if what in ("objectives", "all"):
         print("objectives:")
         for name, (_, description) in sorted(models.REGISTRY.items()):
@@ -430,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--target", type=float,
                       help="time to this value of --metric (default: the runs' run.target)")
     plot.add_argument("--steps", help="timeline: which steps, e.g. 5 or 5-8 (default: 1-3)")
+    plot.add_argument("--bits", choices=["total", "steady"],
+                      help="tradeoff: bits per parameter over the whole run (default) or the "
+                           "steady state after each method's warm-up")
     plot.add_argument("--method", help="heatmap: method key (default: dlion/mavo)")
     plot.add_argument("--baseline", help="heatmap: baseline method key (default: gadamw)")
     plot.add_argument("--key", help="sweep: the swept spec key on the x axis "
@@ -447,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "collectives"],
                      help="keys: every spec key with its default, unit, range and meaning; "
                           "specs: the bundled specs (default: everything but keys)")
+    lst.add_argument("-v", "--verbose", action="store_true",
+                     help="methods: also how each differs from its reference implementation")
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="a short tour: the quickstart study, a small bandwidth "

@@ -219,6 +219,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         for key, value in record.phases().items():
             history[key][t] = value
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
+    steady = method.steady_from(hp) if method.steady_from else 0  # after the method's warm-up
     final_eval = objective.evaluate(x) if status == "diverged" else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
@@ -236,6 +237,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "n_params": d,
         "model_params": cl["model_params"] or d,
         "bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d),
+        "steady_from_step": steady + 1,
+        "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
+                                                          steady),
         "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
         "collective": collective,
         "spec": spec,
@@ -251,14 +255,16 @@ def _last_finite(column: np.ndarray) -> float:
     return float(finite[-1]) if finite.size else 0.0
 
 
-def _bits_per_param(history, n_params) -> dict[str, float]:
-    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent."""
-    valid = history["bits_up"][~np.isnan(history["bits_up"])]
-    if valid.size == 0:
-        return {"up": 0.0, "down": 0.0, "total": 0.0}
-    count = valid.size
-    up = float(valid[-1]) / count / n_params
-    down = float(history["bits_down"][count - 1]) / count / n_params
+def _bits_per_param(history, n_params, first: int = 0) -> dict:
+    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent from
+    0-based step ``first`` on (the steady state after the method's warm-up; all zero for a run
+    that sent nothing, None for one that ended before ``first``)."""
+    count = int(np.count_nonzero(~np.isnan(history["bits_up"])))
+    if count <= first:
+        value = None if first else 0.0
+        return {"up": value, "down": value, "total": value}
+    up, down = ((float(history[k][count - 1]) - (float(history[k][first - 1]) if first else 0.0))
+                / (count - first) / n_params for k in ("bits_up", "bits_down"))
     return {"up": up, "down": down, "total": up + down}
 
 

@@ -347,7 +347,11 @@ def _check_method(table, workers: int) -> dict:
     if method.max_workers is not None and workers > method.max_workers:
         raise SpecError(f"cluster.workers = {workers}: method {name!r} runs on at most "
                         f"{method.max_workers} worker(s); use 'dlion' or 'glion' for more")
-    return {"name": name, **_check_section("method", table, method_fields(name), skip=("name",))}
+    hp = _check_section("method", table, method_fields(name), skip=("name",))
+    if hp.get("nesterov") and hp.get("momentum") == 0:  # it would change nothing (torch refuses)
+        raise SpecError("method.nesterov = true needs method.momentum > 0 (momentum = 0); set "
+                        "nesterov = false for plain SGD")
+    return {"name": name, **hp}
 
 
 # --- whole specs ------------------------------------------------------------------------------

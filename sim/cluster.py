@@ -31,6 +31,12 @@ STEP_COLLECTIVES = {
     "allgather": "ring all-gather of the messages; every worker aggregates locally",
 }
 
+#: How a round of a peer step may travel: the step's collective, or one the round names
+#: (1-bit Adam's all-to-all then all-gather).
+ROUND_COLLECTIVES = {"ring": collectives.ring_allreduce,
+                     "halving_doubling": collectives.halving_doubling_allreduce,
+                     "allgather": collectives.ring_allgather, "alltoall": collectives.alltoall}
+
 
 @dataclass
 class StepRecord:
@@ -91,11 +97,14 @@ class Cluster:
         """Simulate one step whose messages travel in ``rounds``.
 
         ``rounds``: a list of (up payload bits per worker (N,), down payload bits) exchanged one
-        after the other (most methods have one round; PowerSGD sends P, then Q). ``n_params``
-        is the (virtual) model size the codec and server costs are charged for.
+        after the other (most methods have one round; PowerSGD sends P, then Q). In a peer step a
+        round may add a third element naming its own collective (``ROUND_COLLECTIVES``);
+        "alltoall": each worker sends its up bits in N-1 equal pieces, one to each other worker,
+        and receives the down bits. ``n_params`` is the (virtual) model size the codec and server
+        costs are charged for.
         """
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng)
-        scaled = [(self.scaled(up), int(self.scaled(down))) for up, down in rounds]
+        scaled = [(self.scaled(up), int(self.scaled(down)), *how) for up, down, *how in rounds]
         if self.collective == "none":
             start = self.records[-1].done if self.records else np.zeros(self.n)
             ready = start + compute
@@ -114,16 +123,22 @@ class Cluster:
 
         Message-level accounting, as in the paper's bits per parameter: an all-reduce
         contributes the vector and returns the reduced one; an all-gather returns the other
-        N-1 messages.
+        N-1 messages; an all-to-all sends the worker's pieces and returns the others' pieces.
         """
         if self.collective == "none":
             return 0.0, 0.0
-        up = sum(float(self.scaled(u).mean()) for u, _ in rounds)
-        if self.collective == "ps":
-            return up, float(sum(int(self.scaled(d)) for _, d in rounds))
-        if self.collective == "allgather":
-            return up, up * (self.n - 1)
-        return up, up
+        up = down = 0.0
+        for u, d, *how in rounds:
+            how = how[0] if how else self.collective
+            sent = float(self.scaled(u).mean())
+            up += sent
+            if how in ("ps", "alltoall"):  # what the server or the other workers send it
+                down += float(self.scaled(d))
+            elif how == "allgather":
+                down += sent * (self.n - 1)
+            else:
+                down += sent
+        return up, down
 
     def finish(self) -> None:
         """Run the simulation until the last step's replies have arrived."""
@@ -131,6 +146,9 @@ class Cluster:
 
     def _ps_step(self, compute, rounds, n_params) -> StepRecord:
         env, net = self.env, self.net
+        if any(len(r) > 2 for r in rounds):
+            raise ValueError("network.collective = 'ps': this method's rounds travel by peer "
+                             "collectives; choose one of its other collectives")
         start = np.zeros(self.n) if self._replies is None else None
         after, delays = self._replies, compute
         for up, down in rounds:
@@ -145,7 +163,7 @@ class Cluster:
         replies = after
         record = StepRecord(start, start + compute, np.array([ev.value for ev in arrived]),
                             agg_start, agg_start + server_s, None,
-                            sum(u for u, _ in rounds), sum(d for _, d in rounds))
+                            sum(r[0] for r in rounds), sum(r[1] for r in rounds))
 
         def landed(_):
             record.done = np.array([ev.value for ev in replies])
@@ -160,22 +178,21 @@ class Cluster:
         # training); the aggregation after an all-gather is local to each worker.
         start = self.records[-1].done if self.records else np.zeros(self.n)
         ready = np.maximum(start + compute, self.env.now)
-        run = {"ring": collectives.ring_allreduce,
-               "halving_doubling": collectives.halving_doubling_allreduce,
-               "allgather": collectives.ring_allgather}[self.collective]
         finished = ready
-        for up, _ in rounds:
-            # an all-gather carries each rank's own message; an all-reduce one common vector.
-            # A round starts when the previous one has ended everywhere (simulated time has
-            # moved on to its last finisher).
-            size = up if self.collective == "allgather" else int(up.max())
+        for up, _, *how in rounds:
+            how = how[0] if how else self.collective
+            # an all-gather or all-to-all carries each rank's own message; an all-reduce one
+            # common vector. A round starts when the previous one has ended everywhere
+            # (simulated time has moved on to its last finisher).
+            size = up if how in ("allgather", "alltoall") else int(up.max())
             starts = np.maximum(finished, self.env.now)
-            finished = self.env.run(until=self.env.process(run(self.net, starts, size)))
+            run = ROUND_COLLECTIVES[how](self.net, starts, size)
+            finished = self.env.run(until=self.env.process(run))
         local = self.compute.server_time(0, self.n - 1, n_params) if self.collective == "allgather" else 0.0
         last = float(finished.max())
         # every rank holds the result when the last one does (the barrier between steps)
         return StepRecord(start, ready, finished, last, last + local,
-                          np.full(self.n, last + local), sum(u for u, _ in rounds), 0)
+                          np.full(self.n, last + local), sum(r[0] for r in rounds), 0)
 
     def trace_rows(self) -> list[tuple]:
         """Timeline events (node, phase, start_s, end_s, bytes), step by step."""

@@ -159,10 +159,11 @@ def test_rounds_travel_one_after_the_other(collective):
 
 
 def test_powersgd_all_reduces_p_then_q():
-    # 4096 parameters, no tensor shapes: one 64 x 64 matrix at rank 2, so P and Q are 64 x 2
+    # 4096 parameters compressed as one batched 64 x 64 matrix at rank 2, so P and Q are 64 x 2
     # float32 each (4096 bits), all-reduced one after the other on the ring
     n, b, lat = 4, 1e9, 1e-3
-    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096},
+                             method={"name": "powersgd", "batched": True},
                              workers=n, steps=1, network={"bandwidth": b, "latency": lat})
     one = 2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * 4096 / b
     assert r.history["time_s"][0] == pytest.approx(2 * one, rel=1e-9)
@@ -172,8 +173,8 @@ def test_powersgd_all_reduces_p_then_q():
 def test_rounds_with_uneven_finishes_on_a_ring():
     # jitter makes ranks finish the first round at different times; the second round must
     # start from where simulated time stands, not in its past
-    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
-                             workers=4, steps=3, network={"bandwidth": [1e9, 1e9, 1e9, 5e8]},
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096},
+                             method={"name": "powersgd", "batched": True}, workers=4, steps=3, network={"bandwidth": [1e9, 1e9, 1e9, 5e8]},
                              compute={"step_time": 0.01, "jitter": 0.3})
     assert r.summary["status"] == "completed"
     assert np.all(np.diff(r.history["time_s"]) > 0)
@@ -187,3 +188,23 @@ def test_allgather_charges_each_rank_its_own_message():
     record = cluster.step([(np.array([8, 8, 8, big]), 0)], 1, 1, np.random.default_rng(0))
     cluster.finish()
     assert record.phases()["time_s"] == pytest.approx((n - 1) * big / b, rel=1e-3)
+
+
+def test_rounds_naming_their_collective():
+    # 1-bit Adam's step: an all-to-all (each worker sends its up bits in N-1 pieces) then an
+    # all-gather, each timed by its own collective on the star; latency alpha = 2 * link latency
+    n, b, lat = 4, 1e9, 10e-6
+    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective="ring")
+    a2a, gather = 3 * 40_000, 25_000
+    rounds = [(np.full(n, a2a), a2a, "alltoall"), (np.full(n, gather), 3 * gather, "allgather")]
+    record = cluster.step(rounds, 1, 1, np.random.default_rng(0))
+    cluster.finish()
+    alpha = 2 * lat
+    expected = (alpha + a2a / b) + (n - 1) * (alpha + gather / b)
+    assert record.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
+    assert cluster.net.sent_bits == n * a2a + n * (n - 1) * gather
+    # bits per worker: what it sends and what the others send it
+    assert cluster.message_bits(rounds) == (a2a + gather, a2a + (n - 1) * gather)
+    ps = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective="ps")
+    with pytest.raises(ValueError, match="peer collectives"):
+        ps.step(rounds, 1, 1, np.random.default_rng(0))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.net.collectives import (COLLECTIVES, halving_doubling_allreduce, ps_pull, ps_push,
-                             ring_allgather, ring_allreduce, tree_broadcast)
+from sim.net.collectives import (COLLECTIVES, alltoall, halving_doubling_allreduce, ps_pull,
+                                 ps_push, ring_allgather, ring_allreduce, tree_broadcast)
 from sim.net.network import Network
 
 RTOL = 1e-9
@@ -61,6 +61,33 @@ def test_ring_allgather(p):
     net = _net(p)
     finish = _run(net, ring_allgather(net, np.zeros(p), n))
     np.testing.assert_allclose(finish, (p - 1) * (ALPHA + n / B), rtol=RTOL)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8, 16])
+def test_alltoall(p):
+    # every rank sends p-1 pieces of n/(p-1) bits at once: each up link and each down link
+    # carries p-1 flows at B/(p-1), so every piece lands at alpha + n/B
+    n, t0 = (p - 1) * 40_000, 0.125
+    net = _net(p)
+    finish = _run(net, alltoall(net, np.full(p, t0), n))
+    np.testing.assert_allclose(finish, t0 + ALPHA + n / B, rtol=RTOL)
+    assert net.sent_bits == net.delivered_bits == p * n
+    # one rank: nothing moves
+    net = _net(1)
+    assert _run(net, alltoall(net, [t0], n)).tolist() == [t0]
+    assert net.sent_bits == 0
+
+
+def test_alltoall_waits_for_the_last_sender():
+    # rank 0 starts D late; its p-1 pieces share its up link, so the others hold theirs at
+    # D + alpha + (p-1) piece/B (their other pieces arrived long before); rank 0 receives p-1
+    # pieces sharing its down link from t = 0
+    p, piece, d = 4, 10**6, 1.0
+    starts = np.array([d, 0.0, 0.0, 0.0])
+    net = _net(p)
+    finish = _run(net, alltoall(net, starts, (p - 1) * piece))
+    np.testing.assert_allclose(finish[1:], d + ALPHA + (p - 1) * piece / B, rtol=RTOL)
+    np.testing.assert_allclose(finish[0], ALPHA + (p - 1) * piece / B, rtol=RTOL)
 
 
 def test_uneven_sizes_still_move_every_bit_once_per_step():
@@ -186,5 +213,6 @@ def test_bad_arguments(call, word):
 
 
 def test_collective_names():
-    assert set(COLLECTIVES) == {"ps", "ring", "halving_doubling", "allgather", "tree"}
+    assert set(COLLECTIVES) == {"ps", "ring", "halving_doubling", "allgather", "alltoall",
+                                "tree"}
     assert all(isinstance(v, str) and v for v in COLLECTIVES.values())

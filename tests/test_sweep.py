@@ -309,8 +309,9 @@ def test_table_columns_and_values(tmp_path):
     assert header[len(spec_columns):] == [
         "status", "steps", "sim_time_s", "wall_s", "final.train_loss", "final.loss",
         "final.test_loss", "final.accuracy", "final.gap", "bits_per_param_per_step.total",
-        "bits_per_param_per_step.up", "bits_per_param_per_step.down", "target.time_s", "error",
-        "dir"]
+        "bits_per_param_per_step.up", "bits_per_param_per_step.down",
+        "steady_bits_per_param_per_step.total", "steady_bits_per_param_per_step.up",
+        "steady_bits_per_param_per_step.down", "target.time_s", "error", "dir"]
 
     table = read_table(tmp_path)
     assert [(r["run.seed"], r["method.name"], r["method.lr"]) for r in table] == [
@@ -318,6 +319,9 @@ def test_table_columns_and_values(tmp_path):
     # D-Lion MaVo sends one bit each way; G-Lion a float32 each way
     assert [(r["bits_per_param_per_step.up"], r["bits_per_param_per_step.total"])
             for r in table] == [(1.0, 2.0), (32.0, 64.0)] * 2
+    # neither has a warm-up of its own: the steady state is the whole run
+    assert all(r["steady_bits_per_param_per_step.total"] == r["bits_per_param_per_step.total"]
+               for r in table)
     assert tomllib.loads(f"v = {table[0]['method.betas']}")["v"] == [0.9, 0.99]
     objective = models.make("logistic", samples=256, features=7)
     for row in table:

@@ -15,6 +15,12 @@ A method is a few small pure functions over arrays (optax-style), bundled in a `
 ``rounds(state, payloads, reply) -> [(up bits (N,), down bits), ...]`` (optional)
     the step's messages split into exchanges that travel one after the other (TernGrad's
     scales before its ternaries, PowerSGD's P before its Q); None: one round, the whole message.
+    In a peer step a round may name its own collective as a third element ("alltoall",
+    "allgather", ...; ``sim.cluster.ROUND_COLLECTIVES``): 1-bit Adam's all-to-all then
+    all-gather.
+``steady_from(hp) -> int`` (optional)
+    the first step (0-based) after the method's own warm-up (DGC's sparsity warm-up, 1-bit
+    Adam's full-precision phase), from which the summary's steady-state bits are counted.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -76,6 +82,8 @@ class Method:
     collectives: tuple = ("ps",)   # collectives it can use; the first is the default
     max_workers: int | None = None
     rounds: Callable | None = None  # see the module docstring
+    steady_from: Callable | None = None  # see the module docstring
+    notes: str = ""                # deliberate differences from the reference, and why
     options: dict = field(default_factory=dict)
 
 
@@ -101,6 +109,18 @@ def get(name: str) -> Method:
         raise ValueError(f"method.name = {name!r} is not a method; choose one of "
                          f"{', '.join(METHODS)}")
     return METHODS[name]
+
+
+def differences(doc: str, name: str | None = None) -> str:
+    """The bullets of the "Differences from ..." section that ends a method module's docstring,
+    one per line (``Method.notes``, printed by ``dlion-sim list methods --verbose``): all of
+    them, or only those that start "name:" (without it) when the module holds several methods."""
+    _, found, section = doc.partition("\nDifferences from")
+    bullets = [" ".join(b.split()).rstrip(";.") + "." for b in section.split("\n- ")[1:]] \
+        if found else []
+    if name is None:
+        return "\n".join(bullets)
+    return "\n".join(b[len(name) + 2:] for b in bullets if b.startswith(f"{name}: "))
 
 
 def message_bits(payloads) -> np.ndarray:
