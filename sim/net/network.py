@@ -325,17 +325,22 @@ class Network:
         for message in pending:
             if message[2] == 0:
                 message[4].succeed(now)
-        ready, conns = self._transport.hold([m for m in pending if m[2]], now)
-        if not ready:
+        messages = [m for m in pending if m[2]]
+        if not messages:
             return False
-        src, dst, bits, latency, done = zip(*ready)
-        size = np.array(bits, dtype=np.int64)
-        routes = self._route_rows(np.array(src), np.array(dst))
-        self._transport.open(conns, np.array(latency), self.capacity[routes].min(axis=1), now)
+        src, dst, bits, latency, done = (np.array(column) for column in zip(*messages))
+        go, conns = self._transport.hold(messages, src, dst, now)
+        if go is not None:  # some messages wait behind their connection's current flow
+            if not go.any():
+                return False
+            src, dst, bits, latency, done = src[go], dst[go], bits[go], latency[go], done[go]
+        size = bits.astype(np.int64)
+        routes = self._route_rows(src, dst)
+        self._transport.open(conns, latency, self.capacity[routes].min(axis=1), now)
         self._routes = np.concatenate([self._routes, routes])
         self._size = np.concatenate([self._size, size])
         self._left = np.concatenate([self._left, size.astype(np.float64)])
         self._rate = np.concatenate([self._rate, np.zeros(routes.shape[0])])
-        self._done.extend(done)
+        self._done.extend(done.tolist())
         return True
 

@@ -111,9 +111,9 @@ class FixedCaps:
         self.window_bits = window_bits
         self.cap = np.zeros(0)
 
-    def hold(self, messages, now):
-        """Every message may start at once: (messages, their connection ids)."""
-        return messages, None
+    def hold(self, messages, src, dst, now):
+        """Every message may start at once (no mask, no connections)."""
+        return None, None
 
     def open(self, connections, latency: np.ndarray, min_rate: np.ndarray, now: float) -> None:
         if self.window_bits is None:
@@ -156,11 +156,13 @@ class TcpConnections:
         self.rto_min = rto_min
         self.window_bits = math.inf if window_bytes is None else 8 * window_bytes
         self.max_window = self.window_bits / self.mss_bits  # segments
-        self._ids: dict[tuple[int, int], int] = {}
-        self._cwnd: list[float] = []        # per connection: segments kept after its last flow
-        self._last_end: list[float] = []    # when its last flow ended (s)
-        self._busy: list[bool] = []
-        self._waiting: dict[int, deque] = {}
+        # connections: sorted (src << 32 | dst) keys and their ids; then per connection id
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._key_ids = np.zeros(0, dtype=np.int64)
+        self._cwnd = np.zeros(0)                 # segments kept after its last flow
+        self._last_end = np.zeros(0)             # when its last flow ended (s)
+        self._busy = np.zeros(0, dtype=bool)     # a flow is on it
+        self._waiting: dict[int, deque] = {}     # messages queued behind that flow
         self.cap = np.zeros(0)
         # per active flow, in the network's order
         self._conn = np.zeros(0, dtype=np.int64)
@@ -175,40 +177,48 @@ class TcpConnections:
     @property
     def connections(self) -> int:
         """Number of connections opened so far."""
-        return len(self._ids)
+        return self._keys.size
 
     def window(self, src: int, dst: int) -> float:
         """The congestion window (segments) the (src, dst) connection kept after its last flow."""
-        conn = self._ids.get((src, dst))
-        return self.initial_window if conn is None else self._cwnd[conn]
+        return float(self._cwnd[self._lookup(np.array([src]), np.array([dst]))[0]])
 
-    def hold(self, messages, now):
-        """Split messages (src, dst, ...) in arrival order into those that may start now, with
-        their connection ids, and those that wait behind a busy connection."""
-        ready, conns = [], []
-        for message in messages:
-            key = (message[0], message[1])
-            conn = self._ids.get(key)
-            if conn is None:
-                conn = self._ids[key] = len(self._cwnd)
-                self._cwnd.append(self.initial_window)
-                self._last_end.append(-math.inf)
-                self._busy.append(False)
-            if self._busy[conn]:
-                self._waiting.setdefault(conn, deque()).append(message)
-            else:
-                self._busy[conn] = True
-                ready.append(message)
-                conns.append(conn)
-        return ready, conns
+    def _lookup(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Connection ids of (src, dst) pairs, opening the missing ones."""
+        keys = (src.astype(np.int64) << 32) | dst
+        pos = np.searchsorted(self._keys, keys)
+        found = pos < self._keys.size
+        found[found] = self._keys[pos[found]] == keys[found]
+        if not found.all():
+            new = np.unique(keys[~found])
+            ids = np.arange(self._cwnd.size, self._cwnd.size + new.size)
+            keys_all = np.concatenate([self._keys, new])
+            order = np.argsort(keys_all, kind="stable")
+            self._keys, self._key_ids = keys_all[order], np.concatenate([self._key_ids, ids])[order]
+            self._cwnd = np.concatenate([self._cwnd, np.full(new.size, self.initial_window)])
+            self._last_end = np.concatenate([self._last_end, np.full(new.size, -np.inf)])
+            self._busy = np.concatenate([self._busy, np.zeros(new.size, dtype=bool)])
+            pos = np.searchsorted(self._keys, keys)
+        return self._key_ids[pos]
+
+    def hold(self, messages, src: np.ndarray, dst: np.ndarray, now: float):
+        """Of ``messages`` (in arrival order, from ``src`` to ``dst``), those whose connection is
+        free start now: returns their mask and connection ids. The others wait, in order."""
+        conns = self._lookup(src, dst)
+        go = np.zeros(conns.size, dtype=bool)
+        go[np.unique(conns, return_index=True)[1]] = True  # the first message on each connection
+        go &= ~self._busy[conns]
+        self._busy[conns[go]] = True
+        for i in np.flatnonzero(~go).tolist():
+            self._waiting.setdefault(int(conns[i]), deque()).append(messages[i])
+        return go, conns[go]
 
     def open(self, conns, latency: np.ndarray, min_rate: np.ndarray, now: float) -> None:
         """Start flows on connections ``conns``; latency: one way (s); min_rate: payload bits/s
         of the slowest link on each route."""
-        conns = np.asarray(conns, dtype=np.int64)
         rtt = 2 * latency + self.mss_bits / min_rate
-        cwnd = np.array(self._cwnd)[conns]
-        idle = now - np.array(self._last_end)[conns]
+        cwnd = self._cwnd[conns]
+        idle = now - self._last_end[conns]
         # Linux halves the window once for every full RTO of idle time, down to the initial
         # window (never raising a smaller one): restart = max(cwnd >> k, min(IW, cwnd)).
         with np.errstate(invalid="ignore"):
@@ -285,14 +295,16 @@ class TcpConnections:
                            self._exit[finished])
         kept = np.maximum(start, grown)
         kept = np.floor(np.minimum(kept, self.max_window))
+        self._cwnd[conns] = kept
+        self._last_end[conns] = now
+        self._busy[conns] = False
         released = []
-        for conn, window in zip(conns.tolist(), kept.tolist()):
-            self._cwnd[conn] = window
-            self._last_end[conn] = now
-            self._busy[conn] = False
+        for conn in conns.tolist() if self._waiting else ():
             queue = self._waiting.get(conn)
             if queue:
                 released.append(queue.popleft())
+                if not queue:
+                    del self._waiting[conn]
         keep = ~finished
         for name in ("_conn", "_rtt", "_start", "_window", "_round_end", "_exit", "_peak",
                      "_sending", "cap"):
