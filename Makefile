@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies clean
+.PHONY: demo test bench data studies validation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ studies: $(STAMP)
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+
+# The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
+validation: $(STAMP)
+	$(BIN)/python docs/validation.py
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
