@@ -38,6 +38,8 @@ studies: $(STAMP)
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+	$(STUDY) sweep rtt -o studies/rtt
+	$(BIN)/python docs/rtt_figure.py studies/rtt -o studies/rtt.png
 
 # The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
 validation: $(STAMP)
