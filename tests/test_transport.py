@@ -142,6 +142,16 @@ def test_messages_on_one_connection_arrive_in_order():
     np.testing.assert_allclose(other, [2 * bits / rate] * 2, rtol=RTOL)
 
 
+def test_fifo_starts_a_queued_flows_slow_start_when_it_starts_to_send():
+    # two workers into one server link served first come first served: the second flow waits
+    # for the first, then runs its own rounds from the moment it sends
+    bw, latency, bits = 1e8, 5e-3, 8 * 500_000
+    net = Network(simpy.Environment(), 2, bandwidth=bw, latency=latency, sharing="fifo")
+    got = _send(net, [(0, net.server, bits, 0.0), (1, net.server, bits, 0.0)])
+    alone = per_round_time(bits, bw, latency)
+    np.testing.assert_allclose(got, [alone, 2 * alone - latency], rtol=RTOL)
+
+
 def test_window_kept_between_messages_and_halved_once_per_idle_rto():
     # 35 segments on a long fat path: rounds of 10 and 20 segments, then 5. Linux grows the
     # window by one per acknowledged segment while it is below twice what was in flight (20),
