@@ -162,10 +162,11 @@ def test_window_kept_between_messages_and_halved_once_per_idle_rto():
     for idle, start in ((0.5 * rto, 40), (1.5 * rto, 20), (2.5 * rto, 10), (9.5 * rto, 10)):
         env = simpy.Environment()
         net = Network(env, 1, bandwidth=bw, latency=latency)
+        assert net.connections.window(0, 1) == 10 and len(net.connections) == 0
         first = net.transfer(0, 1, bits)
         env.run()
         assert first.value == pytest.approx(per_round_time(bits, bw, latency), rel=RTOL)
-        assert net.connections.window(0, 1) == 40
+        assert net.connections.window(0, 1) == 40 and len(net.connections) == 1
         # sent `idle` after the first one arrived: the sender has been idle `idle + latency`
         # since its last byte left, which does not cross another RTO boundary here
         second = net.transfer(0, 1, bits, delay=idle)

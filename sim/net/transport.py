@@ -174,14 +174,18 @@ class TcpConnections:
         self._peak = np.zeros(0)        # most segments it has had in flight
         self._sending = np.zeros(0, dtype=bool)  # has had a rate > 0 (FIFO queues flows)
 
-    @property
-    def connections(self) -> int:
+    def __len__(self) -> int:
         """Number of connections opened so far."""
         return self._keys.size
 
     def window(self, src: int, dst: int) -> float:
-        """The congestion window (segments) the (src, dst) connection kept after its last flow."""
-        return float(self._cwnd[self._lookup(np.array([src]), np.array([dst]))[0]])
+        """The congestion window (segments) the (src, dst) connection kept after its last flow
+        (the initial window for a pair that has not sent yet)."""
+        key = (src << 32) | dst
+        pos = int(np.searchsorted(self._keys, key))
+        if pos == self._keys.size or self._keys[pos] != key:
+            return self.initial_window
+        return float(self._cwnd[self._key_ids[pos]])
 
     def _lookup(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Connection ids of (src, dst) pairs, opening the missing ones."""
