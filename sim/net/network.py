@@ -328,12 +328,14 @@ class Network:
         messages = [m for m in pending if m[2]]
         if not messages:
             return False
-        src, dst, bits, latency, done = (np.array(column) for column in zip(*messages))
+        *columns, done = zip(*messages)
+        src, dst, bits, latency = (np.array(column) for column in columns)
         go, conns = self._transport.hold(messages, src, dst, now)
         if go is not None:  # some messages wait behind their connection's current flow
             if not go.any():
                 return False
-            src, dst, bits, latency, done = src[go], dst[go], bits[go], latency[go], done[go]
+            src, dst, bits, latency = src[go], dst[go], bits[go], latency[go]
+            done = [event for event, starts in zip(done, go.tolist()) if starts]
         size = bits.astype(np.int64)
         routes = self._route_rows(src, dst)
         self._transport.open(conns, latency, self.capacity[routes].min(axis=1), now)
@@ -341,6 +343,6 @@ class Network:
         self._size = np.concatenate([self._size, size])
         self._left = np.concatenate([self._left, size.astype(np.float64)])
         self._rate = np.concatenate([self._rate, np.zeros(routes.shape[0])])
-        self._done.extend(done.tolist())
+        self._done.extend(done)
         return True
 
