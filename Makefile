@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies figures tutorials clean mutants
+.PHONY: demo test bench data studies figures tutorials validation clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ studies: $(STAMP)
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+	$(STUDY) sweep rtt -o studies/rtt
+	$(BIN)/python docs/rtt_figure.py studies/rtt -o studies/rtt.png
+
+# The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
+validation: $(STAMP)
+	$(BIN)/python docs/validation.py
 
 # Every lesson in tutorials/ executed into build/tutorials/: NAME.ipynb with its outputs,
 # NAME.html, and NAME.png (the figure the README shows).

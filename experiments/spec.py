@@ -20,7 +20,7 @@ import numpy as np
 import models
 from sim import methods, units
 from sim.cluster import STEP_COLLECTIVES
-from sim.net import presets
+from sim.net import presets, transport
 
 SECTIONS = ("objective", "method", "cluster", "network", "compute", "run")
 FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",
@@ -113,10 +113,19 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
                              min=0.0, min_open=True),
         "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
+        "transport": _f("choice", "tcp", "how bytes travel: tcp (slow start, Ethernet "
+                        "framing), rdma (InfiniBand framing) or fluid (ideal links); a link "
+                        "preset sets its own", choices=transport.TRANSPORTS),
+        "mtu": _f("int", None, "bytes per packet (tcp: 576-9216, default 1500; rdma: an "
+                  "InfiniBand MTU, default 4096)"),
+        "initial_window": _f("int", None, "TCP initial congestion window, segments (default "
+                             f"{transport.INITIAL_WINDOW})", min=1),
+        "rto": _f("time", None, "TCP minimum retransmission timeout, s: a connection idle for "
+                  "longer halves its window (default 200ms)", min=0.0, min_open=True),
         "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT); true = 4MiB",
                          min=0.0, min_open=True),
-        "goodput": _f("float", 1.0, "fraction of link rate that carries payload", min=0.0,
-                      max=1.0, min_open=True),
+        "goodput": _f("float", None, "fraction of link rate that carries payload (default: "
+                      "the transport's framing)", min=0.0, max=1.0, min_open=True),
         "collective": _f("choice", None, "how messages travel (default: the method's first)",
                          choices=tuple(STEP_COLLECTIVES)),
         "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
@@ -394,7 +403,7 @@ def _apply_presets(raw: dict) -> dict:
         network["tcp_window"] = TCP_WINDOW_DEFAULT if network["tcp_window"] else None
     if network.get("preset") is not None:
         name = check_value("network.preset", SCHEMA["network"]["preset"], network["preset"])
-        for key in ("bandwidth", "latency"):
+        for key in ("bandwidth", "latency", "transport"):
             network.setdefault(key, presets.link(name)[key])
     if network.get("links") is not None:
         name = check_value("network.links", SCHEMA["network"]["links"], network["links"])
@@ -426,6 +435,7 @@ def _check_consistency(spec: dict) -> None:
         if isinstance(value, list) and len(value) != n:
             raise SpecError(f"network.{key} has {len(value)} values but cluster.workers = {n}; "
                             "give one value or one per worker")
+    _check_transport(spec["network"])
     compute = spec["compute"]
     if compute["flops_per_sample"] > 0 and compute["device_flops"] == 0:
         raise SpecError("compute.flops_per_sample is set but compute.device_flops = 0; give the "
@@ -469,6 +479,44 @@ def bundled_spec(text) -> Path:
             return Path(str(candidate))
     raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
                     f"{', '.join(bundled_names())})")
+
+
+# the transports each option applies to
+_TRANSPORT_OPTIONS = {"mtu": ("tcp", "rdma"), "initial_window": ("tcp",), "rto": ("tcp",),
+                      "tcp_window": ("tcp", "fluid")}
+
+
+def _check_transport(network: dict) -> None:
+    """Options of another transport are errors; the transport's own defaults are filled in."""
+    name = network["transport"]
+    for key, owners in _TRANSPORT_OPTIONS.items():
+        value = network[key]
+        if value is not None and name not in owners:
+            value = int(value) if isinstance(value, float) and value.is_integer() else value
+            raise SpecError(f"network.{key} = {value!r} applies to transport "
+                            f"{' or '.join(map(repr, owners))}, not network.transport = {name!r}; "
+                            "remove it or change the transport")
+    mtu = network["mtu"]
+    if name == "rdma" and mtu is not None and mtu not in transport.IB_MTUS:
+        raise SpecError(f"network.mtu = {mtu!r} is not an InfiniBand MTU; allowed with transport "
+                        f"'rdma': {', '.join(map(str, transport.IB_MTUS))}")
+    low, high = transport.MTU_RANGE
+    if name == "tcp" and mtu is not None and not low <= mtu <= high:
+        raise SpecError(f"network.mtu = {mtu!r} is out of range; allowed with transport 'tcp': "
+                        f"{low} <= value <= {high}")
+    if name == "tcp":
+        network["mtu"] = transport.DEFAULT_MTU["tcp"] if mtu is None else mtu
+        for key, default in (("initial_window", transport.INITIAL_WINDOW),
+                             ("rto", transport.RTO_MIN)):
+            if network[key] is None:
+                network[key] = default
+        segment = transport.framing("tcp", network["mtu"]).payload
+        window = network["tcp_window"]
+        if window is not None and window < segment:
+            raise SpecError(f"network.tcp_window = {window:g} bytes is smaller than one segment; "
+                            f"allowed: >= {segment} (the MSS at mtu {network['mtu']})")
+    elif name == "rdma" and mtu is None:
+        network["mtu"] = transport.DEFAULT_MTU["rdma"]
 
 
 def load_toml(path) -> dict:

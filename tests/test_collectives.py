@@ -2,7 +2,8 @@
 
 On a star network with equal links and simultaneous starts, every step of these schedules puts
 at most one flow on each directed link, so a step costs tau = alpha + chunk/B exactly, with
-alpha = path latency + overhead (s) and B the link rate (bits/s).
+alpha = path latency + overhead (s) and B the link rate (bits/s). The formulas are those of the
+ideal fluid model, so every network here pins transport "fluid".
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ ALPHA = 2 * LAT + OVH
 
 def _net(p, **kw):
     env = simpy.Environment()
-    params = dict(bandwidth=B, latency=LAT, server_latency=LAT, overhead=OVH)
+    params = dict(bandwidth=B, latency=LAT, server_latency=LAT, overhead=OVH, transport="fluid")
     params.update(kw)
     return Network(env, p, **params)
 
