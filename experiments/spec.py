@@ -162,6 +162,12 @@ def _suggest(key, valid) -> str:
     return f"{hint} Allowed: {', '.join(valid)}"
 
 
+def _shown(key) -> str:
+    """A key as the user wrote it, quoted when it holds anything but a plain name."""
+    text = str(key)
+    return text if text.replace("_", "").replace("-", "").isalnum() else repr(text)
+
+
 def _type_name(value) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
@@ -241,7 +247,7 @@ def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> di
         raise SpecError(f"[{section}] must be a table of keys, got {_type_name(table)}")
     for key, value in table.items():
         if key not in fields and key not in skip:
-            raise SpecError(f"[{section}] {key}: unknown key{_suggest(key, list(fields))}")
+            raise SpecError(f"[{section}] {_shown(key)}: unknown key{_suggest(key, list(fields))}")
         if value is None and key in fields and fields[key].default is not None:
             raise SpecError(f"{section}.{key} = None: give a value (default "
                             f"{fields[key].default!r}) or leave the key out")
@@ -290,7 +296,7 @@ def _check_objective(table, cluster: dict, dtype: str) -> dict:
                                 f"instead (now {source!r}); it applies to every objective")
             continue
         if key not in fields:
-            raise SpecError(f"[objective] {key}: {name!r} has no such parameter"
+            raise SpecError(f"[objective] {_shown(key)}: {name!r} has no such parameter"
                             f"{_suggest(key, list(fields))}")
         kind = fields[key].kind
         if kind == "list":
@@ -374,7 +380,7 @@ def resolve(raw: dict, custom_objective=None) -> dict:
         raise SpecError(f"a spec must be a table of sections, got {_type_name(raw)}")
     for section in raw:
         if section not in SECTIONS:
-            raise SpecError(f"[{section}]: unknown section{_suggest(section, SECTIONS)}")
+            raise SpecError(f"[{_shown(section)}]: unknown section{_suggest(section, SECTIONS)}")
     raw = _apply_presets(raw)
     spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
     spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])

@@ -24,6 +24,12 @@
 # mean fp32 gradient, on logistic regression with 8 workers on a 1 Gb/s star network, every
 # message sized as for a 25.6M-parameter model (ResNet-50) and 100 ms of compute per step
 # (the README's quickstart study, shortened).
+#
+# The runs here use the ideal fluid network (`transport = "fluid"`), on which the step-time
+# formulas below hold exactly. The simulator's default, `"tcp"`, adds what real TCP costs: the
+# framing of every segment (about 6% at MTU 1500) and slow start on every message, which matters
+# on long round trips (`docs/validation.md`). Try this: set `"transport": "tcp"` and see how far
+# the formulas move.
 
 # %%
 import numpy as np
@@ -40,7 +46,7 @@ import matplotlib.pyplot as plt
 # %%
 SETTING = dict(objective={"name": "logistic", "features": 63}, workers=8, batch_size=32,
                steps=250, eval_every=10,
-               network={"bandwidth": "1Gbps", "latency": "50us"},
+               network={"bandwidth": "1Gbps", "latency": "50us", "transport": "fluid"},
                cluster={"model_params": 25_600_000}, compute={"step_time": "100ms"})
 METHODS = {
     "D-Lion (MaVo)": {"name": "dlion", "aggregate": "mavo", "lr": 3e-3},

@@ -24,6 +24,11 @@
 # Setting: 4 workers on a star network with 50 µs one-way latency per link, messages sized for
 # a 25.6M-parameter model (ResNet-50), 100 ms of compute per step; D-Lion (majority vote, 1 bit
 # up and 1 bit down per parameter) against G-AdamW (32 + 32 bits) on a parameter server.
+#
+# The lesson uses the ideal fluid network (`transport = "fluid"`), on which its formulas hold
+# exactly. The simulator's default, `"tcp"`, also charges TCP's framing (about 6%) and slow
+# start, which grows with the round trip (`docs/validation.md`): try `"transport": "tcp"` in
+# `timing` and watch the WAN case at the end move most.
 
 # %%
 import numpy as np
@@ -46,7 +51,7 @@ NAMES = {"dlion": "D-Lion (MaVo)", "gadamw": "G-AdamW"}
 def timing(method, bandwidth, params=P, latency=ALPHA, collective=None, workers=N):
     """Simulated seconds per step and its compute and communication parts (two short steps;
     the numerics of this tiny stand-in objective do not affect the timing)."""
-    network = {"bandwidth": bandwidth, "latency": latency}
+    network = {"bandwidth": bandwidth, "latency": latency, "transport": "fluid"}
     if collective:
         network["collective"] = collective
     result = experiments.simulate(
@@ -106,7 +111,7 @@ for m, (sim, formula) in balance.items():
 TRAIN = dict(objective={"name": "logistic", "features": 63}, workers=N, batch_size=32,
              steps=400, eval_every=10, target=0.36, cluster={"model_params": P},
              compute={"step_time": T_COMPUTE})
-runs = {(m, bw): experiments.simulate(method=method, network={"bandwidth": bw, "latency": ALPHA},
+runs = {(m, bw): experiments.simulate(method=method, network={"bandwidth": bw, "latency": ALPHA, "transport": "fluid"},
                                       **TRAIN)
         for m, method in (("dlion", DLION), ("gadamw", ADAMW)) for bw in (1e9, 1e11)}
 steps_to_target = {m: runs[m, 1e9].summary["target"]["step"] for m in WIRE_BITS}

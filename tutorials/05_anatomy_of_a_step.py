@@ -24,6 +24,10 @@
 # 25.6M-parameter model, 100 ms of compute per step, and a server that sums at 10 GB/s
 # (`aggregate_per_byte = 0.1 ns`). D-Lion (1-bit messages) against G-AdamW (fp32) on the
 # parameter server, and G-AdamW on a ring all-reduce.
+#
+# The runs use the ideal fluid network (`transport = "fluid"`), on which every phase has an exact
+# formula; the simulator's default `"tcp"` adds framing and slow start (`docs/validation.md`).
+# Deadlines, crashes and lost messages, which cut steps short or stretch them, are lesson 6.
 
 # %%
 import numpy as np
@@ -51,7 +55,8 @@ def run(config, stragglers=0.0, steps=30):
     method, collective = CONFIGS[config]
     return experiments.simulate(
         objective={"name": "logistic", "features": 63}, method=method, workers=N, steps=steps,
-        seed=1, network={"bandwidth": B, "latency": ALPHA, "collective": collective},
+        seed=1, network={"bandwidth": B, "latency": ALPHA, "collective": collective,
+                 "transport": "fluid"},
         cluster={"model_params": P},
         compute={"step_time": T_COMPUTE, "aggregate_per_byte": AGG_PER_BYTE,
                  "straggler_prob": stragglers, "straggler_slowdown": SLOWDOWN},
