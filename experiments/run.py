@@ -11,8 +11,10 @@ import numpy as np
 from tqdm import tqdm
 
 import models
+from experiments import footprint
 from experiments.results import Result
-from experiments.spec import FLAT_KEYS, SECTIONS, SpecError, _suggest, load_toml, resolve
+from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, _suggest, bundled_spec, load_toml,
+                              objective_fields, overridden, override, resolve)
 from sim import methods
 from sim.cluster import PHASES, AllWorkersDown, Cluster
 from sim.compute import ComputeModel, read_trace
@@ -31,52 +33,71 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
              **flat) -> Result:
     """Run one experiment and return its ``Result``.
 
-    ``spec`` is a dict, a TOML path or an already resolved spec. Or pass the sections as
-    keywords (each a dict); ``objective`` and ``method`` may also be a name or an object, and
-    the everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
+    ``spec`` is a dict, a TOML path, the name of a bundled spec ('quickstart') or an already
+    resolved spec. Pass the sections as keywords (each a dict) instead, or on top of ``spec``
+    to override its keys; ``objective`` and ``method`` may also be a name or an object, and the
+    everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
+    Switching the objective's or method's name drops the spec's keys the new one does not
+    take. An override of a key that the spec's [sweep] varies pins it to that value, so
+    ``simulate("quickstart", method="gadamw", steps=5)`` runs one point of that study.
     ``progress``: show a progress bar (default: when stderr is a terminal).
     """
     custom_objective = None
-    if spec is not None:
-        if any(v is not None for v in (objective, method, cluster, network, compute, server,
-                                       faults, run)) or flat:
-            raise TypeError("simulate: pass either a spec or keyword sections, not both")
-        raw = load_toml(spec) if isinstance(spec, (str, Path)) else dict(spec)
-    else:
+    items = []
+    for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
+                        ("server", server), ("faults", faults), ("run", run)):
+        if value is not None:
+            if not isinstance(value, dict):
+                raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
+                                f"got {value!r}")
+            items.extend((name, key, v) for key, v in value.items())
+    sections = {(section, key): v for section, key, v in items}
+    for key, value in flat.items():
+        if key not in FLAT_KEYS:
+            raise SpecError(f"simulate: unknown keyword {key!r}"
+                            f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
+        section = FLAT_KEYS[key]
+        if (section, key) in sections and sections[section, key] != value:
+            raise SpecError(f"simulate: {key}={value!r} and {section}={{{key!r}: "
+                            f"{sections[section, key]!r}}} contradict each other; give one")
+        items.append((section, key, value))
+    if isinstance(objective, str):
+        items.append(("objective", "name", objective))
+    elif isinstance(objective, dict):
+        items.extend(("objective", key, v) for key, v in objective.items())
+    elif isinstance(objective, models.Objective):
+        custom_objective = objective
+    elif objective is not None:
+        raise SpecError(f"simulate: objective={objective!r} is not a name, a dict or an "
+                        "object with dim, init, grads and evaluate")
+    if isinstance(method, str):
+        items.append(("method", "name", method))
+    elif isinstance(method, dict):
+        items.extend(("method", key, v) for key, v in method.items())
+    elif isinstance(method, methods.Method):
+        items.append(("method", "name", _registered(method)))
+    elif method is not None:
+        raise SpecError(f"simulate: method={method!r} is not a name, a dict or a "
+                        "sim.methods.Method")
+    if spec is None:
         raw = {}
-        for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
-                            ("server", server), ("faults", faults), ("run", run)):
-            if value is not None:
-                if not isinstance(value, dict):
-                    raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
-                                    f"got {value!r}")
-                raw[name] = dict(value)
-        for key, value in flat.items():
-            if key not in FLAT_KEYS:
-                raise SpecError(f"simulate: unknown keyword {key!r}"
-                                f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
-            raw.setdefault(FLAT_KEYS[key], {})[key] = value
-        if isinstance(objective, str):
-            raw["objective"] = {"name": objective}
-        elif isinstance(objective, dict):
-            raw["objective"] = dict(objective)
-        elif isinstance(objective, models.Objective):
-            custom_objective = objective
-        elif objective is not None:
-            raise SpecError(f"simulate: objective={objective!r} is not a name, a dict or an "
-                            "object with dim, init, grads and evaluate")
-        if isinstance(method, str):
-            raw["method"] = {"name": method}
-        elif isinstance(method, dict):
-            raw["method"] = dict(method)
-        elif isinstance(method, methods.Method):
-            raw["method"] = {"name": _registered(method)}
-        elif method is not None:
-            raise SpecError(f"simulate: method={method!r} is not a name, a dict or a "
-                            "sim.methods.Method")
+    elif isinstance(spec, (str, Path)):
+        raw = load_toml(bundled_spec(spec))
+    elif isinstance(spec, dict):
+        raw = dict(spec)
+    else:
+        raise SpecError(f"simulate: spec={spec!r} is not a dict, a TOML file or a bundled "
+                        "spec name")
+    if custom_objective is not None:
+        raw.pop("objective", None)  # the object stands for the whole section
+    if items:
+        from experiments.grid import pin
+
+        raw = pin(override(raw, items), overridden(items))
     if "sweep" in raw:
         raise SpecError("this spec has a [sweep] table: run it with `dlion-sim sweep` "
-                        "(or experiments.sweep.run_sweep)")
+                        "(or experiments.sweep.run_sweep), or pin the keys it varies, e.g. "
+                        "simulate('quickstart', method='gadamw')")
     resolved = resolve(raw, custom_objective)
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
@@ -97,20 +118,47 @@ def _registered(method: methods.Method) -> str:
     return method.name
 
 
-def execute(spec: dict, objective=None, progress: bool = False, label: str = "") -> Result:
-    """Run a resolved ``spec`` (see ``experiments.spec.resolve``)."""
+class Cancelled(Exception):
+    """A run stopped because its ``stop`` callable said so (an interrupted sweep)."""
+
+
+def check_data(spec: dict) -> None:
+    """SpecError naming the install command when the objective's data set is not here."""
+    from models.datasets import MissingDataError, require
+
+    name = spec["objective"]["name"]
+    if name not in models.REGISTRY:
+        return
+    field = objective_fields(name).get("dataset")
+    if field is not None:
+        try:
+            require(spec["objective"].get("dataset", field.default))
+        except MissingDataError as err:
+            raise SpecError(f"[objective] {err}") from None
+
+
+def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
+            stop=None) -> Result:
+    """Run a resolved ``spec`` (see ``experiments.spec.resolve``).
+
+    ``stop``: a callable checked before every step; once it returns true the run raises
+    ``Cancelled``. A run whose arrays would not fit in memory is refused before they exist.
+    """
     wall_start = time.perf_counter()
     run, cl, net = spec["run"], spec["cluster"], spec["network"]
     dtype = np.dtype(run["dtype"])
     # one stream per concern; spawned children keep their values as streams are added
     init_rng, data_rng, method_rng, compute_rng, fault_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(5))
+    footprint.check(spec, getattr(objective, "dim", None))
     if objective is None:
+        check_data(spec)
         params = {k: v for k, v in spec["objective"].items() if k != "name"}
         try:
             objective = models.make(spec["objective"]["name"], **params)
-        except (ValueError, ImportError, FileNotFoundError) as err:
+        except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
             raise SpecError(f"[objective] {err}") from None
+        footprint.check(spec, int(objective.dim))
     if hasattr(objective, "shards"):
         try:  # a data objective splits its samples now, so a bad split fails before any step
             objective.shards(cl["workers"])
@@ -149,6 +197,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
                unit="step", leave=False, file=sys.stderr)
     done = 0
     for t in range(steps):
+        if stop is not None and stop():
+            bar.close()
+            raise Cancelled(f"stopped before step {t + 1}")
         losses, grads = objective.grads(x, n, batch, data_rng)
         train_loss = float(np.mean(losses))
         history["step"][t], history["train_loss"][t], history["lr"][t] = t + 1, train_loss, lrs[t]
@@ -189,6 +240,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         history["lost"][t], history["down"][t] = record.lost, record.down_workers
         history["abandoned"][t] = record.abandoned
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
+    steady = method.steady_from(hp) if method.steady_from else 0  # after the method's warm-up
     final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
@@ -206,6 +258,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         "n_params": d,
         "model_params": cl["model_params"] or d,
         "bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d),
+        "steady_from_step": steady + 1,
+        "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
+                                                          steady),
         "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
         "collective": collective,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
@@ -246,14 +301,16 @@ def _last_finite(column: np.ndarray) -> float:
     return float(finite[-1]) if finite.size else 0.0
 
 
-def _bits_per_param(history, n_params) -> dict[str, float]:
-    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent."""
-    valid = history["bits_up"][~np.isnan(history["bits_up"])]
-    if valid.size == 0:
-        return {"up": 0.0, "down": 0.0, "total": 0.0}
-    count = valid.size
-    up = float(valid[-1]) / count / n_params
-    down = float(history["bits_down"][count - 1]) / count / n_params
+def _bits_per_param(history, n_params, first: int = 0) -> dict:
+    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent from
+    0-based step ``first`` on (the steady state after the method's warm-up; all zero for a run
+    that sent nothing, None for one that ended before ``first``)."""
+    count = int(np.count_nonzero(~np.isnan(history["bits_up"])))
+    if count <= first:
+        value = None if first else 0.0
+        return {"up": value, "down": value, "total": value}
+    up, down = ((float(history[k][count - 1]) - (float(history[k][first - 1]) if first else 0.0))
+                / (count - first) / n_params for k in ("bits_up", "bits_down"))
     return {"up": up, "down": down, "total": up + down}
 
 

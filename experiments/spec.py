@@ -22,8 +22,8 @@ from sim import methods, units
 from sim.cluster import STEP_COLLECTIVES
 from sim.compute import DISTRIBUTIONS, read_trace
 from sim.faults import LOSS_HANDLING
+from sim.net import presets, transport
 from sim.server import POLICIES
-from sim.net import presets
 
 SECTIONS = ("objective", "method", "cluster", "network", "compute", "server", "faults", "run")
 FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",
@@ -31,6 +31,17 @@ FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "see
 
 
 TCP_WINDOW_DEFAULT = 4 * 2**20  # bytes: a common Linux maximum receive window
+
+#: Bounds every field of a kind gets unless it declares its own, so an absurd but finite value
+#: (a latency of 1e308 s) is refused up front, also for keys added later. (min, max) in base
+#: units: bit/s, s, bytes; plain numbers; whole numbers (what an int64 holds).
+KIND_BOUNDS = {
+    "bandwidth": (1.0, 1e15),      # 1 bit/s to 1 Pb/s
+    "time": (None, 86400.0),       # a day
+    "size": (None, 1e15),          # a petabyte
+    "float": (-1e18, 1e18),
+    "int": (-(2**63), 2**63 - 1),
+}
 
 
 class SpecError(ValueError):
@@ -58,6 +69,19 @@ def _f(kind, default=None, doc="", **kw):
     return Field(kind, default, doc, **kw)
 
 
+def bounds(field: Field) -> tuple:
+    """(min, min_open, max, max_open) a value of ``field`` is checked against: its own bounds,
+    tightened by the bounds of its kind (``KIND_BOUNDS``)."""
+    low, high = KIND_BOUNDS.get(field.kind, (None, None))
+    lo, lo_open = field.min, field.min_open
+    if low is not None and (lo is None or lo < low):
+        lo, lo_open = low, False
+    hi, hi_open = field.max, field.max_open
+    if high is not None and (hi is None or hi > high):
+        hi, hi_open = high, False
+    return lo, lo_open, hi, hi_open
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "cluster": {
         "workers": _f("int", 8, "number of workers N", min=1, max=65535),
@@ -65,10 +89,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "partition": _f("choice", "iid", "how the data is split across workers",
                         choices=("iid", "dirichlet", "by_label", "contiguous")),
         "alpha": _f("float", 1.0, "Dirichlet concentration of the label skew", min=0.0,
-                    min_open=True),
+                    min_open=True, max=1e6),
         "classes_per_worker": _f("int", 2, "classes per worker for partition = 'by_label'", min=1),
         "model_params": _f("int", 0, "virtual model size: messages are sized as for this many "
-                           "parameters (0 = the objective's own)", min=0),
+                           "parameters (0 = the objective's own)", min=0, max=10**15),
         "model": _f("choice", None, "model preset: fills model_params and compute.step_time",
                     choices=tuple(presets.MODELS)),
     },
@@ -87,16 +111,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
         "topology": _f("choice", "star", "network shape",
                        choices=("star", "sharded", "racks")),
-        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1),
-        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1),
-        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0),
+        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1, max=65535),
+        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1, max=65535),
+        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0,
+                               max=1e6),
         "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
                              min=0.0, min_open=True),
         "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
+        "transport": _f("choice", "tcp", "how bytes travel: tcp (slow start, Ethernet "
+                        "framing), rdma (InfiniBand framing) or fluid (ideal links); a link "
+                        "preset sets its own", choices=transport.TRANSPORTS),
+        "mtu": _f("int", None, "bytes per packet (tcp: 576-9216, default 1500; rdma: an "
+                  "InfiniBand MTU, default 4096)"),
+        "initial_window": _f("int", None, "TCP initial congestion window, segments (default "
+                             f"{transport.INITIAL_WINDOW})", min=1),
+        "rto": _f("time", None, "TCP minimum retransmission timeout, s: a connection idle for "
+                  "longer halves its window (default 200ms)", min=0.0, min_open=True),
         "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT); true = 4MiB",
                          min=0.0, min_open=True),
-        "goodput": _f("float", 1.0, "fraction of link rate that carries payload", min=0.0,
-                      max=1.0, min_open=True),
+        "goodput": _f("float", None, "fraction of link rate that carries payload (default: "
+                      "the transport's framing)", min=0.0, max=1.0, min_open=True),
         "collective": _f("choice", None, "how messages travel (default: the method's first)",
                          choices=tuple(STEP_COLLECTIVES)),
         "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
@@ -108,7 +142,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "device_flops": _f("float", 0.0, "device speed, FLOP/s", min=0.0),
         "distribution": _f("choice", "lognormal", "law of the per-step compute-time factor "
                            "(stragglers)", choices=DISTRIBUTIONS),
-        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0),
+        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0,
+                     max=10.0),
         "tail": _f("float", None, "shifted_exponential: mean of the exponential part, as a "
                    "fraction of the base time", min=0.0, min_open=True),
         "pareto_shape": _f("float", None, "pareto: shape of the factor (heavy tail; mean "
@@ -118,7 +153,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          "relative to the spec file)"),
         "straggler_prob": _f("float", 0.0, "probability a worker straggles on a step",
                              min=0.0, max=1.0),
-        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0),
+        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0,
+                                 max=1e6),
         "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
         "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
     },
@@ -164,6 +200,12 @@ def _suggest(key, valid) -> str:
     close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{hint} Allowed: {', '.join(valid)}"
+
+
+def _shown(key) -> str:
+    """A key as the user wrote it, quoted when it holds anything but a plain name."""
+    text = str(key)
+    return text if text.replace("_", "").replace("-", "").isalnum() else repr(text)
 
 
 def _type_name(value) -> str:
@@ -235,21 +277,41 @@ def check_value(where: str, field: Field, value):
         raise AssertionError(kind)
     if isinstance(out, float) and not math.isfinite(out):
         raise SpecError(f"{where} = {value!r}: expected a finite number")
-    low_bad = field.min is not None and (out <= field.min if field.min_open else out < field.min)
-    high_bad = field.max is not None and (out >= field.max if field.max_open else out > field.max)
+    low, low_open, high, high_open = bounds(field)
+    low_bad = low is not None and (out <= low if low_open else out < low)
+    high_bad = high is not None and (out >= high if high_open else out > high)
     if low_bad or high_bad:
-        lo = "" if field.min is None else f"{field.min:g} {'<' if field.min_open else '<='} "
-        hi = "" if field.max is None else f" {'<' if field.max_open else '<='} {field.max:g}"
-        raise SpecError(f"{where} = {value!r} is out of range; allowed: {lo}value{hi}")
+        raise SpecError(f"{where} = {value!r} is out of range; allowed: {describe_range(field)}")
     return out
+
+
+def describe_range(field: Field, technical: bool = True) -> str:
+    """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit.
+
+    ``technical=False`` leaves out the bounds plain numbers get only to stay finite
+    (``KIND_BOUNDS`` of 'int' and 'float'), which say nothing about the key.
+    """
+    if technical or field.kind not in ("int", "float"):
+        low, low_open, high, high_open = bounds(field)
+    else:
+        low, low_open, high, high_open = field.min, field.min_open, field.max, field.max_open
+    if low is None and high is None:
+        return "any"
+    unit = {"bandwidth": " bit/s", "time": " s", "size": " bytes"}.get(field.kind, "")
+    lo = "" if low is None else f"{low:g} {'<' if low_open else '<='} "
+    hi = "" if high is None else f" {'<' if high_open else '<='} {high:g}"
+    return f"{lo}value{hi}{unit}"
 
 
 def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"[{section}] must be a table of keys, got {_type_name(table)}")
-    for key in table:
+    for key, value in table.items():
         if key not in fields and key not in skip:
-            raise SpecError(f"[{section}] {key}: unknown key{_suggest(key, list(fields))}")
+            raise SpecError(f"[{section}] {_shown(key)}: unknown key{_suggest(key, list(fields))}")
+        if value is None and key in fields and fields[key].default is not None:
+            raise SpecError(f"{section}.{key} = None: give a value (default "
+                            f"{fields[key].default!r}) or leave the key out")
     return {key: check_value(f"{section}.{key}", field, table.get(key, field.default))
             for key, field in fields.items()}
 
@@ -295,7 +357,7 @@ def _check_objective(table, cluster: dict, dtype: str) -> dict:
                                 f"instead (now {source!r}); it applies to every objective")
             continue
         if key not in fields:
-            raise SpecError(f"[objective] {key}: {name!r} has no such parameter"
+            raise SpecError(f"[objective] {_shown(key)}: {name!r} has no such parameter"
                             f"{_suggest(key, list(fields))}")
         kind = fields[key].kind
         if kind == "list":
@@ -331,6 +393,25 @@ def method_fields(name: str) -> dict[str, Field]:
     return fields
 
 
+def method_keys() -> dict[str, Field]:
+    """Every [method] hyperparameter as a Field: the default when all methods that take it
+    agree (else None), and the doc naming which methods take it when not all do."""
+    out = {}
+    everyone = set(methods.METHODS)
+    for key in methods.HYPERPARAMETERS:
+        takers = [m for m in methods.METHODS.values() if key in m.defaults]
+        if not takers:
+            continue
+        fields = [method_fields(m.name)[key] for m in takers]
+        defaults = {repr(f.default) for f in fields}
+        doc = methods.HYPERPARAMETERS[key].get("doc", "")
+        if {m.name for m in takers} != everyone:
+            doc += f" ({', '.join(m.name for m in takers)})"
+        out[key] = Field(**{**fields[0].__dict__, "doc": doc,
+                            "default": fields[0].default if len(defaults) == 1 else None})
+    return out
+
+
 def _check_method(table, workers: int) -> dict:
     if not isinstance(table, dict):
         raise SpecError(f"[method] must be a table of keys, got {_type_name(table)}")
@@ -342,7 +423,11 @@ def _check_method(table, workers: int) -> dict:
     if method.max_workers is not None and workers > method.max_workers:
         raise SpecError(f"cluster.workers = {workers}: method {name!r} runs on at most "
                         f"{method.max_workers} worker(s); use 'dlion' or 'glion' for more")
-    return {"name": name, **_check_section("method", table, method_fields(name), skip=("name",))}
+    hp = _check_section("method", table, method_fields(name), skip=("name",))
+    if hp.get("nesterov") and hp.get("momentum") == 0:  # it would change nothing (torch refuses)
+        raise SpecError("method.nesterov = true needs method.momentum > 0 (momentum = 0); set "
+                        "nesterov = false for plain SGD")
+    return {"name": name, **hp}
 
 
 # --- whole specs ------------------------------------------------------------------------------
@@ -356,7 +441,7 @@ def resolve(raw: dict, custom_objective=None) -> dict:
         raise SpecError(f"a spec must be a table of sections, got {_type_name(raw)}")
     for section in raw:
         if section not in SECTIONS:
-            raise SpecError(f"[{section}]: unknown section{_suggest(section, SECTIONS)}")
+            raise SpecError(f"[{_shown(section)}]: unknown section{_suggest(section, SECTIONS)}")
     raw = _apply_presets(raw)
     spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
     spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])
@@ -456,7 +541,7 @@ def _apply_presets(raw: dict) -> dict:
         network["tcp_window"] = TCP_WINDOW_DEFAULT if network["tcp_window"] else None
     if network.get("preset") is not None:
         name = check_value("network.preset", SCHEMA["network"]["preset"], network["preset"])
-        for key in ("bandwidth", "latency"):
+        for key in ("bandwidth", "latency", "transport"):
             network.setdefault(key, presets.link(name)[key])
     if network.get("links") is not None:
         name = check_value("network.links", SCHEMA["network"]["links"], network["links"])
@@ -488,10 +573,16 @@ def _check_consistency(spec: dict) -> None:
         if isinstance(value, list) and len(value) != n:
             raise SpecError(f"network.{key} has {len(value)} values but cluster.workers = {n}; "
                             "give one value or one per worker")
+    _check_transport(spec["network"])
     compute = spec["compute"]
     if compute["flops_per_sample"] > 0 and compute["device_flops"] == 0:
         raise SpecError("compute.flops_per_sample is set but compute.device_flops = 0; give the "
                         "device's FLOP/s too")
+    day = KIND_BOUNDS["time"][1]
+    if compute["flops_per_sample"] > day * compute["device_flops"]:
+        raise SpecError(f"compute.flops_per_sample = {compute['flops_per_sample']:g} at "
+                        f"compute.device_flops = {compute['device_flops']:g} takes more than a "
+                        f"day per sample; allowed: flops_per_sample / device_flops <= {day:g} s")
     method = methods.METHODS[spec["method"]["name"]]
     collective = spec["network"]["collective"]
     if collective is not None and collective not in method.collectives:
@@ -502,9 +593,75 @@ def _check_consistency(spec: dict) -> None:
                         "a power of two; allowed: 1, 2, 4, 8, ...")
 
 
+def bundled_names() -> list[str]:
+    """Names of the specs shipped with the package (``experiments/NAME.toml``), sorted."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("experiments").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def bundled_spec(text) -> Path:
+    """The spec file ``text`` names: a path, or the name of a bundled spec ('quickstart').
+
+    SpecError listing the bundled specs when it is neither.
+    """
+    from importlib import resources
+
+    path = Path(text)
+    if path.exists():
+        return path
+    if path.suffix in ("", ".toml") and path.parent == Path("."):
+        candidate = resources.files("experiments").joinpath(f"{path.stem}.toml")
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
+                    f"{', '.join(bundled_names())})")
+
+
+# the transports each option applies to
+_TRANSPORT_OPTIONS = {"mtu": ("tcp", "rdma"), "initial_window": ("tcp",), "rto": ("tcp",),
+                      "tcp_window": ("tcp", "fluid")}
+
+
+def _check_transport(network: dict) -> None:
+    """Options of another transport are errors; the transport's own defaults are filled in."""
+    name = network["transport"]
+    for key, owners in _TRANSPORT_OPTIONS.items():
+        value = network[key]
+        if value is not None and name not in owners:
+            value = int(value) if isinstance(value, float) and value.is_integer() else value
+            raise SpecError(f"network.{key} = {value!r} applies to transport "
+                            f"{' or '.join(map(repr, owners))}, not network.transport = {name!r}; "
+                            "remove it or change the transport")
+    mtu = network["mtu"]
+    if name == "rdma" and mtu is not None and mtu not in transport.IB_MTUS:
+        raise SpecError(f"network.mtu = {mtu!r} is not an InfiniBand MTU; allowed with transport "
+                        f"'rdma': {', '.join(map(str, transport.IB_MTUS))}")
+    low, high = transport.MTU_RANGE
+    if name == "tcp" and mtu is not None and not low <= mtu <= high:
+        raise SpecError(f"network.mtu = {mtu!r} is out of range; allowed with transport 'tcp': "
+                        f"{low} <= value <= {high}")
+    if name == "tcp":
+        network["mtu"] = transport.DEFAULT_MTU["tcp"] if mtu is None else mtu
+        for key, default in (("initial_window", transport.INITIAL_WINDOW),
+                             ("rto", transport.RTO_MIN)):
+            if network[key] is None:
+                network[key] = default
+        segment = transport.framing("tcp", network["mtu"]).payload
+        window = network["tcp_window"]
+        if window is not None and window < segment:
+            raise SpecError(f"network.tcp_window = {window:g} bytes is smaller than one segment; "
+                            f"allowed: >= {segment} (the MSS at mtu {network['mtu']})")
+    elif name == "rdma" and mtu is None:
+        network["mtu"] = transport.DEFAULT_MTU["rdma"]
+
+
 def load_toml(path) -> dict:
     """Read a TOML spec file into a raw dict (SpecError for a missing or malformed file)."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"spec {str(path)!r} is a directory; give a TOML file")
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -512,6 +669,11 @@ def load_toml(path) -> dict:
         raise SpecError(f"spec file {str(path)!r} does not exist") from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (a TOML spec is UTF-8 text)") from None
+    except OSError as err:
+        raise SpecError(f"spec file {str(path)!r}: cannot read it ({err.strerror or err})") \
+            from None
     # files a spec names are found next to it, wherever it is run from
     compute = raw.get("compute")
     if isinstance(compute, dict) and isinstance(compute.get("trace_file"), str):
@@ -521,28 +683,114 @@ def load_toml(path) -> dict:
     return raw
 
 
+_NAMED = {"objective": "logistic", "method": "dlion"}  # sections chosen by a name, and defaults
+
+
 def parse_assignment(text: str) -> tuple[str, str, object]:
-    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
+    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML.
+
+    A whole section may be given as a TOML inline table (key ''):
+    ``'method={name="gadamw", lr=1e-3}'`` -> ('method', '', {...}); for [objective] and
+    [method] a bare name stands for ``{name = ...}``.
+    """
+    if "=" not in text:
         raise SpecError(f"--set {text!r}: expected section.key=value, e.g. network.bandwidth=10Gbps")
     dotted, raw_value = text.split("=", 1)
-    section, key = dotted.strip().split(".", 1)
+    section, _, key = dotted.strip().partition(".")
     if section not in SECTIONS:
         raise SpecError(f"--set {text!r}: unknown section {section!r}{_suggest(section, SECTIONS)}")
     try:
         value = tomllib.loads(f"v = {raw_value}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw_value.strip()  # a bare word such as dlion or 10Gbps is meant as a string
-    return section, key, value
+    if not key:
+        if isinstance(value, str) and section in _NAMED:
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise SpecError(f"--set {text!r}: a whole section takes a table, e.g. "
+                            f"{section}={{name = \"...\"}}; or set one key: {section}.KEY=VALUE")
+    return section, key.strip(), value
 
 
-def with_assignments(raw: dict, assignments) -> dict:
-    """A copy of ``raw`` with ``section.key=value`` assignments applied."""
+def parse_unset(text: str) -> tuple[str, str]:
+    """``'method.aggregate'`` -> ('method', 'aggregate'); ``'compute'`` -> ('compute', '')."""
+    section, _, key = text.strip().partition(".")
+    if section not in SECTIONS:
+        raise SpecError(f"--unset {text!r}: unknown section {section!r}"
+                        f"{_suggest(section, SECTIONS)}")
+    return section, key
+
+
+def _accepted(section: str, name) -> set | None:
+    """The keys [objective] or [method] named ``name`` takes (None for an unknown name)."""
+    if section == "method" and isinstance(name, str) and name in methods.METHODS:
+        return {"name", *method_fields(name)}
+    if section == "objective" and isinstance(name, str) and name in models.REGISTRY:
+        return {"name", *objective_fields(name), *_SET_ELSEWHERE}
+    return None
+
+
+def override(raw: dict, items, unset=(), notes: list | None = None) -> dict:
+    """A copy of ``raw`` with keys removed (``unset``), then set (``items``).
+
+    ``items``: (section, key, value); key '' replaces the whole section with the table
+    ``value``. ``unset``: (section, key); key '' removes the whole section. When an item
+    switches ``objective.name`` or ``method.name``, the keys of that section the new one does
+    not take are dropped too (a D-Lion spec's ``aggregate`` when switching to G-AdamW), each
+    named in ``notes``.
+    """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for text in assignments:
-        section, key, value = parse_assignment(text)
-        out.setdefault(section, {})[key] = value
+    for section, key in unset:
+        table = out.get(section)
+        if not key:
+            if section not in out:
+                raise SpecError(f"--unset {section}: the spec has no [{section}] section")
+            del out[section]
+        elif not isinstance(table, dict) or key not in table:
+            present = ", ".join(f"{section}.{k}" for k in (table or {})) or "none"
+            raise SpecError(f"--unset {section}.{key}: the spec does not set it; keys set in "
+                            f"[{section}]: {present}")
+        else:
+            del table[key]
+    replaced, given = set(), set()
+    for section, key, value in items:
+        if not key:
+            out[section] = dict(value)
+            replaced.add(section)
+            continue
+        table = out.get(section)
+        if not isinstance(table, dict):
+            table = out[section] = {}
+        table[key] = value
+        given.add((section, key))
+    for section, default in _NAMED.items():
+        if (section, "name") not in given or section in replaced:
+            continue
+        before = raw.get(section, {}).get("name", default) if isinstance(raw.get(section),
+                                                                         dict) else default
+        table = out[section]
+        keep = _accepted(section, table["name"])
+        if table["name"] == before or keep is None:
+            continue
+        dropped = [k for k in table if k not in keep and (section, k) not in given]
+        for k in dropped:
+            del table[k]
+        if dropped and notes is not None:
+            notes.append(f"{section}.name = {table['name']!r} does not take "
+                         f"{', '.join(f'{section}.{k}' for k in dropped)}: dropped")
     return out
+
+
+def overridden(items, unset=()) -> set[str]:
+    """The dotted keys (or section names, for whole sections) that overrides set or remove."""
+    return {f"{s}.{k}" if k else s for s, k, _ in items} | {f"{s}.{k}" if k else s
+                                                              for s, k in unset}
+
+
+def with_assignments(raw: dict, assignments, unset=(), notes: list | None = None) -> dict:
+    """A copy of ``raw`` with command-line ``--unset KEY`` and ``--set KEY=VALUE`` applied."""
+    return override(raw, [parse_assignment(t) for t in assignments],
+                    [parse_unset(t) for t in unset], notes)
 
 
 def _toml_value(value) -> str:

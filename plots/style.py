@@ -91,8 +91,8 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
     """
     key = method_key(spec)
     same_method = [s for s in all_specs if method_key(s) == key]
-    extras = [f"{name}={value}" for name, value in spec["method"].items()
-              if name not in ("name", "aggregate")
+    extras = [f"{name}={format_value('method', name, value)}"
+              for name, value in spec["method"].items() if name not in ("name", "aggregate")
               and len({repr(s["method"].get(name)) for s in same_method}) > 1]
     extras += setting_differences(spec, all_specs)
     return pretty(key) + (f" ({', '.join(extras)})" if extras else "")
@@ -104,13 +104,35 @@ def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
     for section in ("cluster", "network", "compute", "run", "objective"):
         for name, value in spec[section].items():
             if name != "seed" and len({repr(s[section].get(name)) for s in all_specs}) > 1:
-                extras.append(f"{name}={value}")
+                extras.append(f"{name}={format_value(section, name, value)}")
     return extras
+
+
+def format_value(section: str, name: str, value) -> str:
+    """A spec value as a reader wants it: '10 Gb/s', '50 µs', '4 MiB', '25.6M', '0.003'.
+
+    The unit comes from the key's kind in the spec schema; large whole numbers are counts.
+    """
+    from experiments.spec import SCHEMA
+    from sim.units import format_count, format_quantity
+
+    field = SCHEMA.get(section, {}).get(name)
+    if field is not None and field.kind in ("bandwidth", "time", "size"):
+        return format_quantity(value, field.kind)
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return format_count(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(section, name, v) for v in value) + "]"
+    return str(value)
 
 
 def describe(specs: list[dict]) -> str:
     """The setting shared by all ``specs`` ('logistic: 8 workers, 1 Gb/s, star'), for titles."""
-    from sim.units import format_bandwidth
+    from sim.units import format_bandwidth, format_count
 
     def common(section, name):
         values = {repr(s[section].get(name)) for s in specs}
@@ -125,6 +147,11 @@ def describe(specs: list[dict]) -> str:
                      else "mixed links")
     if common("network", "topology") is not None:
         parts.append(common("network", "topology"))
+    model_params = common("cluster", "model_params")
+    if model_params:
+        model = common("cluster", "model")
+        parts.append(f"messages sized for {format_count(model_params)} parameters"
+                     + (f" ({model})" if model else ""))
     objective = common("objective", "name") or "several objectives"
     return f"{objective}: {', '.join(parts)}" if parts else objective
 

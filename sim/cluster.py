@@ -38,6 +38,12 @@ STEP_COLLECTIVES = {
     "allgather": "ring all-gather of the messages; every worker aggregates locally",
 }
 
+#: How a round of a peer step may travel: the step's collective, or one the round names
+#: (1-bit Adam's all-to-all then all-gather).
+ROUND_COLLECTIVES = {"ring": collectives.ring_allreduce,
+                     "halving_doubling": collectives.halving_doubling_allreduce,
+                     "allgather": collectives.ring_allgather, "alltoall": collectives.alltoall}
+
 
 class AllWorkersDown(RuntimeError):
     """No worker is up and none will come back: the run cannot go on."""
@@ -66,6 +72,7 @@ class StepRecord:
     opening: float = 0.0    # the server sent the previous reply
     deadline: float | None = None  # the policy's deadline (absolute s), if any
     events: list = field(default_factory=list)  # extra timeline rows: lost, late, abandoned
+    rounds: list = field(default_factory=list)  # the step's (up, down, [collective]) bits
 
     def phases(self) -> dict[str, float]:
         """End of the step (last reply, s) and the mean seconds per phase over the workers
@@ -155,9 +162,9 @@ class Cluster:
              rng: np.random.Generator) -> StepRecord:
         """Simulate one whole step whose messages travel in ``rounds`` (``gather`` then
         ``reply``): a list of (up payload bits per worker (N,), down payload bits)."""
-        record = self.gather([(up, down) for up, down in rounds[:-1]] + [(rounds[-1][0], None)],
-                             batch_size, n_params, rng)
-        self.reply(rounds[-1][1])
+        last_up, last_down, *how = rounds[-1]
+        record = self.gather([*rounds[:-1], (last_up, None, *how)], batch_size, n_params, rng)
+        self.reply(last_down)
         return record
 
     def gather(self, rounds, batch_size: int, n_params: int, rng: np.random.Generator,
@@ -166,12 +173,15 @@ class Cluster:
 
         ``rounds``: a list of (up payload bits per worker (N,), down payload bits) exchanged
         one after the other (most methods have one round; PowerSGD sends P, then Q); the last
-        round's down bits are the reply, not known yet (None). ``n_params`` is the (virtual)
-        model size the codec and server costs are charged for; ``step`` is 0-based.
+        round's down bits are the reply, not known yet (None). In a peer step a round may add a
+        third element naming its own collective (``ROUND_COLLECTIVES``); "alltoall": each
+        worker sends its up bits in N-1 equal pieces, one to each other worker, and receives
+        the down bits. ``n_params`` is the (virtual) model size the codec and server costs are
+        charged for; ``step`` is 0-based.
         """
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng, step)
-        scaled = [(self.scaled(up), None if down is None else int(self.scaled(down)))
-                  for up, down in rounds]
+        scaled = [(self.scaled(up), None if down is None else int(self.scaled(down)), *how)
+                  for up, down, *how in rounds]
         if self.collective == "none":
             start = self.records[-1].done if self.records else np.zeros(self.n)
             ready = start + compute
@@ -181,6 +191,7 @@ class Cluster:
             record = self._ps_gather(compute, scaled, n_params, step)
         else:
             record = self._peer_step(compute, scaled, n_params)
+        record.rounds = scaled
         self.records.append(record)
         return record
 
@@ -212,18 +223,27 @@ class Cluster:
 
         Message-level accounting, as in the paper's bits per parameter: an all-reduce
         contributes the vector and returns the reduced one; an all-gather returns the other
-        N-1 messages.
+        N-1 messages; an all-to-all sends the worker's pieces and returns the others' pieces.
         """
         if self.collective == "none":
             return 0.0, 0.0
-        up = float(record.up.mean())
         if self.collective == "ps":
+            up = float(record.up.mean())
             if record.receivers is None:
                 return up, float(record.down)
             return up, float(record.down * record.receivers.mean())
-        if self.collective == "allgather":
-            return up, up * (self.n - 1)
-        return up, up
+        up = down = 0.0
+        for u, d, *how in record.rounds:
+            how = how[0] if how else self.collective
+            sent = float(u.mean())
+            up += sent
+            if how == "alltoall":  # what the other workers send it
+                down += float(d)
+            elif how == "allgather":
+                down += sent * (self.n - 1)
+            else:
+                down += sent
+        return up, down
 
     def finish(self) -> None:
         """Run the simulation until the last step's replies have arrived."""
@@ -242,6 +262,9 @@ class Cluster:
 
     def _ps_gather(self, compute, rounds, n_params, step) -> StepRecord:
         env, net, n = self.env, self.net, self.n
+        if any(len(r) > 2 for r in rounds):
+            raise ValueError("network.collective = 'ps': this method's rounds travel by peer "
+                             "collectives; choose one of its other collectives")
         if self._replies is None:
             self._next_opening(0.0)
         if self.faults is not None and not self._targets.any():
@@ -369,23 +392,22 @@ class Cluster:
         # training); the aggregation after an all-gather is local to each worker.
         start = self.records[-1].done if self.records else np.zeros(self.n)
         ready = np.maximum(start + compute, self.env.now)
-        run = {"ring": collectives.ring_allreduce,
-               "halving_doubling": collectives.halving_doubling_allreduce,
-               "allgather": collectives.ring_allgather}[self.collective]
         finished = ready
-        for up, _ in rounds:
-            # an all-gather carries each rank's own message; an all-reduce one common vector.
-            # A round starts when the previous one has ended everywhere (simulated time has
-            # moved on to its last finisher).
-            size = up if self.collective == "allgather" else int(up.max())
+        for up, _, *how in rounds:
+            how = how[0] if how else self.collective
+            # an all-gather or all-to-all carries each rank's own message; an all-reduce one
+            # common vector. A round starts when the previous one has ended everywhere
+            # (simulated time has moved on to its last finisher).
+            size = up if how in ("allgather", "alltoall") else int(up.max())
             starts = np.maximum(finished, self.env.now)
-            finished = self.env.run(until=self.env.process(run(self.net, starts, size)))
+            run = ROUND_COLLECTIVES[how](self.net, starts, size)
+            finished = self.env.run(until=self.env.process(run))
         local = (self.compute.server_time(0, self.n - 1, n_params)
                  if self.collective == "allgather" else 0.0)
         last = float(finished.max())
         # every rank holds the result when the last one does (the barrier between steps)
         return StepRecord(start, ready, finished, last, last + local,
-                          np.full(self.n, last + local), sum(u for u, _ in rounds), 0)
+                          np.full(self.n, last + local), sum(r[0] for r in rounds), 0)
 
     # ------------------------------------------------------------------ timeline
 

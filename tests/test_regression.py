@@ -26,7 +26,8 @@ CASES = {
     "shaped": dict(objective={"name": "mlp", "dataset": "synthetic", "hidden": [12]},
                    workers=4, batch_size=8, steps=6, seed=5),
 }
-NETWORK = {"bandwidth": "1Gbps", "latency": "20us"}
+# recorded with the fluid model, before transports existed
+NETWORK = {"bandwidth": "1Gbps", "latency": "20us", "transport": "fluid"}
 COMPUTE = {"step_time": "1ms", "jitter": 0.3}
 
 

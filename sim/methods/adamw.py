@@ -2,6 +2,9 @@
 
     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  t = t + 1
     x = x - lr*( (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + wd*x )
+
+Differences from the reference (torch.optim.AdamW):
+- gadamw: none (the decay multiplies the old x; eps outside the square root).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from sim.methods.base import (
     Method,
     decode_f32,
     decoupled_step,
+    differences,
     ema_,
     mean_aggregate,
     mean_encode,
@@ -40,4 +44,5 @@ register(Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay)
                 "gradient", "32 bits up, 32 bits down",
                 {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01, "eps": 1e-8,
                  **SCHEDULE_DEFAULTS},
-                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE))
+                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE,
+                notes=differences(__doc__, "gadamw")))

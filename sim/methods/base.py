@@ -18,6 +18,13 @@ A method is a few small pure functions over arrays (optax-style), bundled in a `
     It is called once before the server aggregates, with ``reply = None``: the last round's
     down bits are then None (the reply is not known yet).
 
+    In a peer step a round may name its own collective as a third element ("alltoall",
+    "allgather", ...; ``sim.cluster.ROUND_COLLECTIVES``): 1-bit Adam's all-to-all then
+    all-gather.
+``steady_from(hp) -> int`` (optional)
+    the first step (0-based) after the method's own warm-up (DGC's sparsity warm-up, 1-bit
+    Adam's full-precision phase), from which the summary's steady-state bits are counted.
+
 Per-worker state arrays have the worker on their first axis, (n_workers, ...): when a worker
 does not finish a step (it was down, or still computing when the step closed) the simulator
 puts its rows back as they were, and a worker that rejoins after a crash gets ``init``'s rows.
@@ -95,6 +102,8 @@ class Method:
     collectives: tuple = ("ps",)   # collectives it can use; the first is the default
     max_workers: int | None = None
     rounds: Callable | None = None  # see the module docstring
+    steady_from: Callable | None = None  # see the module docstring
+    notes: str = ""                # deliberate differences from the reference, and why
     arrivals: bool = False          # encode/apply take ``arrived`` (module docstring)
     discard: Callable | None = None
     options: dict = field(default_factory=dict)
@@ -122,6 +131,18 @@ def get(name: str) -> Method:
         raise ValueError(f"method.name = {name!r} is not a method; choose one of "
                          f"{', '.join(METHODS)}")
     return METHODS[name]
+
+
+def differences(doc: str, name: str | None = None) -> str:
+    """The bullets of the "Differences from ..." section that ends a method module's docstring,
+    one per line (``Method.notes``, printed by ``dlion-sim list methods --verbose``): all of
+    them, or only those that start "name:" (without it) when the module holds several methods."""
+    _, found, section = doc.partition("\nDifferences from")
+    bullets = [" ".join(b.split()).rstrip(";.") + "." for b in section.split("\n- ")[1:]] \
+        if found else []
+    if name is None:
+        return "\n".join(bullets)
+    return "\n".join(b[len(name) + 2:] for b in bullets if b.startswith(f"{name}: "))
 
 
 def message_bits(payloads) -> np.ndarray:

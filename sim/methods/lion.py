@@ -10,6 +10,12 @@ Distributed Lion (Liu et al. 2024): every worker keeps its own momentum m_i and 
 delta_i = sign(c_i) (1 bit per parameter); the server replies sign(sum_i delta_i) (majority
 vote, ``aggregate = "mavo"``) or the sum itself, applied as S/N (``"avg"``). Every worker applies
 the same reply, so x stays identical everywhere.
+
+Differences from the references (lion-pytorch; the D-Lion paper):
+- lion: none (lion-pytorch's order and decoupled decay; sign(0) = 0 as torch.sign).
+- dlion: the paper leaves a zero c_i and a tied vote open: both default to a random +-1
+  (unbiased, and the wire stays 1-bit); ``zero`` sends a ternary wire instead.
+- glion: none (one Lion state on the mean gradient; sign(0) = 0).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from sim.methods.base import (
     Method,
     decode_f32,
     decoupled_step,
+    differences,
     ema_,
     majority_reply,
     mean_aggregate,
@@ -153,13 +160,16 @@ def _glion_apply(x, reply, state, hp, lr):
 register(Method("lion", "Lion on a single worker (no communication)", "0 (one worker)",
                 {**LION_DEFAULTS, "zero_sign": "zero"},
                 _momentum_init, _lion_encode, lambda p, d, hp, rng: np.zeros(0, np.uint8),
-                _lion_apply, collectives=("none",), max_workers=1))
+                _lion_apply, collectives=("none",), max_workers=1,
+                notes=differences(__doc__, "lion")))
 register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_i); the server "
                 "votes (mavo) or averages (avg)",
                 "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
                 _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
-                collectives=("ps", "allgather"), arrivals=True), RULES)
+                collectives=("ps", "allgather"), arrivals=True,
+                notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
                 "32 bits up, 32 bits down", dict(LION_DEFAULTS),
-                _glion_init, mean_encode, mean_aggregate, _glion_apply, collectives=ALLREDUCE))
+                _glion_init, mean_encode, mean_aggregate, _glion_apply, collectives=ALLREDUCE,
+                notes=differences(__doc__, "glion")))

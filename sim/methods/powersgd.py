@@ -4,7 +4,17 @@ For every matrix M (n x m) of the error-compensated gradient, with Q (m x r) fro
     P = M Q;          all-reduce P (round 1);   P_hat = orthonormalise(mean P)
     Q = M^T P_hat;    all-reduce Q (round 2)
     G = P_hat Q^T;    e = M - G (error feedback);  keep Q for the next step (warm start)
-Tensors of fewer than two dimensions travel densely in round 1.
+Tensors of two or more dimensions are matrices (shape[0], rest); the others, and the whole
+vector of an objective without tensor shapes, travel densely in round 1 and are never
+compressed, as in the paper's code. ``batched = true`` instead compresses the whole flattened
+vector as one ceil(sqrt d) x ceil(sqrt d) matrix, zero-padded (torch's batched_powerSGD_hook).
+Every worker then steps, after the reduce, with the paper code's momentum:
+    g = G + wd*x;  buf = momentum*buf + g;  x = x - lr*(g + buf)   (Nesterov; heavy ball: buf)
+
+Differences from the paper's code (epfml/powersgd, paper-code/gradient_reducers.py, train.py):
+- P_hat comes from a Householder QR, not Gram-Schmidt: the same projection P_hat P_hat^T when P
+  has full column rank (a rank-deficient P gets an arbitrary completing column instead of 0);
+- P is averaged where the paper code sums it: the same after orthonormalisation.
 """
 from __future__ import annotations
 
@@ -12,7 +22,15 @@ import math
 
 import numpy as np
 
-from sim.methods.base import F32, Method, mean_aggregate, register, two_rounds
+from sim.methods.base import (
+    F32,
+    Method,
+    differences,
+    mean_aggregate,
+    message_bits,
+    register,
+    two_rounds,
+)
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
 from sim.wire.memory import compensate, feedback
 from sim.wire.tensors import Segments
@@ -20,16 +38,21 @@ from sim.wire.tensors import Segments
 RULES = {
     "rank": {"type": "int", "min": 1, "doc": "PowerSGD: rank r of the approximation"},
     "warm_start": {"type": "bool", "doc": "PowerSGD: reuse the last Q (else a fresh random Q)"},
+    "batched": {"type": "bool",
+                "doc": "PowerSGD: compress the whole flattened vector as one square matrix "
+                       "(torch's batched hook) instead of each tensor of 2+ dimensions"},
 }
 
 
-def _layout(d, shapes):
+def _layout(d, shapes, batched):
     """Matrices (start, size, a, b) to compress and the indices sent densely. Tensors of two or
-    more dimensions are (shape[0], rest); without shapes the whole vector is one square-ish
-    a x b matrix, zero-padded to a*b."""
-    if shapes is None:
+    more dimensions are (shape[0], rest); without shapes the vector is one 1-D tensor, sent
+    densely; ``batched``: the whole vector is one a x a matrix, a = ceil(sqrt d), zero-padded."""
+    if batched:
         a = math.isqrt(d - 1) + 1
-        return [(0, d, a, -(-d // a))], np.zeros(0, dtype=np.int64)
+        return [(0, d, a, a)], np.zeros(0, dtype=np.int64)
+    if shapes is None:
+        return [], np.arange(d)
     seg = Segments.of(d, shapes)
     mats, dense = [], []
     for (_, shape), start, size in zip(shapes, seg.starts, seg.sizes):
@@ -55,12 +78,18 @@ def _orthonormal(p):
     return np.linalg.qr(p)[0]  # Householder QR: orthonormal columns even when p is rank deficient
 
 
+def _rows(arrays, n):
+    """Per-worker arrays (n, ...) side by side as (n, total); (n, 0) when there are none."""
+    return np.concatenate([a.reshape(n, -1) for a in arrays] or [np.zeros((n, 0), np.float32)],
+                          axis=1)
+
+
 def _split(flat, sizes):
     return np.split(flat, np.cumsum(sizes)[:-1], axis=-1)
 
 
 def _init(x, n_workers, hp, shapes):
-    mats, dense = _layout(x.size, shapes)
+    mats, dense = _layout(x.size, shapes, hp["batched"])
     seed = np.random.default_rng(0)  # the seed every worker shares for the first Q
     qs = [seed.standard_normal((b, min(hp["rank"], a, b))).astype(x.dtype) for _, _, a, b in mats]
     return {"mats": mats, "dense": dense, "q": qs,
@@ -76,19 +105,19 @@ def _encode(state, grads, hp, rng):
     ms = _matrices(m, state["mats"])
     ps = [mi @ q for mi, q in zip(ms, state["q"])]
     # round 1: all-reduce P (the mean: orthonormalising ignores the 1/N)
-    p_bytes = F32.encode(np.concatenate([p.reshape(n, -1) for p in ps], axis=1))
-    p_mean = F32.decode(p_bytes, p_bytes.shape[1] // 4).mean(axis=0, dtype=np.float32)
+    p_sent = _rows(ps, n).astype(np.float32)  # what the float32 wire carries
+    p_mean = p_sent.mean(axis=0, dtype=np.float32)
     p_hat = [_orthonormal(p.reshape(p0.shape[1:]))
              for p, p0 in zip(_split(p_mean, [p0[0].size for p0 in ps]), ps)]
     qs = [np.swapaxes(mi, 1, 2) @ ph for mi, ph in zip(ms, p_hat)]
     # [dense entries | P | Q] per worker, float32; _rounds times P and Q one after the other
-    parts = [p_bytes, F32.encode(np.concatenate([q.reshape(n, -1) for q in qs], axis=1))]
-    if state["dense"].size:
-        parts.insert(0, F32.encode(m[:, state["dense"]]))
-    return np.concatenate(parts, axis=1), state
+    parts = [m[:, state["dense"]].astype(np.float32), p_sent, _rows(qs, n).astype(np.float32)]
+    return F32.encode(np.concatenate(parts, axis=1)), state
 
 
 def _rounds(state, payloads, reply):
+    if not state["mats"]:  # nothing to compress: one dense all-reduce
+        return [(message_bits(payloads), None if reply is None else 8 * reply.shape[-1])]
     # P (with the dense tensors) is all-reduced first: Q = M^T P_hat needs the reduced P
     p_values = state["dense"].size + sum(a * q.shape[1] for (_, _, a, _), q in
                                          zip(state["mats"], state["q"]))
@@ -114,12 +143,16 @@ def _apply(x, reply, state, hp, lr):
         state["memory"] = memory
     if hp["warm_start"]:
         state["q"] = new_q
-    return sgd_step(x, g, state, hp, lr, hp["momentum"]), state
+    # the paper code's Nesterov form: g + buf (PyTorch's is g + momentum*buf)
+    return sgd_step(x, g, state, hp, lr, hp["momentum"], lookahead=1.0), state
 
 
-register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T with warm start and "
-                "error feedback, two all-reduces",
-                "32 r (a+b)/(ab) per a x b matrix (32 for 1-D tensors) up and down",
-                {**SGD_DEFAULTS, "rank": 2, "warm_start": True, "error_feedback": True},
+register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per matrix with warm "
+                "start and error feedback, two all-reduces, Nesterov momentum after the reduce",
+                "32 r (a+b)/(ab) per a x b matrix (32 for 1-D tensors and vectors without "
+                "shapes) up and down",
+                {**SGD_DEFAULTS, "nesterov": True, "rank": 2, "warm_start": True,
+                 "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
-                collectives=("ring", "halving_doubling", "ps"), rounds=_rounds), RULES)
+                collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
+                notes=differences(__doc__)), RULES)

@@ -4,12 +4,19 @@ Every worker, per bucket of ``bucket_size`` entries:
     q = sign(g) * round_stochastic(s * |g| / ||g_bucket||)     unbiased, levels in [0, s]
 and sends the bucket norms plus the levels (Elias-gamma coded non-zeros, or fixed width);
 the server decodes norm * q / s, averages, and replies the dense float32 mean.
+
+Differences from the paper:
+- buckets are ``bucket_size`` consecutive entries of the flat parameter vector, so one may
+  straddle two tensors;
+- the Elias stream starts with a 32-bit count of the non-zero levels and is padded to a byte;
+- the reply is the dense float32 mean (or the workers all-gather the quantised messages, as
+  the paper's all-to-all broadcast).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sim.methods.base import F32, Method, decode_f32, register
+from sim.methods.base import F32, Method, decode_f32, differences, register
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
 from sim.wire.compressors import stochastic_round
 from sim.wire.quant import CODINGS, QuantCodec
@@ -60,4 +67,4 @@ register(Method("qsgd", "QSGD (Alistarh et al. 2017): s stochastic levels per bu
                 "Elias-coded or fixed-width",
                 "about 2.8 bits at s = sqrt(d) (Elias), 1 + ceil(log2(s+1)) + 32/bucket (fixed) "
                 "up; 32 down", _DEFAULTS, _init, _encode, _aggregate, _apply,
-                collectives=("ps", "allgather")), RULES)
+                collectives=("ps", "allgather"), notes=differences(__doc__)), RULES)

@@ -4,6 +4,9 @@ use as their base optimizer (PyTorch's convention).
     g = g + wd*x                      coupled L2, added to the gradient
     buf = mu*buf + g                  heavy-ball buffer
     x = x - lr*(g + mu*buf)           Nesterov, or x - lr*buf without
+
+Differences from the reference (torch.optim.SGD):
+- gsgd: none (zero dampening).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sim.methods.base import (
     SCHEDULE_DEFAULTS,
     Method,
     decode_f32,
+    differences,
     mean_aggregate,
     mean_encode,
     register,
@@ -29,18 +33,19 @@ def sgd_state(x) -> dict:
     return {"buf": np.zeros(x.size, dtype=x.dtype)}
 
 
-def sgd_step(x, g, state, hp, lr, momentum):
+def sgd_step(x, g, state, hp, lr, momentum, lookahead=None):
     """x - lr * update, update = g + wd*x through heavy-ball (or Nesterov) momentum.
 
     ``momentum`` 0 for methods whose momentum lives on the workers, before compression (there
-    the rule is x - lr*(g + wd*x)).
+    the rule is x - lr*(g + wd*x)). The Nesterov update is g + lookahead*buf with ``lookahead``
+    = momentum (PyTorch's) unless given (PowerSGD's paper code uses 1).
     """
     g = g + hp["weight_decay"] * x
     if momentum:
         buf = state["buf"]
         buf *= momentum
         buf += g
-        g = g + momentum * buf if hp.get("nesterov") else buf
+        g = g + (momentum if lookahead is None else lookahead) * buf if hp.get("nesterov") else buf
     return x - x.dtype.type(lr) * g
 
 
@@ -54,4 +59,5 @@ def _apply(x, reply, state, hp, lr):
 
 register(Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
                 "32 bits up, 32 bits down", dict(SGD_DEFAULTS),
-                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE))
+                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE,
+                notes=differences(__doc__, "gsgd")))

@@ -8,12 +8,31 @@ can be summed in flight (an all-reduce):
     c = g + e                      error feedback (the memory e of what was not sent)
     sent = c on the chosen entries
     e = c - sent
+
+and every worker steps momentum SGD on the mean (``sim.methods.sgd.sgd_step``).
+
+Differences from the references:
+- topk: keeps floor(density * d) entries of the whole vector (GRACE's count; GRACE selects
+  within each tensor, here one global top-k as in the error-feedback analyses of top-k);
+- graddrop: keeps ceil((1 - drop_ratio) * d) entries of the whole vector: one global threshold
+  (the paper: layer normalisation makes one threshold work) from a sample of ``sample_ratio``
+  of the entries (the paper's 0.1%), with DGC's sample floor of 2/density entries and DGC's
+  count bounds (at most k entries, whatever the input): the paper gives neither;
+- randomk: no rescaling by d/k (GRACE and epfml do not either: biased, hence error feedback).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sim.methods.base import ALLREDUCE, F32, Method, decode_f32, mean_aggregate, register
+from sim.methods.base import (
+    ALLREDUCE,
+    F32,
+    Method,
+    decode_f32,
+    differences,
+    mean_aggregate,
+    register,
+)
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
 from sim.wire.compressors import keep_count, sampled_mask, topk_mask
 from sim.wire.memory import compensate, feedback
@@ -84,7 +103,8 @@ def _topk_encode(state, grads, hp, rng):
 def _graddrop_encode(state, grads, hp, rng):
     keep = 1.0 - hp["drop_ratio"]
     if hp["selection"] == "exact":
-        return _sparsify(state, grads, hp, lambda c: topk_mask(c, keep_count(keep, c.shape[1])))
+        k = keep_count(keep, grads.shape[1], round_up=True)
+        return _sparsify(state, grads, hp, lambda c: topk_mask(c, k))
     return _sparsify(state, grads, hp, lambda c: sampled_mask(c, keep, hp["sample_ratio"], rng))
 
 
@@ -129,12 +149,15 @@ register(Method("graddrop", "GradDrop (Aji & Heafield 2017): drop the fraction d
                 "smallest |g|, accumulate the dropped residual",
                 "(1-drop_ratio)*(32 + index bits) up; the union of supports down", _GRADDROP,
                 _memory_init, _graddrop_encode, sparse_aggregate, _sparse_apply,
-                collectives=("ps", "allgather")), _rules(_GRADDROP))
+                collectives=("ps", "allgather"), notes=differences(__doc__, "graddrop")),
+         _rules(_GRADDROP))
 register(Method("topk", "Top-k sparsification (exact) with optional error feedback",
                 "density*(32 + index bits) up; all-gather or the union of supports down", _TOPK,
                 _memory_init, _topk_encode, sparse_aggregate, _sparse_apply,
-                collectives=("allgather", "ps")), _rules(_TOPK))
+                collectives=("allgather", "ps"), notes=differences(__doc__, "topk")),
+         _rules(_TOPK))
 register(Method("randomk", "Random-k sparsification with shared-seed indices (summable), "
                 "optional error feedback", "32*density up, 32*density down", _RANDOMK,
                 _memory_init, _randomk_encode, mean_aggregate, _randomk_apply,
-                collectives=ALLREDUCE), _rules(_RANDOMK))
+                collectives=ALLREDUCE, notes=differences(__doc__, "randomk")),
+         _rules(_RANDOMK))

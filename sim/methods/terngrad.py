@@ -5,12 +5,18 @@ Each step, per tensor:
     s = max over workers of max|g|                 round 1: the scales are max-reduced
     t_i = sign(g_i) * Bernoulli(|g_i| / s)         unbiased: E[s * t_i] = g_i
 the server sums the ternaries (2N+1 levels) and every worker applies SGD on s * sum_i t_i / N.
+
+Differences from the authors' code (wenwei202/terngrad):
+- the scale is max|g| after clipping at clip_factor*std (the paper's rule); the code takes
+  clip_factor*std itself, which differs only when no entry reaches it;
+- every tensor is ternarised, the last (logits) layer too (the code keeps it in floats unless
+  --quantize_logits), and there are no full-precision epochs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from sim.methods.base import F32, Method, register, two_rounds
+from sim.methods.base import F32, Method, differences, register, two_rounds
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
 from sim.wire.codecs import TernaryCodec, TernarySumCodec
 from sim.wire.tensors import Segments
@@ -72,4 +78,5 @@ register(Method("terngrad", "TernGrad (Wen et al. 2017): stochastic ternary grad
                 "2 bits (log2 3 ideal) + 32 per tensor up; ceil(log2(2N+1)) + 32 per tensor down",
                 {**SGD_DEFAULTS, "clip_factor": 2.5},
                 _init, _encode, _aggregate, _apply,
-                collectives=("ps", "allgather"), rounds=_rounds, arrivals=True), RULES)
+                collectives=("ps", "allgather"), rounds=_rounds, arrivals=True,
+                notes=differences(__doc__)), RULES)

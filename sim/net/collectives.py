@@ -27,6 +27,7 @@ COLLECTIVES: dict[str, str] = {
     "ring": "ring all-reduce: reduce-scatter then all-gather, 2(p-1) steps of bits/p",
     "halving_doubling": "all-reduce by recursive-halving reduce-scatter then recursive-doubling all-gather (p a power of two)",
     "allgather": "ring all-gather: p-1 steps, each forwarding one rank's contribution",
+    "alltoall": "personalised all-to-all: every rank sends a distinct piece to each other rank at once",
     "tree": "binomial-tree broadcast from a root worker, ceil(lg p) rounds",
 }
 
@@ -255,6 +256,29 @@ def ring_allgather(net: Network, start_times, bits):
     origin = (ranks - np.arange(p - 1)[None, :]) % p
     dst = np.broadcast_to((ranks + 1) % p, origin.shape)
     return (yield from _chained(net, starts, dst, sizes[origin]))
+
+
+def alltoall(net: Network, start_times, bits):
+    """Personalised all-to-all: rank r splits bits[r] (int or (p,)) into p-1 pieces and sends
+    piece j to rank r+1+j (mod p), all at once from start_times[r], as NCCL posts grouped sends;
+    the pieces share the links max-min fairly. Returns when each rank holds the p-1 pieces
+    addressed to it (s)."""
+    env = net.env
+    starts = _starts(net, start_times)
+    p = net.n_workers
+    sizes = _bits(bits, p)
+    if p == 1:
+        yield env.timeout(starts.max() - env.now)
+        return starts.copy()
+    pieces = _split(sizes, p - 1)
+    incoming = [[] for _ in range(p)]
+    for r in range(p):
+        for j in range(p - 1):
+            to = (r + 1 + j) % p
+            incoming[to].append(net.transfer(r, to, int(pieces[r, j]),
+                                             delay=starts[r] - env.now))
+    yield env.all_of([ev for events in incoming for ev in events])
+    return np.array([max(ev.value for ev in events) for events in incoming])
 
 
 def tree_broadcast(net: Network, root: int, start_time, bits):

@@ -8,12 +8,20 @@ import math
 
 import numpy as np
 
+#: DGC's threshold adaptation (synxlin/deep-gradient-compression, DGCCompressor defaults): a count
+#: above UPPER * k falls back to exact top-k, one below LOWER * k lowers the threshold by LOWER,
+#: at most ADAPT_ROUNDS times
+UPPER, LOWER, ADAPT_ROUNDS = 1.3, 0.8, 10
 
-def keep_count(density: float, d: int) -> int:
-    """Entries a sparsifier at ``density`` keeps of d: floor(density * d), at least 1."""
+
+def keep_count(density: float, d: int, round_up: bool = False) -> int:
+    """Entries a sparsifier at ``density`` keeps of d: floor(density * d) (GRACE's top-k), or
+    ceil(density * d) with ``round_up`` (DGC's reference); at least 1. A product within 1e-9
+    of a whole number counts as that number (1 - 0.99 is not exactly 0.01)."""
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density={density!r} is not allowed; density must be in (0, 1]")
-    return max(1, int(density * d))
+    exact = density * d
+    return max(1, math.ceil(exact - 1e-9) if round_up else math.floor(exact + 1e-9))
 
 
 def topk_mask(x: np.ndarray, k: int) -> np.ndarray:
@@ -29,21 +37,45 @@ def topk_mask(x: np.ndarray, k: int) -> np.ndarray:
 
 def sampled_mask(x: np.ndarray, density: float, sample_ratio: float,
                  rng: np.random.Generator) -> np.ndarray:
-    """Boolean (n, d): |x| >= a per-row threshold estimated from a random sample (DGC, GradDrop).
+    """Boolean (n, d): DGC's sampled top-k, 1 to k = ceil(density * d) entries per row whatever
+    x holds.
 
-    The threshold is the ceil(density * s)-th largest |x| among s entries drawn uniformly, so a
-    row keeps about density * d entries (a variable count). The sample holds at least 100/density
-    entries (about 10% spread in the count); when that is the whole row the selection is exact.
+    Per row: s = max(ceil(sample_ratio * d), ceil(2 / density)) entries drawn uniformly (with
+    replacement); the threshold is the ceil(s * density)-th largest |x| among them, and the row
+    keeps |x| >= threshold. A row keeping more than 1.3k falls back to exact top-k; one keeping
+    fewer than 0.8k lowers its threshold by 0.8 and counts again (up to 10 times); a row then
+    keeping more than k keeps its first k by position, as the reference does. When s >= d the
+    selection is exact top-k. Exact zeros cannot inflate the count: a zero threshold selects
+    every entry, so that row falls back to exact top-k.
     """
     n, d = x.shape
-    size = max(math.ceil(sample_ratio * d), math.ceil(100 / density))
+    k = keep_count(density, d, round_up=True)
+    if k >= d:
+        return np.ones((n, d), dtype=bool)
+    size = max(math.ceil(sample_ratio * d), math.ceil(2 / density - 1e-9))
     if size >= d:
-        return topk_mask(x, keep_count(density, d))
+        return topk_mask(x, k)
     mag = np.abs(x)
     sample = np.take_along_axis(mag, rng.integers(0, d, size=(n, size)), axis=1)
-    rank = math.ceil(density * size)
+    rank = keep_count(density, size, round_up=True)
     threshold = np.partition(sample, size - rank, axis=1)[:, size - rank]
-    return mag >= threshold[:, None]
+    count = np.count_nonzero(mag >= threshold[:, None], axis=1)
+    settled = np.zeros(n, dtype=bool)
+    exact = np.zeros(n, dtype=bool)
+    for _ in range(ADAPT_ROUNDS):
+        over = ~settled & (count > k)
+        exact |= over & (count > UPPER * k)
+        low = ~settled & ~over & (count < LOWER * k)
+        settled |= ~low
+        if not low.any():
+            break
+        threshold[low] *= LOWER
+        count[low] = np.count_nonzero(mag[low] >= threshold[low, None], axis=1)
+    mask = mag >= threshold[:, None]
+    if exact.any():
+        mask[exact] = topk_mask(x[exact], k)
+    mask &= np.cumsum(mask, axis=1) <= k
+    return mask
 
 
 def stochastic_round(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:

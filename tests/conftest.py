@@ -1,0 +1,83 @@
+"""Shared test switches and fixtures.
+
+``DLION_SIM_STRICT=1`` (``.ci/run`` sets it): a test that would be skipped, because an optional
+data set or dependency is missing, fails instead, so CI cannot go green having run none of the
+real-data tests.
+"""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+STRICT = os.environ.get("DLION_SIM_STRICT", "") not in ("", "0")
+
+
+def _fail_the_skip(report) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped while DLION_SIM_STRICT=1 (install what it needs): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_the_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped:  # a whole module skipped (importorskip at its top)
+        _fail_the_skip(report)
+
+
+# --- cutting a save short after any write -----------------------------------------------------
+
+class WriteCut(Exception):
+    """The injected failure: a process dying in the middle of writing its results."""
+
+
+class AtomicWrites:
+    """Stands in for the atomic-write helper of ``experiments.results`` wherever it was
+    imported. Records the path of every completed write (``written``); once armed with
+    ``cut_after(k)`` it lets k more writes land and then fails the next one the way a kill
+    would: a stray temporary file next to the target and nothing at the target itself."""
+
+    Cut = WriteCut
+
+    def __init__(self, real):
+        self.real = real
+        self.written: list[Path] = []
+        self.remaining = None
+
+    def cut_after(self, k: int | None) -> None:
+        """Start a new record; fail the write after the next k (never, for None)."""
+        self.written, self.remaining = [], k
+
+    def __call__(self, path, content):
+        path = Path(path)
+        if self.remaining == 0:
+            (path.parent / f".{path.name}.cut.tmp").write_text("partial")
+            raise WriteCut(f"cut before writing {path.name}")
+        if self.remaining is not None:
+            self.remaining -= 1
+        self.real(path, content)
+        self.written.append(path)
+
+
+@pytest.fixture
+def atomic_writes(monkeypatch):
+    """An ``AtomicWrites`` patched in for every module of the project that holds the helper."""
+    import experiments.results
+    import experiments.sweep  # noqa: F401  (loads every module that writes results)
+
+    recorder = AtomicWrites(experiments.results._write_atomic)
+    for name, module in list(sys.modules.items()):
+        if (name.split(".")[0] in ("experiments", "sim", "models", "plots")
+                and getattr(module, "_write_atomic", None) is recorder.real):
+            monkeypatch.setattr(module, "_write_atomic", recorder)
+    return recorder
