@@ -196,7 +196,8 @@ def test_rounds_naming_their_collective():
     # 1-bit Adam's step: an all-to-all (each worker sends its up bits in N-1 pieces) then an
     # all-gather, each timed by its own collective on the star; latency alpha = 2 * link latency
     n, b, lat = 4, 1e9, 10e-6
-    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective="ring")
+    cluster = Cluster(n, {"bandwidth": b, "latency": lat, "transport": "fluid"}, ComputeModel(),
+                      collective="ring")
     a2a, gather = 3 * 40_000, 25_000
     rounds = [(np.full(n, a2a), a2a, "alltoall"), (np.full(n, gather), 3 * gather, "allgather")]
     record = cluster.step(rounds, 1, 1, np.random.default_rng(0))
