@@ -207,7 +207,7 @@ def test_rounds_naming_their_collective():
     assert record.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
     assert cluster.net.sent_bits == n * a2a + n * (n - 1) * gather
     # bits per worker: what it sends and what the others send it
-    assert cluster.message_bits(rounds) == (a2a + gather, a2a + (n - 1) * gather)
+    assert cluster.message_bits(record) == (a2a + gather, a2a + (n - 1) * gather)
     ps = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective="ps")
     with pytest.raises(ValueError, match="peer collectives"):
         ps.step(rounds, 1, 1, np.random.default_rng(0))
