@@ -261,7 +261,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "steady_from_step": steady + 1,
         "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
                                                           steady),
-        "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
+        "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         "collective": collective,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
         "spec": spec,
@@ -294,6 +294,12 @@ def _compute_model(compute: dict, n: int) -> ComputeModel:
     if compute["distribution"] == "trace":
         table["trace"] = read_trace(compute["trace_file"], n)
     return ComputeModel(**table)
+
+
+def _mean_taken(column: np.ndarray) -> float:
+    """Mean of a phase column over the steps that had that phase (0 when none did)."""
+    taken = column[~np.isnan(column)]
+    return float(taken.mean()) if taken.size else 0.0
 
 
 def _last_finite(column: np.ndarray) -> float:

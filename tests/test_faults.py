@@ -187,7 +187,8 @@ def test_a_lost_message_costs_its_transfer_and_the_retransmission_timeout(monkey
     b, lat, rto = 1e6, 1e-3, 0.2
     result = experiments.simulate(objective={"name": "quadratic", "dim": 800}, workers=1,
                                   steps=1, method={"name": "dlion"},
-                                  network={"bandwidth": b, "latency": lat},
+                                  network={"bandwidth": b, "latency": lat,
+                                           "transport": "fluid"},
                                   faults={"loss": 0.01, "rto": rto})
     up = lat + 800 / b
     down = lat + (800 + 8) / b  # the reply and its one-byte participation map
