@@ -56,7 +56,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         before = snapshot_rows(state, n)
         # a multi-round method reduces over the first round's workers inside encode: it may
         # have to encode again once the server has said who those are
-        again = copy.deepcopy(state) if method.rounds is not None and method.arrivals else None
+        again = copy.deepcopy(state) if "encode" in method.arrivals else None
     payloads, state = method.encode(state, grads, hp, method_rng)
     record = cluster.gather(message_rounds(method, state, payloads, None), batch_size,
                             n_params, compute_rng, step)
@@ -79,7 +79,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
     received = select(payloads, arrived)
     reply = method.aggregate(received, d, hp, method_rng)
     cluster.reply(message_rounds(method, state, received, reply)[-1][1])
-    if method.arrivals:
+    if "apply" in method.arrivals:
         x, state = method.apply(x, reply, state, hp, lr, arrived=arrived)
     else:
         x, state = method.apply(x, reply, state, hp, lr)

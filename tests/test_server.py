@@ -170,3 +170,103 @@ def test_bad_server_settings_are_one_line_errors(tmp_path, capsys, setting, word
     err = capsys.readouterr().err.strip()
     assert err.startswith("dlion-sim: error:") and "\n" not in err and words in err
     assert not (tmp_path / "out").exists()
+
+
+# --- every method aggregates exactly the messages that arrived --------------------------------
+
+def _train(name, grads, cluster, hp_overrides, shapes=None, steps=3):
+    from sim import methods
+    from sim.step import train_step
+
+    method = methods.get(name)
+    hp = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in method.defaults.items()},
+          **hp_overrides}
+    n, d = grads.shape
+    x = np.linspace(-1.0, 1.0, d)
+    state = method.init(x, n, hp, shapes)
+    rng = np.random.default_rng(3)
+    for t in range(steps):
+        out = train_step(method, cluster, x, state, grads.copy(), hp, hp["lr"], method_rng=rng,
+                         compute_rng=rng, batch_size=1, n_params=d, step=t)
+        x, state = out.x, out.state
+    return x, state
+
+
+@pytest.mark.parametrize("name,hp", [
+    ("gadamw", {}), ("gsgd", {}), ("glion", {}),
+    ("dlion", {"aggregate": "mavo"}), ("dlion", {"aggregate": "avg"}),
+    ("signum", {}), ("topk", {"density": 0.25}),
+    ("graddrop", {"selection": "exact"}), ("dgc", {"selection": "exact", "density": 0.25}),
+    ("randomk", {"density": 0.5}), ("efsignsgd", {}), ("powersgd", {"rank": 1}),
+    ("terngrad", {"clip_factor": 0.0}),
+])
+def test_two_of_three_is_a_run_of_those_two(name, hp):
+    # worker 2 computes ten times slower; the first two messages close every step, so each
+    # step aggregates workers 0 and 1 exactly as a two-worker run on their gradients does
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    rng = np.random.default_rng(0)
+    d = 24
+    grads = rng.standard_normal((3, d))
+    if name == "terngrad":  # |g| at the shared scale or 0: the ternaries are deterministic
+        grads = np.sign(grads) * (rng.random((3, d)) < 0.5)
+    shapes = [("w", (4, 5)), ("b", (4,))] if name == "powersgd" else None
+    net = {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"}
+    slow = Cluster(3, net, ComputeModel(distribution="trace",
+                                        trace=np.array([[0.01, 0.01, 0.1]])),
+                   policy=Policy("first_k", k=2))
+    pair = Cluster(2, net, ComputeModel(step_time=0.01))
+    hp = {"lr": 0.05, **hp}
+    got, state = _train(name, grads, slow, hp, shapes)
+    want, _ = _train(name, grads[:2], pair, hp, shapes)
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+    assert [r.n_aggregated for r in slow.records] == [2, 2, 2]
+
+
+def test_qsgd_over_two_of_three_is_a_step_of_those_two():
+    # QSGD draws its stochastic levels for every worker that computes, so only the first step
+    # shares the two-worker run's random numbers
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    grads = np.random.default_rng(0).standard_normal((3, 24))
+    net = {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"}
+    slow = Cluster(3, net, ComputeModel(distribution="trace",
+                                        trace=np.array([[0.01, 0.01, 0.1]])),
+                   policy=Policy("first_k", k=2))
+    pair = Cluster(2, net, ComputeModel(step_time=0.01))
+    hp = {"lr": 0.05, "coding": "fixed"}
+    got, _ = _train("qsgd", grads, slow, hp, steps=1)
+    want, _ = _train("qsgd", grads[:2], pair, hp, steps=1)
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("name,hp,memory", [
+    ("topk", {"density": 0.25}, "memory"), ("randomk", {"density": 0.5}, "memory"),
+    ("dgc", {"selection": "exact", "density": 0.25}, "v"), ("efsignsgd", {}, "memory"),
+    ("powersgd", {"rank": 1}, "memory"),
+])
+def test_a_discarded_message_stays_in_its_workers_memory(name, hp, memory):
+    # worker 2 computes in time but sits on a 1000x slower link: its message arrives after the
+    # first two closed the step. Its error-feedback memory then holds its whole compensated
+    # input: after one step from an empty memory, its gradient (DGC: its velocity, the same)
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    rng = np.random.default_rng(1)
+    grads = rng.standard_normal((3, 20))
+    net = {"bandwidth": [1e9, 1e9, 1e6], "latency": 1e-5, "transport": "fluid"}
+    cluster = Cluster(3, net, ComputeModel(step_time=0.01), policy=Policy("first_k", k=2))
+    shapes = [("w", (4, 4)), ("b", (4,))] if name == "powersgd" else None
+    _, state = _train(name, grads, cluster, {"lr": 0.05, "momentum": 0.0, **hp}, shapes,
+                      steps=1)
+    assert cluster.records[0].late == 0  # it lands after the step, during finish()
+    cluster.finish()
+    assert cluster.records[0].late == 1
+    assert state[memory][2] == pytest.approx(grads[2], rel=1e-6)
+    # the two aggregated workers kept only what they did not send
+    assert not np.allclose(state[memory][:2], grads[:2])

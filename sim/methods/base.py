@@ -33,14 +33,15 @@ When a server policy or faults can leave messages out (``sim.step``), ``aggregat
 only the messages that arrived, in worker order, and two optional parts of a method say how it
 handles the rest:
 
-``arrivals = True``
-    ``apply`` (and ``encode``) take a keyword ``arrived``: bool (N,), the workers whose messages
-    the reply aggregates (an average divides by their count). A multi-round method's ``encode``
-    runs its earlier rounds' reductions, so it is run again with ``arrived`` set to the
-    workers that made it into the first round.
+``arrivals``: the functions that take a keyword ``arrived``, bool (N,)
+    ``"apply"``: the workers whose messages the reply aggregates (an average divides by their
+    count). ``"encode"``: a multi-round method's encode runs its earlier rounds' reductions
+    (TernGrad's shared scale, PowerSGD's P); it is run again with ``arrived`` set to the
+    workers that made it into the first round, when some did not.
 ``discard(state, rows) -> state``
-    ``rows`` (bool (N,)) computed and sent a message that was not aggregated (late, dropped):
-    an error-feedback method gives those workers back all they tried to send.
+    called after ``apply``: ``rows`` (bool (N,)) computed and sent a message that was not
+    aggregated (late, dropped); an error-feedback method gives those workers back all they
+    tried to send (``keep_unsent``).
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -104,7 +105,7 @@ class Method:
     rounds: Callable | None = None  # see the module docstring
     steady_from: Callable | None = None  # see the module docstring
     notes: str = ""                # deliberate differences from the reference, and why
-    arrivals: bool = False          # encode/apply take ``arrived`` (module docstring)
+    arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
     discard: Callable | None = None
     options: dict = field(default_factory=dict)
 
@@ -167,6 +168,16 @@ def two_rounds(first_bytes: int, payloads, reply) -> list[tuple[np.ndarray, int 
     last = None if reply is None else 8 * (reply.shape[-1] - first_bytes)
     return [(np.full(n, 8 * first_bytes), 8 * first_bytes),
             (np.full(n, 8 * (up - first_bytes)), last)]
+
+
+def keep_unsent(key: str):
+    """A ``discard`` for error feedback in ``state[key]``: a worker whose message was not
+    aggregated keeps the whole compensated input (``state["compensated"]``, which ``encode``
+    leaves there) as its memory, as if it had sent nothing."""
+    def discard(state, rows):
+        state[key][rows] = state["compensated"][rows]
+        return state
+    return discard
 
 
 def worker_arrays(state: dict, n_workers: int) -> list[str]:

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from sim.methods.base import Method, differences, register
+from sim.methods.base import Method, differences, keep_unsent, register
 from sim.methods.sgd import SGD_DEFAULTS
 from sim.methods.sparsifiers import (
     RULES as SPARSE_RULES,
@@ -128,5 +128,6 @@ register(Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum co
                 "density*(32 + index bits) up; all-gather or the union of supports down",
                 _DEFAULTS, _init, _encode, sparse_aggregate, _apply,
                 collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"],
+                discard=keep_unsent("v"),
                 notes=differences(__doc__)),
          {k: {**SPARSE_RULES, **RULES}[k] for k in _DEFAULTS if k in {**SPARSE_RULES, **RULES}})

@@ -167,7 +167,7 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
                 _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
-                collectives=("ps", "allgather"), arrivals=True,
+                collectives=("ps", "allgather"), arrivals=("apply",),
                 notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
                 "32 bits up, 32 bits down", dict(LION_DEFAULTS),

@@ -26,6 +26,7 @@ from sim.methods.base import (
     F32,
     Method,
     differences,
+    keep_unsent,
     mean_aggregate,
     message_bits,
     register,
@@ -96,7 +97,7 @@ def _init(x, n_workers, hp, shapes):
             "memory": np.zeros((n_workers, x.size), dtype=x.dtype), **sgd_state(x)}
 
 
-def _encode(state, grads, hp, rng):
+def _encode(state, grads, hp, rng, arrived=None):
     n = grads.shape[0]
     m = compensate(state["memory"], grads) if hp["error_feedback"] else grads
     state["compensated"] = m
@@ -106,7 +107,8 @@ def _encode(state, grads, hp, rng):
     ps = [mi @ q for mi, q in zip(ms, state["q"])]
     # round 1: all-reduce P (the mean: orthonormalising ignores the 1/N)
     p_sent = _rows(ps, n).astype(np.float32)  # what the float32 wire carries
-    p_mean = p_sent.mean(axis=0, dtype=np.float32)
+    # over the workers whose P arrived (all of them, unless the server left some out)
+    p_mean = (p_sent if arrived is None else p_sent[arrived]).mean(axis=0, dtype=np.float32)
     p_hat = [_orthonormal(p.reshape(p0.shape[1:]))
              for p, p0 in zip(_split(p_mean, [p0[0].size for p0 in ps]), ps)]
     qs = [np.swapaxes(mi, 1, 2) @ ph for mi, ph in zip(ms, p_hat)]
@@ -155,4 +157,5 @@ register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per mat
                  "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
                 collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
+                arrivals=("encode",), discard=keep_unsent("memory"),
                 notes=differences(__doc__)), RULES)

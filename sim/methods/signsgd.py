@@ -35,6 +35,7 @@ from sim.methods.base import (
     SCHEDULE_DEFAULTS,
     Method,
     differences,
+    keep_unsent,
     majority_reply,
     register,
     resolve_zeros,
@@ -100,6 +101,7 @@ def _efsign_encode(state, grads, hp, rng):
     c = compensate(state["memory"], m)
     payloads, sent = _scaled_sign_encode(c, state["segments"])
     state["memory"] = feedback(c, sent.astype(c.dtype))
+    state["compensated"] = c  # for a message the server discards
     return payloads, state
 
 
@@ -109,8 +111,8 @@ def _relay(payloads, d, hp, rng):
     return np.asarray(payloads).reshape(-1)
 
 
-def _efsign_apply(x, reply, state, hp, lr):
-    n = state["m"].shape[0]
+def _efsign_apply(x, reply, state, hp, lr, arrived=None):
+    n = state["m"].shape[0] if arrived is None else int(arrived.sum())  # messages relayed
     mean = _scaled_sign_decode(reply.reshape(n, -1), state["segments"]).mean(axis=0,
                                                                              dtype=np.float32)
     x = x - x.dtype.type(lr) * mean.astype(x.dtype, copy=False)
@@ -130,4 +132,5 @@ register(Method("efsignsgd", "EF-signSGD (Karimireddy et al. 2019): (|p_t|_1/d_t
                 "by a server)",
                 {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **SCHEDULE_DEFAULTS},
                 _efsign_init, _efsign_encode, _relay, _efsign_apply,
-                collectives=("allgather", "ps"), notes=differences(__doc__, "efsignsgd")))
+                collectives=("allgather", "ps"), arrivals=("apply",),
+                discard=keep_unsent("memory"), notes=differences(__doc__, "efsignsgd")))

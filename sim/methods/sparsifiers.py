@@ -30,6 +30,7 @@ from sim.methods.base import (
     Method,
     decode_f32,
     differences,
+    keep_unsent,
     mean_aggregate,
     register,
 )
@@ -64,6 +65,7 @@ def sparse_send(state, key, compensated, mask, hp):
     payloads = codec.encode(compensated, mask)
     if key is not None:
         state[key] = feedback(compensated, codec.decode(payloads, n))
+        state["compensated"] = compensated  # for a message the server discards
     return payloads
 
 
@@ -126,6 +128,7 @@ def _randomk_encode(state, grads, hp, rng):
         sent = np.zeros_like(c)
         sent[:, index] = F32.decode(payloads, index.size)
         state["memory"] = feedback(c, sent)
+        state["compensated"] = c  # for a message the server discards
     state["index"] = index
     return payloads, state
 
@@ -149,15 +152,18 @@ register(Method("graddrop", "GradDrop (Aji & Heafield 2017): drop the fraction d
                 "smallest |g|, accumulate the dropped residual",
                 "(1-drop_ratio)*(32 + index bits) up; the union of supports down", _GRADDROP,
                 _memory_init, _graddrop_encode, sparse_aggregate, _sparse_apply,
-                collectives=("ps", "allgather"), notes=differences(__doc__, "graddrop")),
+                collectives=("ps", "allgather"), discard=keep_unsent("memory"),
+                notes=differences(__doc__, "graddrop")),
          _rules(_GRADDROP))
 register(Method("topk", "Top-k sparsification (exact) with optional error feedback",
                 "density*(32 + index bits) up; all-gather or the union of supports down", _TOPK,
                 _memory_init, _topk_encode, sparse_aggregate, _sparse_apply,
-                collectives=("allgather", "ps"), notes=differences(__doc__, "topk")),
+                collectives=("allgather", "ps"), discard=keep_unsent("memory"),
+                notes=differences(__doc__, "topk")),
          _rules(_TOPK))
 register(Method("randomk", "Random-k sparsification with shared-seed indices (summable), "
                 "optional error feedback", "32*density up, 32*density down", _RANDOMK,
                 _memory_init, _randomk_encode, mean_aggregate, _randomk_apply,
-                collectives=ALLREDUCE, notes=differences(__doc__, "randomk")),
+                collectives=ALLREDUCE, discard=keep_unsent("memory"),
+                notes=differences(__doc__, "randomk")),
          _rules(_RANDOMK))

@@ -78,5 +78,5 @@ register(Method("terngrad", "TernGrad (Wen et al. 2017): stochastic ternary grad
                 "2 bits (log2 3 ideal) + 32 per tensor up; ceil(log2(2N+1)) + 32 per tensor down",
                 {**SGD_DEFAULTS, "clip_factor": 2.5},
                 _init, _encode, _aggregate, _apply,
-                collectives=("ps", "allgather"), rounds=_rounds, arrivals=True,
+                collectives=("ps", "allgather"), rounds=_rounds, arrivals=("encode", "apply"),
                 notes=differences(__doc__)), RULES)
