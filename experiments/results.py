@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes")
+TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes", "step")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Result:
              at evaluation steps and NaN elsewhere)
     summary  final metrics, simulated and wall-clock seconds, bits per parameter per step, status,
              and the resolved spec under "spec"
-    trace    timeline rows (node, phase, start_s, end_s, bytes) when the run was traced
+    trace    timeline rows (node, phase, start_s, end_s, bytes, step) when the run was traced
     """
 
     params: np.ndarray
@@ -55,7 +55,7 @@ class Result:
             rows = io.StringIO()
             writer = csv.writer(rows, lineterminator="\n")
             writer.writerow(TRACE_COLUMNS)
-            writer.writerows((n, p, repr(s), repr(e), b) for n, p, s, e, b in self.trace)
+            writer.writerows((n, p, repr(s), repr(e), b, k) for n, p, s, e, b, k in self.trace)
             _write_atomic(path / "trace.csv", rows.getvalue())
         _write_atomic(path / "summary.json", json.dumps(_json_safe(self.summary), indent=2) + "\n")
         return path
@@ -103,7 +103,7 @@ def _read_trace(file: Path) -> list[tuple]:
     with open(file, newline="") as fh:
         reader = csv.reader(fh)
         next(reader)
-        return [(n, p, float(s), float(e), int(b)) for n, p, s, e, b in reader]
+        return [(n, p, float(s), float(e), int(b), int(k)) for n, p, s, e, b, k in reader]
 
 
 def is_complete(directory) -> bool:

@@ -22,7 +22,7 @@ X_AXES = {
     "bits": (None, "bits sent per worker (up + down, cumulative)"),
 }
 
-DASHES = ("-", "--", ":", "-.")
+DASHES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (9, 3)))
 
 #: Most x values kept per line on the time and bits axes (beyond that, a log-spaced grid).
 MAX_GRID = 1000

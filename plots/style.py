@@ -42,6 +42,8 @@ PHASE_COLORS = {
     "idle": "#C8C8C8",
     "aggregate": "#009E73",
     "receive": "#CC79A7",
+    "lost": "#D55E00",
+    "down": "#4D4D4D",
 }
 
 _PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": "G-Lion",
@@ -101,11 +103,27 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
 def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
     """'key=value' for every non-method spec key (except the seed) that differs among specs."""
     extras = []
-    for section in ("cluster", "network", "compute", "run", "objective"):
-        for name, value in spec[section].items():
-            if name != "seed" and len({repr(s[section].get(name)) for s in all_specs}) > 1:
+    if len({repr(s.get("server")) for s in all_specs}) > 1:
+        extras.append(policy_text(spec.get("server") or {}))
+    for section in ("cluster", "network", "compute", "faults", "run", "objective"):
+        for name, value in spec.get(section, {}).items():
+            differs = len({repr(s.get(section, {}).get(name)) for s in all_specs}) > 1
+            if name != "seed" and differs:
                 extras.append(f"{name}={format_value(section, name, value)}")
     return extras
+
+
+def policy_text(server: dict) -> str:
+    """The server policy in a few words: 'wait for all', 'deadline 175 ms', 'first 12'."""
+    from sim.units import format_quantity
+
+    policy = server.get("policy", "all")
+    if policy == "deadline":
+        return f"deadline {format_quantity(server['deadline'], 'time')}"
+    if policy == "first_k":
+        k = server["k"]
+        return f"first {k:.0%}" if isinstance(k, float) else f"first {k}"
+    return "wait for all"
 
 
 def format_value(section: str, name: str, value) -> str:
@@ -152,8 +170,25 @@ def describe(specs: list[dict]) -> str:
         model = common("cluster", "model")
         parts.append(f"messages sized for {format_count(model_params)} parameters"
                      + (f" ({model})" if model else ""))
+    parts.extend(_time_and_faults(common))
     objective = common("objective", "name") or "several objectives"
     return f"{objective}: {', '.join(parts)}" if parts else objective
+
+
+def _time_and_faults(common) -> list[str]:
+    """Title parts for a shared server policy and shared faults (none when the defaults)."""
+    parts = []
+    server = {key: common("server", key) for key in ("policy", "deadline", "k")}
+    needed = {"deadline": "deadline", "first_k": "k"}.get(server["policy"])
+    if needed and server[needed] is not None:
+        parts.append(policy_text(server))
+    if common("compute", "distribution") not in (None, "lognormal"):
+        parts.append(f"{common('compute', 'distribution').replace('_', ' ')} step times")
+    if common("faults", "loss"):
+        parts.append(f"{common('faults', 'loss'):.0%} loss")
+    if common("faults", "crash_workers") or common("faults", "crash_rate"):
+        parts.append("crashes")
+    return parts
 
 
 def metric_label(column: str) -> str:

@@ -288,6 +288,10 @@ class Cluster:
                 end = min(self.faults.recover_at[w], record.agg_end)
                 if begin < end:
                     record.events.append((w, "down", begin, end, 0))
+                if record.start[w] < self.faults.crash_at[w] < record.ready[w]:
+                    # computing when it crashed: that computation is lost
+                    record.events.append((w, "compute", record.start[w],
+                                          self.faults.crash_at[w], 0))
         for w in np.flatnonzero(abandoned):
             record.events.append((w, "abandoned", record.start[w], closed_at, 0))
         record.ready[~record.computed] = math.nan

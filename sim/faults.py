@@ -118,7 +118,8 @@ def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool):
     The piece leaves once the worker has computed (``delay`` from now), unless by then the
     worker has crashed or the step has closed (``closer``): a worker that had not finished
     computing when its step closed gives the step up. A lost piece is reported to
-    ``on_lost(worker, begin, end, bits)`` and sent again ``rto`` after it ended, or, with
+    ``on_lost(worker, begin, end, bits)`` (end: when it is sent again, or, dropped, when the
+    lost attempt ended) and sent again ``rto`` after the attempt ended, or, with
     ``drop`` and ``on_loss = "drop"``, never arrives. The event fires when the piece arrives.
     """
     env = net.env
@@ -139,9 +140,9 @@ def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool):
 
         def landed(t, begin):
             if faults is not None and faults.lost():
-                on_lost(w, begin, t, bits)
+                retry = t + faults.model.rto
+                on_lost(w, begin, t if drop else retry, bits)
                 if not drop:
-                    retry = t + faults.model.rto
                     attempt(faults.model.rto, lambda: faults.crash_at[w] > env.now, retry)
             else:
                 done.succeed(t)

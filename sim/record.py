@@ -67,24 +67,27 @@ def _mean(values: np.ndarray) -> float:
 
 
 def trace_rows(records: list[StepRecord], n: int, collective: str) -> list[tuple]:
-    """Timeline events (node, phase, start_s, end_s, bytes) of ``records``, step by step."""
+    """Timeline events (node, phase, start_s, end_s, bytes, step) of ``records``, step by step
+    (steps 1-based). Phases: compute, send, idle, receive and the server's aggregate; with
+    policies and faults also abandoned (a computation given up at the close), late (a message
+    that arrived after it), lost (an attempt lost on the way), down, and the server's deadline
+    (an instant)."""
     nodes = [f"worker{i}" for i in range(n)]
     rows = []
-    for r in records:
-        down = r.down // 8
+    for step, r in enumerate(records, start=1):
         phases = [("compute", r.start, r.ready, 0), ("send", r.ready, r.arrived, r.up // 8),
                   ("idle", r.arrived, np.full(n, r.agg_start), 0),
-                  ("receive", np.full(n, r.agg_end), r.done, down)]
+                  ("receive", np.full(n, r.agg_end), r.done, r.down // 8)]
         for phase, begin, end, size in phases:
             size = np.broadcast_to(size, (n,))
             keep = ~(np.isnan(begin) | np.isnan(end))
-            rows.extend((nodes[i], phase, float(begin[i]), float(end[i]), int(size[i]))
+            rows.extend((nodes[i], phase, float(begin[i]), float(end[i]), int(size[i]), step)
                         for i in np.flatnonzero(keep))
-        rows.extend((nodes[w], phase, float(b), float(e), int(size))
+        rows.extend((nodes[w], phase, float(b), float(e), int(size), step)
                     for w, phase, b, e, size in r.events)
         if collective != "none":
             rows.append(("server" if collective == "ps" else "workers", "aggregate",
-                         r.agg_start, r.agg_end, int(r.up.sum()) // 8))
+                         r.agg_start, r.agg_end, int(r.up.sum()) // 8, step))
         if r.deadline is not None:
-            rows.append(("server", "deadline", r.deadline, r.deadline, 0))
+            rows.append(("server", "deadline", r.deadline, r.deadline, 0, step))
     return rows

@@ -68,7 +68,7 @@ steady = {config: run(config) for config in CONFIGS}
 # %% [markdown]
 # ## The phases, one by one
 #
-# `result.trace` lists every phase of every node: `(node, phase, start_s, end_s, bytes)`.
+# `result.trace` lists every phase of every node: `(node, phase, start_s, end_s, bytes, step)`.
 # Here is one step of each configuration on a common time axis.
 
 # %%
@@ -79,7 +79,7 @@ PHASE_COLORS = {"compute": "#0072B2", "send": "#E69F00", "idle": "#C8C8C8",
 def step_events(result, step):
     """The trace rows of one step (1-based) as (node, phase, start, end), for every node."""
     seen, rows = {}, []
-    for node, phase, start, end, _ in result.trace:
+    for node, phase, start, end, _, _ in result.trace:
         seen[node, phase] = seen.get((node, phase), 0) + 1
         if seen[node, phase] == step:
             rows.append((node, phase, start, end))
