@@ -15,22 +15,31 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 FIGURES_DIR = Path(__file__).resolve().parent / "figures"
 MANIFEST = FIGURES_DIR / "manifest.json"
+#: sources that are data files rather than bundled studies
+DATA = {"calibration": ["tests/data/calibration/linux_tcp_cubic.csv",
+                        "tests/data/calibration/linux_tcp_idle_cubic.csv"]}
 
-#: figure file -> (bundled study, plot options as given to `dlion-sim plot`)
+#: figure file -> (bundled study or data source, plot options as given to `dlion-sim plot`, or
+#: ["--script", PATH]: a script of this repository that draws it, given the study's run
+#: directory (none for a data source) and -o FILE)
 FIGURES: dict[str, tuple[str, list[str]]] = {
     "quickstart.png": ("quickstart", ["--kind", "curves"]),
     "workers.png": ("workers", ["--kind", "sweep", "--key", "cluster.workers"]),
     "batch.png": ("batch", ["--kind", "sweep", "--key", "cluster.batch_size"]),
     "ties.png": ("ties", ["--kind", "sweep", "--key", "cluster.workers", "--series",
                           "method.tie"]),
-    "tradeoff.png": ("baselines", ["--kind", "tradeoff"]),
+    "tradeoff.png": ("baselines", ["--kind", "tradeoff", "--bits", "steady"]),
     "bandwidth.png": ("bandwidth", ["--kind", "bandwidth"]),
     "heatmap.png": ("bandwidth", ["--kind", "heatmap"]),
+    "rtt.png": ("rtt", ["--script", "docs/rtt_figure.py"]),
+    "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }
 
 
@@ -39,9 +48,12 @@ def _sha256(data: bytes) -> str:
 
 
 def study_hash(name: str) -> str:
-    """SHA-256 of a bundled spec's content (parsed TOML as canonical JSON)."""
+    """SHA-256 of a bundled spec's content (parsed TOML as canonical JSON), or of a data
+    source's files."""
     from experiments.spec import bundled_spec, load_toml
 
+    if name in DATA:
+        return _sha256(b"".join((ROOT / path).read_bytes() for path in DATA[name]))
     return _sha256(json.dumps(load_toml(bundled_spec(name)), sort_keys=True).encode())
 
 
@@ -60,10 +72,16 @@ def regenerate(work: Path, only=None) -> None:
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     for figure in names:
         study, options = FIGURES[figure]
-        if main(["sweep", study, "-o", str(work / study)]) != 0:
+        if study not in DATA and main(["sweep", study, "-o", str(work / study)]) != 0:
             sys.exit(f"make_figures: the {study} sweep failed")
         out = FIGURES_DIR / figure
-        if main(["plot", str(work / study), *options, "-o", str(out)]) != 0:
+        if options[0] == "--script":
+            runs = [] if study in DATA else [str(work / study)]
+            drawn = subprocess.run([sys.executable, str(ROOT / options[1]), *runs, "-o",
+                                    str(out)]).returncode == 0
+        else:
+            drawn = main(["plot", str(work / study), *options, "-o", str(out)]) == 0
+        if not drawn:
             sys.exit(f"make_figures: {figure} could not be drawn")
         manifest[figure] = {**expected_entry(figure), "png_sha256": _sha256(out.read_bytes())}
     manifest = {name: manifest[name] for name in FIGURES if name in manifest}
