@@ -40,6 +40,10 @@ studies: $(STAMP)
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
 	$(STUDY) sweep rtt -o studies/rtt
 	$(BIN)/python docs/rtt_figure.py studies/rtt -o studies/rtt.png
+	$(STUDY) sweep deadline -o studies/deadline
+	$(BIN)/python docs/deadline_figure.py studies/deadline -o studies/deadline.png
+	$(STUDY) sweep faults -o studies/faults
+	$(BIN)/python docs/faults_figure.py studies/faults -o studies/faults.png
 
 # The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
 validation: $(STAMP)

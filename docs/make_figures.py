@@ -39,6 +39,9 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "bandwidth.png": ("bandwidth", ["--kind", "bandwidth"]),
     "heatmap.png": ("bandwidth", ["--kind", "heatmap"]),
     "rtt.png": ("rtt", ["--script", "docs/rtt_figure.py"]),
+    "deadline.png": ("deadline", ["--script", "docs/deadline_figure.py"]),
+    "faults.png": ("faults", ["--script", "docs/faults_figure.py"]),
+    "faults_timeline.png": ("timeline_faults", ["--kind", "timeline", "--steps", "1-8"]),
     "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }
 
