@@ -43,6 +43,7 @@ class Mutant:
 
 
 M = "tests/test_methods.py"
+S = "tests/test_server.py"
 B = "tests/test_baselines.py"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
 
@@ -212,6 +213,39 @@ MUTANTS = [
            "    todo = list(records)\n",
            ("tests/test_sweep.py", "-k", "resume or cut"),
            "a resumed sweep runs its finished points again"),
+    # issue 10: the clock decides what is aggregated
+    Mutant("first-k-waits-for-one-more", "sim/server.py",
+           'self._count >= self.policy.k', 'self._count > self.policy.k',
+           (f"{S}::test_a_policy_that_excludes_the_slow_worker_votes_without_it",),
+           "first_k closes after k + 1 messages"),
+    Mutant("avg-divides-by-all-workers", "sim/methods/lion.py",
+           '    n = state["m"].shape[0] if arrived is None else int(arrived.sum())\n',
+           '    n = state["m"].shape[0]\n',
+           (f"{S}::test_avg_divides_by_the_messages_that_arrived",),
+           "D-Lion Avg divides by N although fewer messages arrived"),
+    Mutant("abandoned-worker-keeps-its-update", "sim/step.py",
+           "    # a worker that did not finish computing (it gave the step up, or was down) "
+           "changed nothing\n    restore_rows(state, before, ~computed)\n",
+           "    pass\n",
+           (f"{S}::test_an_abandoned_worker_keeps_its_momentum",),
+           "a worker that gave its step up keeps that step's state update"),
+    Mutant("discarded-message-forgotten", "sim/methods/base.py",
+           '        state[key][rows] = state["compensated"][rows]\n',
+           '        state[key][rows] = state[key][rows]\n',
+           (f"{S}::test_a_discarded_message_stays_in_its_workers_memory",),
+           "error feedback loses a message the server discarded"),
+    Mutant("first-round-reduced-over-all", "sim/methods/terngrad.py",
+           "    shared = (scales if arrived is None else scales[arrived]).max(axis=0)\n",
+           "    shared = scales.max(axis=0)\n",
+           (f"{S}::test_two_of_three_is_a_run_of_those_two",),
+           "TernGrad's shared scale includes a worker missing from the first round"),
+    Mutant("retransmitted-at-once", "sim/faults.py",
+           "                    attempt(faults.model.rto, lambda: faults.crash_at[w] > env.now, "
+           "retry)\n",
+           "                    attempt(0.0, lambda: faults.crash_at[w] > env.now, retry)\n",
+           ("tests/test_faults.py::test_a_lost_message_costs_its_transfer_and_the_"
+            "retransmission_timeout",),
+           "a lost message is sent again without waiting for the timeout"),
 ]
 
 # An obviously broken copy (every d-vector of signs would take no bytes); if the tests pass
