@@ -346,7 +346,7 @@ def cmd_demo(args) -> int:
     for directory in runs["quickstart"]:
         s = load(directory).summary
         method = s["spec"]["method"]
-        key = method["name"] + (f"/{method['aggregate']}" if "aggregate" in method else "")
+        key = method["name"] + (f"/{method['aggregate']}" if method["name"] == "dlion" else "")
         print(f"  {key:11s} final loss {s['final']['loss']:.4f}  simulated {s['sim_time_s']:8.2f} s"
               f"  {s['bits_per_param_per_step']['total']:5.1f} bits/param/step")
     for name in ("quickstart.png", "bandwidth.png", "timeline.png"):

@@ -16,6 +16,7 @@ from experiments.results import Result
 from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, _suggest, bundled_spec, load_toml,
                               objective_fields, overridden, override, resolve)
 from sim import methods
+from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
 from sim.cluster import PHASES, AllWorkersDown, Cluster
 from sim.compute import ComputeModel, read_trace
 from sim.faults import FaultModel
@@ -148,8 +149,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     run, cl, net = spec["run"], spec["cluster"], spec["network"]
     dtype = np.dtype(run["dtype"])
     # one stream per concern; spawned children keep their values as streams are added
-    init_rng, data_rng, method_rng, compute_rng, fault_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(5))
+    init_rng, data_rng, method_rng, compute_rng, fault_rng, attack_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(6))
     footprint.check(spec, getattr(objective, "dim", None))
     if objective is None:
         check_data(spec)
@@ -179,11 +180,14 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
                           _compute_model(spec["compute"], n), collective, bits_scale,
                           header_bits=int(8 * net["header"]), policy=_policy(spec["server"], n),
-                          faults=FaultModel(**spec["faults"]), fault_rng=fault_rng)
+                          faults=FaultModel(**{k: v for k, v in spec["faults"].items()
+                                               if k not in ADVERSARY_KEYS}),
+                          fault_rng=fault_rng)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
     # a worker back from a crash starts from the method's initial per-worker state
     cold = snapshot_rows(method.init(x, n, hp, shapes), n) if cluster.faults else None
+    adversaries = _adversaries(spec["faults"], n, attack_rng)
 
     initial = objective.evaluate(x)
     target = _Target(run["target"], run["target_metric"], initial)
@@ -211,13 +215,16 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
             outcome = train_step(method, cluster, x, state, np.asarray(grads, dtype=dtype), hp,
                                  lrs[t], method_rng=method_rng, compute_rng=compute_rng,
                                  batch_size=batch, n_params=cl["model_params"] or d, step=t,
-                                 cold=cold)
+                                 cold=cold, adversaries=adversaries, attack_rng=attack_rng)
         except AllWorkersDown as err:
             status, done = "all_workers_down", t
             down_reason = str(err)
             break
         x, state, record = outcome.x, outcome.state, outcome.record
         history["empty"][t] = outcome.empty
+        if adversaries is not None:
+            taken = adversaries.mask if record.aggregated is None else record.aggregated
+            history["adversarial"][t] = int((taken & adversaries.mask).sum())
         step_up, step_down = cluster.message_bits(record)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
@@ -264,6 +271,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         "collective": collective,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
+        "adversaries": [] if adversaries is None else adversaries.ids,
         "spec": spec,
     }
     if status == "all_workers_down":
@@ -277,7 +285,18 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
 #: per-step history columns of who took part: messages aggregated, discarded as late (arrived
 #: after the close), lost (each lost attempt), workers down at the close, computations given
 #: up (still running when the step closed), and empty steps (nothing arrived: no update)
-PARTICIPATION = ("aggregated", "late", "lost", "down", "abandoned", "empty")
+PARTICIPATION = ("aggregated", "late", "lost", "down", "abandoned", "empty", "adversarial")
+#: [faults] keys of the adversaries (sim.adversaries); the rest are crashes and losses
+ADVERSARY_KEYS = ("byzantine", "attack", "scale_factor", "collude")
+
+
+def _adversaries(faults: dict, n: int, rng) -> Adversaries | None:
+    """The run's adversaries from the resolved [faults] table (None when there are none)."""
+    mask = choose(faults["byzantine"], n, rng) if faults["byzantine"] else None
+    if mask is None or not mask.any():
+        return None
+    scale = SCALE_DEFAULT if faults["scale_factor"] is None else faults["scale_factor"]
+    return Adversaries(mask, faults["attack"], scale, faults["collude"])
 
 
 def _policy(server: dict, n: int) -> Policy:

@@ -19,7 +19,10 @@ import numpy as np
 
 import models
 from sim import methods, units
+from sim.methods.base import rule_for
 from sim.cluster import STEP_COLLECTIVES
+from sim.adversaries import ATTACKS, FULL_PRECISION, SCALE_DEFAULT
+from sim.methods.robust import KRUM_F_DEFAULT
 from sim.compute import DISTRIBUTIONS, read_trace
 from sim.faults import LOSS_HANDLING
 from sim.net import presets, transport
@@ -54,7 +57,8 @@ class Field:
 
     kind: str                      # int | float | bool | str | choice | pair | bandwidth | time |
                                    # size | portion (a count >= 1 or a fraction in (0, 1]) |
-                                   # ids (a list of worker ids)
+                                   # ids (a list of worker ids) | workers (a count, a
+                                   # fraction in [0, 1) or ids)
     default: object = None
     doc: str = ""
     min: float | None = None
@@ -182,6 +186,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "on_loss": _f("choice", "retransmit", "a lost message is sent again after rto, or "
                       "dropped", choices=LOSS_HANDLING),
         "rto": _f("time", 0.2, "retransmission timeout, s", min=0.0, min_open=True),
+        "byzantine": _f("workers", 0, "adversarial workers: a count, a fraction of the workers "
+                        "in [0, 1), or a list of ids (others drawn from run.seed)"),
+        "attack": _f("choice", "flip", "what adversaries send: the negation, random noise, or "
+                     "-scale_factor x the gradient (full-precision methods)", choices=ATTACKS),
+        "scale_factor": _f("float", None, f"attack 'scale': lambda (default {SCALE_DEFAULT:g})",
+                           min=0.0, min_open=True, max=1e12),
+        "collude": _f("bool", False, "adversaries all send one vector, against the honest "
+                      "workers' mean"),
     },
     "run": {
         "steps": _f("int", 100, "number of steps", min=1),
@@ -258,6 +270,22 @@ def check_value(where: str, field: Field, value):
         if not 0 < value <= 1:
             raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 1 or a "
                             "fraction in (0, 1]")
+        return float(value)
+    elif kind == "workers":
+        if isinstance(value, (list, tuple)):
+            return check_value(where, Field("ids"), value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{where} = {value!r}: expected a count (an integer >= 0), a "
+                            f"fraction of the workers in [0, 1) or a list of worker ids, got "
+                            f"{_type_name(value)}")
+        if isinstance(value, int):
+            if value < 0:
+                raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 0, "
+                                "a fraction in [0, 1) or a list of worker ids")
+            return value
+        if not 0 <= value < 1:
+            raise SpecError(f"{where} = {value!r} is out of range; allowed: a fraction in "
+                            "[0, 1), a count >= 0 or a list of worker ids")
         return float(value)
     elif kind == "ids":
         if not isinstance(value, (list, tuple)) or not all(
@@ -384,7 +412,7 @@ def method_fields(name: str) -> dict[str, Field]:
     method = methods.get(name)
     fields = {}
     for key, default in method.defaults.items():
-        rule = dict(methods.HYPERPARAMETERS[key])
+        rule = dict(rule_for(method, key))
         kind = rule.pop("type")
         rule.pop("doc", None)
         if "choices" in rule:
@@ -404,10 +432,12 @@ def method_keys() -> dict[str, Field]:
             continue
         fields = [method_fields(m.name)[key] for m in takers]
         defaults = {repr(f.default) for f in fields}
-        doc = methods.HYPERPARAMETERS[key].get("doc", "")
+        docs = list(dict.fromkeys(rule_for(m, key).get("doc", "") for m in takers))
+        doc = "; ".join(docs)
         if {m.name for m in takers} != everyone:
             doc += f" ({', '.join(m.name for m in takers)})"
-        out[key] = Field(**{**fields[0].__dict__, "doc": doc,
+        choices = tuple(dict.fromkeys(c for f in fields for c in f.choices))
+        out[key] = Field(**{**fields[0].__dict__, "doc": doc, "choices": choices,
                             "default": fields[0].default if len(defaults) == 1 else None})
     return out
 
@@ -470,6 +500,10 @@ _BELONGS_TO = {
     ("compute", "trace_file"): ("distribution", ("trace",)),
     ("server", "deadline"): ("policy", ("deadline",)),
     ("server", "k"): ("policy", ("first_k",)),
+    ("faults", "scale_factor"): ("attack", ("scale",)),
+    ("method", "trim"): ("aggregate", ("trimmed_mean",)),
+    ("method", "krum_f"): ("aggregate", ("krum",)),
+    ("method", "krum_m"): ("aggregate", ("krum",)),
     ("faults", "crash_time"): ("crash_workers", None),
     ("faults", "crash_step"): ("crash_workers", None),
 }
@@ -487,7 +521,7 @@ def _check_time_and_faults(spec: dict) -> None:
     """The compute distribution, the server policy and the faults: keys that go together, and
     what the collective and the workers allow."""
     for (section, key), (owner, values) in _BELONGS_TO.items():
-        given, setting = spec[section][key], spec[section][owner]
+        given, setting = spec[section].get(key), spec[section].get(owner)
         if given not in (None, []) and (not setting if values is None else setting not in values):
             wanted = f"{section}.{owner}" + ("" if values is None else f" = {values[0]!r}")
             raise SpecError(f"{section}.{key} = {given!r} needs {wanted} (now {setting!r})")
@@ -529,6 +563,45 @@ def _check_time_and_faults(spec: dict) -> None:
             read_trace(compute["trace_file"], n)
         except ValueError as err:
             raise SpecError(f"compute.trace_file: {err}") from None
+    _check_adversaries(spec)
+
+
+def _check_adversaries(spec: dict) -> None:
+    """Byzantine workers and robust aggregation: counts that fit N, attacks the method can
+    send, aggregation rules the collective can compute."""
+    n = spec["cluster"]["workers"]
+    method, faults = spec["method"], spec["faults"]
+    collective = spec["network"]["collective"] or methods.METHODS[method["name"]].collectives[0]
+    rule = method.get("aggregate")
+    if rule in ("median", "trimmed_mean", "krum") and collective != "ps":
+        raise SpecError(f"method.aggregate = {rule!r} needs network.collective = 'ps' (now "
+                        f"{collective!r}): an all-reduce can only sum the gradients")
+    if rule == "krum":
+        f = KRUM_F_DEFAULT if method["krum_f"] is None else method["krum_f"]
+        if n <= 2 * f + 2:
+            raise SpecError(f"method.krum_f = {f}: Multi-Krum needs more than 2f + 2 = "
+                            f"{2 * f + 2} workers (cluster.workers = {n}); allowed: krum_f <= "
+                            f"{max(0, (n - 3) // 2)}")
+        if method["krum_m"] is not None and method["krum_m"] > n:
+            raise SpecError(f"method.krum_m = {method['krum_m']} is more than cluster.workers "
+                            f"= {n}")
+    byzantine = faults["byzantine"]
+    listed = isinstance(byzantine, list)
+    count = len(byzantine) if listed else (
+        byzantine if isinstance(byzantine, int) else int(byzantine * n))
+    if listed and any(w >= n for w in byzantine):
+        bad = next(w for w in byzantine if w >= n)
+        raise SpecError(f"faults.byzantine = {byzantine}: worker {bad} does not exist; allowed: "
+                        f"ids 0 to {n - 1}")
+    if count >= n:
+        raise SpecError(f"faults.byzantine = {byzantine!r} makes {count} of the {n} workers "
+                        f"adversarial; at least one must be honest (allowed: fewer than {n})")
+    if count and faults["attack"] == "scale" and method["name"] not in FULL_PRECISION:
+        raise SpecError(f"faults.attack = 'scale' with method {method['name']!r}: only a "
+                        f"full-precision gradient can be scaled (methods "
+                        f"{', '.join(FULL_PRECISION)}); use 'flip' or 'random'")
+    if faults["collude"] and not count:
+        raise SpecError("faults.collude = true needs adversaries (faults.byzantine)")
 
 
 def _apply_presets(raw: dict) -> dict:
@@ -730,14 +803,26 @@ def _accepted(section: str, name) -> set | None:
     return None
 
 
+def _fits(section: str, name: str, key: str, value) -> bool:
+    """Whether the new [method] ``name`` takes ``value`` for ``key`` (D-Lion's aggregate =
+    'mavo' does not fit G-AdamW's aggregate); objective keys are checked when resolved."""
+    if section != "method" or key == "name":
+        return True
+    try:
+        check_value(f"method.{key}", method_fields(name)[key], value)
+    except SpecError:
+        return False
+    return True
+
+
 def override(raw: dict, items, unset=(), notes: list | None = None) -> dict:
     """A copy of ``raw`` with keys removed (``unset``), then set (``items``).
 
     ``items``: (section, key, value); key '' replaces the whole section with the table
     ``value``. ``unset``: (section, key); key '' removes the whole section. When an item
     switches ``objective.name`` or ``method.name``, the keys of that section the new one does
-    not take are dropped too (a D-Lion spec's ``aggregate`` when switching to G-AdamW), each
-    named in ``notes``.
+    not take, or takes with other values, are dropped too (a D-Lion spec's ``aggregate =
+    'mavo'`` when switching to G-AdamW), each named in ``notes``.
     """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for section, key in unset:
@@ -772,7 +857,8 @@ def override(raw: dict, items, unset=(), notes: list | None = None) -> dict:
         keep = _accepted(section, table["name"])
         if table["name"] == before or keep is None:
             continue
-        dropped = [k for k in table if k not in keep and (section, k) not in given]
+        dropped = [k for k in table if (section, k) not in given
+                   and (k not in keep or not _fits(section, table["name"], k, table[k]))]
         for k in dropped:
             del table[k]
         if dropped and notes is not None:

@@ -5,7 +5,8 @@ Columns: every resolved spec key flattened as ``section.key`` (lists as their TO
 (wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down`` (the whole run),
 ``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up), ``target.time_s``
 (simulated s when the target was reached), ``participation.<count>`` (totals over the run:
-messages aggregated, late, lost, workers down, computations abandoned, empty steps), ``error``
+messages aggregated, late, lost, workers down, computations abandoned, empty steps, messages
+from adversaries aggregated), ``error``
 and ``dir`` (the run directory, relative
 to the sweep directory). Rows follow the grid order recorded in ``sweep.json``; runs it does not
 list come after, by hash. Plain csv reads it; so does pandas.

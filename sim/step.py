@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.adversaries import Adversaries
 from sim.cluster import Cluster, StepRecord
 from sim.methods import Method, message_rounds
 from sim.methods.base import restore_rows, snapshot_rows
@@ -42,12 +43,17 @@ def select(payloads, mask: np.ndarray):
 
 def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
                method_rng, compute_rng, batch_size: int, n_params: int, step: int,
-               cold: dict | None = None) -> StepResult:
+               cold: dict | None = None, adversaries: Adversaries | None = None,
+               attack_rng=None) -> StepResult:
     """Simulate step ``step`` (0-based) of ``method`` on ``cluster``; see the module docstring.
 
     ``cold``: the method's initial state, for workers that rejoin after a crash.
+    ``adversaries``: Byzantine workers, who feed their method an attack instead of their
+    gradient (``sim.adversaries``; random attacks draw from ``attack_rng``).
     """
     n, d = grads.shape
+    if adversaries is not None:
+        grads = adversaries.corrupt(grads, attack_rng)
     partial = cluster.partial
     if partial:
         rejoining = cluster.rejoining

@@ -11,7 +11,7 @@ import pytest
 import experiments
 import models
 from experiments.cli import main
-from experiments.spec import SpecError, resolve, spec_hash
+from experiments.spec import SECTIONS, SpecError, resolve, spec_hash
 from experiments.grid import expand
 from experiments.sweep import merge, parse_shard, plan, run_sweep, shard_of
 from experiments.table import read_table, to_pandas
@@ -302,9 +302,10 @@ def test_table_columns_and_values(tmp_path):
         rows = list(csv.reader(fh))
     header = rows[0]
     assert len(rows) == 5 and all(len(row) == len(header) for row in rows)
-    spec_columns = list(dict.fromkeys(
+    seen = list(dict.fromkeys(
         f"{section}.{key}" for r in records for section, table in r["spec"].items()
         for key in table))
+    spec_columns = [c for section in SECTIONS for c in seen if c.startswith(f"{section}.")]
     assert header[:len(spec_columns)] == spec_columns
     assert header[len(spec_columns):] == [
         "status", "steps", "sim_time_s", "wall_s", "final.train_loss", "final.loss",
@@ -313,7 +314,8 @@ def test_table_columns_and_values(tmp_path):
         "steady_bits_per_param_per_step.total", "steady_bits_per_param_per_step.up",
         "steady_bits_per_param_per_step.down", "target.time_s", "participation.aggregated",
         "participation.late", "participation.lost", "participation.down",
-        "participation.abandoned", "participation.empty", "error", "dir"]
+        "participation.abandoned", "participation.empty", "participation.adversarial", "error",
+        "dir"]
 
     table = read_table(tmp_path)
     assert [(r["run.seed"], r["method.name"], r["method.lr"]) for r in table] == [

@@ -18,10 +18,10 @@ from sim.methods.base import (
     decoupled_step,
     differences,
     ema_,
-    mean_aggregate,
     mean_encode,
     register,
 )
+from sim.methods import robust
 
 
 def _init(x, n_workers, hp, shapes):
@@ -43,6 +43,7 @@ def _apply(x, reply, state, hp, lr):
 register(Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay) on the mean "
                 "gradient", "32 bits up, 32 bits down",
                 {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01, "eps": 1e-8,
-                 **SCHEDULE_DEFAULTS},
-                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE,
-                notes=differences(__doc__, "gadamw")))
+                 **SCHEDULE_DEFAULTS, **robust.DEFAULTS},
+                _init, mean_encode, robust.robust_aggregate, _apply, collectives=ALLREDUCE,
+                rules={"aggregate": robust.AGGREGATE_RULE},
+                notes=differences(__doc__, "gadamw")), robust.RULES)

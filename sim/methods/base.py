@@ -107,7 +107,7 @@ class Method:
     notes: str = ""                # deliberate differences from the reference, and why
     arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
     discard: Callable | None = None
-    options: dict = field(default_factory=dict)
+    rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
 
 
 METHODS: dict[str, Method] = {}
@@ -119,11 +119,17 @@ def register(method: Method, hyperparameters: dict | None = None) -> Method:
         if key in HYPERPARAMETERS and HYPERPARAMETERS[key] != rule:
             raise ValueError(f"hyperparameter {key!r} already has a different rule")
         HYPERPARAMETERS[key] = rule
-    missing = set(method.defaults) - set(HYPERPARAMETERS)
+    missing = set(method.defaults) - set(HYPERPARAMETERS) - set(method.rules)
     if missing:
         raise ValueError(f"method {method.name!r}: no validation rule for {sorted(missing)}")
     METHODS[method.name] = method
     return method
+
+
+def rule_for(method: Method, key: str) -> dict:
+    """The validation rule of hyperparameter ``key`` for ``method``: its own, or the shared one
+    (D-Lion's ``aggregate`` names mavo and avg, the global methods' mean, median, ...)."""
+    return method.rules.get(key) or HYPERPARAMETERS[key]
 
 
 def get(name: str) -> Method:

@@ -30,13 +30,13 @@ from sim.methods.base import (
     differences,
     ema_,
     majority_reply,
-    mean_aggregate,
     mean_encode,
     register,
     resolve_zeros,
     sign_codec,
     vote_sum,
 )
+from sim.methods import robust
 from sim.wire.codecs import SignCodec, SumCodec, TernaryCodec, TernarySumCodec
 
 RULES = {
@@ -170,6 +170,7 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 collectives=("ps", "allgather"), arrivals=("apply",),
                 notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
-                "32 bits up, 32 bits down", dict(LION_DEFAULTS),
-                _glion_init, mean_encode, mean_aggregate, _glion_apply, collectives=ALLREDUCE,
-                notes=differences(__doc__, "glion")))
+                "32 bits up, 32 bits down", {**LION_DEFAULTS, **robust.DEFAULTS},
+                _glion_init, mean_encode, robust.robust_aggregate, _glion_apply,
+                collectives=ALLREDUCE, rules={"aggregate": robust.AGGREGATE_RULE},
+                notes=differences(__doc__, "glion")), robust.RULES)

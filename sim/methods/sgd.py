@@ -18,10 +18,10 @@ from sim.methods.base import (
     Method,
     decode_f32,
     differences,
-    mean_aggregate,
     mean_encode,
     register,
 )
+from sim.methods import robust
 
 #: the base optimizer of the gradient-compression methods: momentum SGD on the decoded mean
 SGD_DEFAULTS = {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
@@ -58,6 +58,7 @@ def _apply(x, reply, state, hp, lr):
 
 
 register(Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
-                "32 bits up, 32 bits down", dict(SGD_DEFAULTS),
-                _init, mean_encode, mean_aggregate, _apply, collectives=ALLREDUCE,
-                notes=differences(__doc__, "gsgd")))
+                "32 bits up, 32 bits down", {**SGD_DEFAULTS, **robust.DEFAULTS},
+                _init, mean_encode, robust.robust_aggregate, _apply, collectives=ALLREDUCE,
+                rules={"aggregate": robust.AGGREGATE_RULE},
+                notes=differences(__doc__, "gsgd")), robust.RULES)
