@@ -44,6 +44,7 @@ class Mutant:
 
 M = "tests/test_methods.py"
 S = "tests/test_server.py"
+A = "tests/test_adversaries.py"
 B = "tests/test_baselines.py"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
 
@@ -246,6 +247,28 @@ MUTANTS = [
            ("tests/test_faults.py::test_a_lost_message_costs_its_transfer_and_the_"
             "retransmission_timeout",),
            "a lost message is sent again without waiting for the timeout"),
+    # issue 11: adversaries and robust aggregation
+    Mutant("flip-sends-the-honest-message", "sim/adversaries.py",
+           "            out[self.mask] = -base\n", "            out[self.mask] = base\n",
+           (f"{A}::test_one_flipping_worker_in_a_majority_vote_by_hand",),
+           "a flipping adversary sends what an honest worker would"),
+    Mutant("collusion-ignored", "sim/adversaries.py",
+           "        if self.collude and honest.shape[0]:\n", "        if False:\n",
+           (f"{A}::test_colluding_adversaries_send_one_vector_against_the_honest_mean",),
+           "colluding adversaries each attack with their own gradient"),
+    Mutant("median-is-the-mean", "sim/methods/robust.py",
+           '    if rule == "median":\n        return np.median(values, axis=0).astype(np.float32)\n',
+           '    if rule == "median":\n        return values.mean(axis=0, dtype=np.float32)\n',
+           (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
+           "the coordinate-wise median is the mean"),
+    Mutant("trim-rounds-up", "sim/methods/robust.py",
+           "    cut = math.floor(trim * m)\n", "    cut = math.ceil(trim * m)\n",
+           (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
+           "the trimmed mean cuts one value too many at each end"),
+    Mutant("krum-one-neighbour-too-many", "sim/methods/robust.py",
+           "    nearest = values.shape[0] - f - 2\n", "    nearest = values.shape[0] - f - 1\n",
+           (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
+           "Krum scores each gradient over N - f - 1 neighbours"),
 ]
 
 # An obviously broken copy (every d-vector of signs would take no bytes); if the tests pass

@@ -8,7 +8,7 @@ import pytest
 import experiments
 from experiments.cli import main as cli_main
 from sim.adversaries import Adversaries, choose
-from sim.methods.robust import combine
+from sim.methods.robust import combine, krum_scores
 
 # three workers with fixed gradients (each row: one worker, every step)
 G = np.array([[1.0, 1.0, -1.0, -1.0],
@@ -153,14 +153,19 @@ def _trimmed(values, trim):
     return np.array([np.mean(sorted(c)[k:len(c) - k]) for c in values.T])
 
 
-def _multi_krum(values, f, m):
+def _krum_scores(values, f):
     n = len(values)
     scores = []
     for i in range(n):
         distances = sorted(float(np.sum((values[i].astype(float) - values[j]) ** 2))
                            for j in range(n) if j != i)
         scores.append(sum(distances[:n - f - 2]))
-    best = sorted(range(n), key=lambda i: (scores[i], i))[:m]
+    return scores
+
+
+def _multi_krum(values, f, m):
+    scores = _krum_scores(values, f)
+    best = sorted(range(len(values)), key=lambda i: (scores[i], i))[:m]
     return np.mean([values[i] for i in best], axis=0)
 
 
@@ -169,6 +174,8 @@ def test_median_trimmed_mean_and_krum_against_their_definitions():
     for trim in (0.0, 0.1, 0.2, 0.49):
         assert combine(V, {"aggregate": "trimmed_mean", "trim": trim}) == pytest.approx(
             _trimmed(V, trim), rel=1e-6)
+    for f in (0, 1, 2):
+        assert krum_scores(V, f) == pytest.approx(_krum_scores(V, f), rel=1e-9)
     for f, m in itertools.product((0, 1), (1, 3, 4)):
         assert combine(V, {"aggregate": "krum", "krum_f": f, "krum_m": m}) == pytest.approx(
             _multi_krum(V, f, m), rel=1e-6)
