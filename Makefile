@@ -44,6 +44,8 @@ studies: $(STAMP)
 	$(BIN)/python docs/deadline_figure.py studies/deadline -o studies/deadline.png
 	$(STUDY) sweep faults -o studies/faults
 	$(BIN)/python docs/faults_figure.py studies/faults -o studies/faults.png
+	$(STUDY) sweep byzantine -o studies/byzantine
+	$(BIN)/python docs/byzantine_figure.py studies/byzantine -o studies/byzantine.png
 
 # The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
 validation: $(STAMP)
