@@ -8,18 +8,9 @@ Run: .venv/bin/python docs/byzantine_figure.py DIR [-o FIGURE]   (make figures r
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
 import numpy as np  # noqa: E402
 
 from plots.data import load_runs, spec_of, t_interval  # noqa: E402
@@ -54,11 +45,7 @@ def curves(directory):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("-o", "--output", type=Path,
-                        default=ROOT / "docs/figures/byzantine.png")
-    args = parser.parse_args()
+    args = arguments(__doc__, "byzantine.png")
     panels, specs = curves(args.directory)
     sizes = sorted({n for _, n in panels})
     order = sorted(specs, key=lambda name: (method_rank(method_key(specs[name])), name))
@@ -99,9 +86,7 @@ def main():
     fig.suptitle("Logistic regression with adversarial workers (mean over 3 seeds, 95% "
                  "t-interval bands; dotted line: half of the workers)", fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=120)
-    print(f"\nwrote {args.output}")
+    save(fig, args.output, dpi=120)
 
 
 if __name__ == "__main__":

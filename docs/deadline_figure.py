@@ -9,18 +9,9 @@ Run: .venv/bin/python docs/deadline_figure.py DIR [-o FIGURE]   (make figures ru
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
 import numpy as np  # noqa: E402
 
 from plots.curves import mean_curve  # noqa: E402
@@ -46,10 +37,7 @@ def groups(directory) -> dict[str, dict[str, list]]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs/figures/deadline.png")
-    args = parser.parse_args()
+    args = arguments(__doc__, "deadline.png")
     by_method = groups(args.directory)
     target = spec_of(next(iter(next(iter(by_method.values())).values()))[0])["run"]["target"]
 
@@ -87,9 +75,7 @@ def main():
                  "messages: closing each step early against waiting for every worker",
                  fontsize=11)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=130)
-    print(f"\nwrote {args.output}")
+    save(fig, args.output)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,9 @@ Run: .venv/bin/python docs/faults_figure.py DIR [-o FIGURE]   (make figures runs
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -50,10 +41,7 @@ def table(runs) -> dict[tuple[str, str], dict[tuple[float, float], list[float]]]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs/figures/faults.png")
-    args = parser.parse_args()
+    args = arguments(__doc__, "faults.png")
     runs = load_runs(args.directory)
     lines = table(runs)
     spec_for = {method_key(spec_of(r)): spec_of(r) for r in runs}
@@ -93,9 +81,7 @@ def main():
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("16 workers, 10 Gb/s, ResNet-50-sized messages, mean over seeds", fontsize=11)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=130)
-    print(f"\nwrote {args.output}")
+    save(fig, args.output)
 
 
 if __name__ == "__main__":

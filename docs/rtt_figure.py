@@ -8,17 +8,7 @@ Run: .venv/bin/python docs/rtt_figure.py DIR [-o FIGURE]   (make studies runs it
 """
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
 
 from plots.data import load_runs, spec_of, time_to_target  # noqa: E402
 
@@ -44,10 +34,7 @@ def speedups(directory) -> dict[tuple[float, str], list[tuple[float, float, floa
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs/figures/rtt.png")
-    args = parser.parse_args()
+    args = arguments(__doc__, "rtt.png")
     lines = speedups(args.directory)
 
     print("| bandwidth | RTT (ms) | transport | G-AdamW (s) | D-Lion MaVo (s) | speed-up |")
@@ -86,9 +73,7 @@ def main():
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
               title="link, transport", title_fontsize=8)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=130)
-    print(f"\nwrote {args.output}")
+    save(fig, args.output)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,31 @@ def atomic_writes(monkeypatch):
                 and getattr(module, "_write_atomic", None) is recorder.real):
             monkeypatch.setattr(module, "_write_atomic", recorder)
     return recorder
+
+
+# --- a spec refused on the command line --------------------------------------------------------
+
+SMALL_SPEC = ('[objective]\nname = "quadratic"\ndim = 8\n[cluster]\nworkers = 4\n'
+              '[run]\nsteps = 2\n')
+
+
+@pytest.fixture
+def refused(tmp_path, capsys):
+    """``refused(["section.key=value", ...])``: run a small 4-worker spec with those
+    ``--set`` overrides through the CLI, check that it exits with 2 before writing anything,
+    and return its error, checked to be the project's one line."""
+    from experiments.cli import main
+
+    def run(settings, spec_text=SMALL_SPEC):
+        spec = tmp_path / "spec.toml"
+        spec.write_text(spec_text)
+        argv = ["run", str(spec), "-o", str(tmp_path / "out")]
+        for setting in settings:
+            argv += ["--set", setting]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dlion-sim: error:") and "\n" not in err, err
+        assert not (tmp_path / "out").exists()
+        return err
+
+    return run

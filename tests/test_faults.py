@@ -258,15 +258,5 @@ def test_faults_and_stragglers_are_the_same_in_one_process_or_two(tmp_path):
     (["compute.distribution=\"pareto\""], "needs compute.pareto_shape"),
     (["compute.tail=0.5"], "needs compute.distribution = 'shifted_exponential'"),
 ])
-def test_bad_fault_settings_are_one_line_errors(tmp_path, capsys, setting, words):
-    from experiments.cli import main
-
-    spec = tmp_path / "spec.toml"
-    spec.write_text('[objective]\nname = "quadratic"\ndim = 8\n[cluster]\nworkers = 4\n'
-                    '[run]\nsteps = 2\n')
-    argv = ["run", str(spec), "-o", str(tmp_path / "out")]
-    for s in setting:
-        argv += ["--set", s]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("dlion-sim: error:") and "\n" not in err and words in err
+def test_bad_fault_settings_are_one_line_errors(refused, setting, words):
+    assert words in refused(setting)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import experiments
-from experiments.cli import main as cli_main
 
 # Three workers with fixed gradients: worker 2's signs disagree with the majority of workers 0
 # and 1 on every coordinate where those two agree, so leaving worker 2 out changes the reply.
@@ -159,17 +158,8 @@ def test_late_messages_are_discarded_but_their_senders_computed(tmp_path):
     (["server.k=2"], "needs server.policy = 'first_k'"),
     (["server.policy=\"dedline\""], "did you mean 'deadline'"),
 ])
-def test_bad_server_settings_are_one_line_errors(tmp_path, capsys, setting, words):
-    spec = tmp_path / "spec.toml"
-    spec.write_text('[objective]\nname = "quadratic"\ndim = 8\n[cluster]\nworkers = 4\n'
-                    '[run]\nsteps = 2\n')
-    argv = ["run", str(spec), "-o", str(tmp_path / "out")]
-    for s in setting:
-        argv += ["--set", s]
-    assert cli_main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("dlion-sim: error:") and "\n" not in err and words in err
-    assert not (tmp_path / "out").exists()
+def test_bad_server_settings_are_one_line_errors(refused, setting, words):
+    assert words in refused(setting)
 
 
 # --- every method aggregates exactly the messages that arrived --------------------------------
