@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import experiments
+from conftest import NOT_APPLICABLE
 from experiments.cli import main
 from experiments.sweep import run_sweep
 
@@ -149,7 +150,8 @@ def test_unwritable_outputs_are_refused_before_the_run(tmp_path, capsys, command
     assert taken.read_text() == "not a directory"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+@pytest.mark.skipif(os.geteuid() == 0,
+                    reason=NOT_APPLICABLE + "root writes into read-only directories")
 def test_a_read_only_directory_is_refused_before_the_run(tmp_path, capsys):
     spec = _write(tmp_path, SPEC)
     locked = tmp_path / "locked"
