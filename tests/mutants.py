@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ("sim", "models", "experiments", "plots", "tests", "pyproject.toml")
+COPIED = ("sim", "models", "experiments", "plots", "tests", "docs", "pyproject.toml")
 IGNORED = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
 
 
@@ -128,11 +128,12 @@ MUTANTS = [
            (f"{B}::test_powersgd_compresses_the_gradient_plus_what_it_missed",),
            "PowerSGD forgets what the low-rank step missed"),
     Mutant("dgc-gradient-accumulated", "sim/methods/dgc.py",
-           "    u += g\n    v += u\n", "    u += g\n    v += g\n",
+           "        u *= mu\n        u += g\n        v += u\n",
+           "        u *= mu\n        u += g\n        v += g\n",
            (f"{B}::test_dgc_accumulates_the_velocity_and_masks_what_it_sent",),
            "DGC accumulates the gradient instead of the velocity (no momentum correction)"),
     Mutant("dgc-no-momentum-masking", "sim/methods/dgc.py",
-           '        state["u"][mask] = 0', '        pass',
+           '        state["u"][mask & ~state["dense"]] = 0', '        pass',
            (f"{B}::test_dgc_accumulates_the_velocity_and_masks_what_it_sent",),
            "DGC keeps the momentum of entries it sent"),
     Mutant("dgc-memory-keeps-sent", "sim/methods/dgc.py",
@@ -141,19 +142,20 @@ MUTANTS = [
            (f"{B}::test_dgc_accumulates_the_velocity_and_masks_what_it_sent",),
            "DGC's accumulator is not cleared where it sent"),
     Mutant("onebit-no-worker-error-feedback", "sim/methods/onebit_adam.py",
-           '    c = compensate(state["worker_error"], local)\n', "    c = local\n",
+           '    state["worker_error"] = c - sent.astype(c.dtype)\n',
+           '    state["worker_error"] = np.zeros_like(c)\n',
            (f"{B}::test_onebit_adam_matches_a_reference_of_its_compressed_phase",),
            "1-bit Adam without the workers' error feedback"),
     Mutant("onebit-no-server-error-feedback", "sim/methods/onebit_adam.py",
-           '    s = compensate(state["server_error"], sent.mean(axis=0)).reshape(n, chunk)\n',
-           "    s = sent.mean(axis=0).reshape(n, chunk)\n",
+           '    state["server_error"] = z - server_sent.astype(z.dtype)\n',
+           '    state["server_error"] = np.zeros_like(z)\n',
            (f"{B}::test_onebit_adam_matches_a_reference_of_its_compressed_phase",),
            "1-bit Adam without the servers' error feedback"),
-    Mutant("onebit-one-server-scale", "sim/methods/onebit_adam.py",
-           '    s_scale = np.sqrt(np.einsum("ij,ij->i", s, s, dtype=np.float64) / chunk)[:, None]\n',
-           "    s_scale = np.full((n, 1), np.sqrt(np.mean(s.astype(np.float64) ** 2)))\n",
+    Mutant("onebit-l1-scale", "sim/methods/onebit_adam.py",
+           "    scales = np.sqrt(seg.sum(z.astype(np.float64) ** 2) / seg.sizes)\n",
+           "    scales = seg.sum(np.abs(z.astype(np.float64))) / seg.sizes\n",
            (f"{B}::test_onebit_adam_matches_a_reference_of_its_compressed_phase",),
-           "1-bit Adam scales the servers' chunks by one norm for the whole vector"),
+           "1-bit Adam scales its signs by the mean |value| instead of the RMS"),
     Mutant("sum-codec-level-count", "sim/wire/codecs.py",
            "        return LevelCodec(int(self.n_workers) + 1)\n",
            "        return LevelCodec(max(2, int(self.n_workers)))\n",
@@ -173,8 +175,8 @@ MUTANTS = [
            "count = np.bincount(sub.ravel(), minlength=left.size)",
            "count = np.bincount(sub[:, 0], minlength=left.size)",
            ("tests/test_network.py",), "max-min sharing sees only the first link of a route"),
-    Mutant("tcp-window-one-way", "sim/net/network.py",
-           "8 * self.tcp_window / (2 * latency)", "8 * self.tcp_window / latency",
+    Mutant("tcp-window-one-way", "sim/net/transport.py",
+           "self.window_bits / (2 * latency)", "self.window_bits / latency",
            ("tests/test_network.py::test_tcp_window_caps_a_flow",),
            "the TCP window bound uses the one-way latency instead of the round trip"),
     Mutant("chunk-off-by-one", "sim/net/collectives.py",
@@ -185,6 +187,7 @@ MUTANTS = [
            '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", '
            'suffix=".tmp")\n'
            "    try:\n"
+           "        os.fchmod(fd, 0o666 & ~_umask())\n"
            "        with os.fdopen(fd, mode) as fh:\n"
            "            fh.write(content)\n"
            "        os.replace(tmp, path)\n"
@@ -247,6 +250,24 @@ MUTANTS = [
            ("tests/test_faults.py::test_a_lost_message_costs_its_transfer_and_the_"
             "retransmission_timeout",),
            "a lost message is sent again without waiting for the timeout"),
+    # issue 12: the TCP transport
+    Mutant("idle-restarts-from-the-initial-window", "sim/net/transport.py",
+           "        halved = np.floor(cwnd / 2.0 ** np.minimum(halvings, 64))\n",
+           "        halved = np.where(halvings > 0, 0.0, cwnd)\n",
+           ("tests/test_transport.py::test_window_kept_between_messages_and_halved_once_per_"
+            "idle_rto",),
+           "an idle connection restarts from the initial window (the issue's model, not Linux)"),
+    Mutant("no-ethernet-framing", "sim/net/transport.py",
+           "ETHERNET_OVERHEAD = 38 ", "ETHERNET_OVERHEAD = 0 ",
+           ("tests/test_transport.py::test_framing_from_the_mtu",
+            "tests/test_validation.py"),
+           "TCP pays no Ethernet header, FCS, preamble or gap per frame"),
+    # issue 13: baselines as their references run them
+    Mutant("onebit-adam-unmasked", "sim/methods/onebit_adam.py",
+           '        m[:] = momentum[state["position"]] * state["mask"]  # the variance stays frozen\n',
+           '        m[:] = momentum[state["position"]]\n',
+           ("tests/test_baseline_references.py", "-k", "onebit"),
+           "1-bit Adam moves coordinates whose second moment was zero at the freeze"),
     # issue 11: adversaries and robust aggregation
     Mutant("flip-sends-the-honest-message", "sim/adversaries.py",
            "            out[self.mask] = -base\n", "            out[self.mask] = base\n",
