@@ -1,0 +1,121 @@
+"""Compiled kernels for the hot loops (numba, the optional ``fast`` extra).
+
+Each kernel here has a numpy twin that stays the reference (the D-Lion worker side in
+``sim.methods.lion``, the bit-sliced count in ``sim.wire.bitslice``); the compiled one does the
+same float operations in the same order (no fast-math: no fused multiply-add, no reordering),
+so both give bit-identical results, which tests/test_kernels.py checks.
+
+``compiled()`` returns the kernels, compiling them on first use (cached on disk by numba), or
+None when numba is not installed or the environment sets ``DLION_SIM_NUMBA=0``. numba is
+imported only then, so a run that never needs a kernel pays nothing for it.
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+_UNSET = object()
+_kernels = _UNSET
+
+
+def compiled():
+    """The compiled kernels (a namespace of numba functions), or None without numba or with
+    ``DLION_SIM_NUMBA=0``."""
+    global _kernels
+    if _kernels is _UNSET:
+        _kernels = None
+        if os.environ.get("DLION_SIM_NUMBA", "1") != "0":
+            try:
+                import numba
+            except ImportError:
+                pass
+            else:
+                _kernels = _build(numba)
+    return _kernels
+
+
+def _build(numba):
+    njit = numba.njit(cache=True, fastmath=False, nogil=True)
+
+    @njit
+    def dlion_worker(m, g, b1, f1, b2, f2, plus, zero):
+        """For every row i and column j: c = m*b1 + g*f1, then m <- m*b2 + g*f2 (in place);
+        bit j of row i of ``plus`` is c > 0 and of ``zero`` is c == 0 (np.packbits layout).
+        ``zero`` must come zeroed: only bytes holding a zero are written. The scalars have m's
+        dtype (f1 = 1 - b1 rounded to it, as numpy's weak Python-float scalars are). Returns the
+        number of bytes of ``zero`` that hold a zero."""
+        n, d = m.shape
+        full = d // 8
+        found = 0
+        for i in range(n):
+            mi, gi, pi, zi = m[i], g[i], plus[i], zero[i]
+            # whole bytes first: a constant trip count lets LLVM unroll the inner loop
+            for k in range(full):
+                byte = 0
+                zb = 0
+                for j in range(8 * k, 8 * k + 8):
+                    mv, gv = mi[j], gi[j]
+                    c = mv * b1 + gv * f1
+                    mi[j] = mv * b2 + gv * f2
+                    byte = (byte << 1) | (c > 0)
+                    zb = (zb << 1) | (c == 0)
+                pi[k] = byte
+                if zb:  # rare: a zero is resolved by the caller's rule
+                    zi[k] = zb
+                    found += 1
+            if d > 8 * full:  # the last, partial byte: its tail bits stay 0
+                byte = 0
+                zb = 0
+                for j in range(8 * full, d):
+                    mv, gv = mi[j], gi[j]
+                    c = mv * b1 + gv * f1
+                    mi[j] = mv * b2 + gv * f2
+                    byte = (byte << 1) | (c > 0)
+                    zb = (zb << 1) | (c == 0)
+                pad = 8 - (d - 8 * full)
+                pi[full] = byte << pad
+                if zb:
+                    zi[full] = zb << pad
+                    found += 1
+        return found
+
+    @njit
+    def count_planes(words, levels, planes, carry):
+        """Bit-sliced per-position counts of the set bits of ``words`` (n, W) uint64 into
+        ``planes`` (levels, W), zeroed, plane k holding bit k of every count. Rows are added two
+        at a time: a full adder into plane 0, then the carry rippled up; ``carry`` is a
+        scratch row whose length is the column block kept in L1 cache."""
+        n, width = words.shape
+        block = carry.size
+        for j0 in range(0, width, block):
+            w = min(block, width - j0)
+            p0 = planes[0, j0:j0 + w]
+            for i in range(0, n, 2):
+                a = words[i, j0:j0 + w]
+                if i + 1 < n:
+                    b = words[i + 1, j0:j0 + w]
+                    for t in range(w):
+                        x, y, p = a[t], b[t], p0[t]
+                        s = x ^ y
+                        p0[t] = s ^ p
+                        carry[t] = (x & y) | (s & p)
+                    total = i + 2
+                else:
+                    for t in range(w):
+                        x, p = a[t], p0[t]
+                        p0[t] = x ^ p
+                        carry[t] = x & p
+                    total = i + 1
+                depth = 0  # bit length of the count so far: the planes the carry can reach
+                while total:
+                    depth += 1
+                    total >>= 1
+                for k in range(1, min(depth, levels)):
+                    pk = planes[k, j0:j0 + w]
+                    for t in range(w):
+                        c, p = carry[t], pk[t]
+                        pk[t] = p ^ c
+                        carry[t] = p & c
+        return planes
+
+    return SimpleNamespace(dlion_worker=dlion_worker, count_planes=count_planes)
