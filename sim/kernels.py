@@ -12,6 +12,7 @@ imported only then, so a run that never needs a kernel pays nothing for it.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 _UNSET = object()
@@ -32,6 +33,18 @@ def compiled():
             else:
                 _kernels = _build(numba)
     return _kernels
+
+
+@contextmanager
+def numpy_only():
+    """Within the block ``compiled()`` returns None, so the numpy reference code runs (for
+    benchmarks that time both)."""
+    global _kernels
+    saved, _kernels = compiled(), None
+    try:
+        yield
+    finally:
+        _kernels = saved
 
 
 def _build(numba):
@@ -118,4 +131,22 @@ def _build(numba):
                         carry[t] = p & c
         return planes
 
-    return SimpleNamespace(dlion_worker=dlion_worker, count_planes=count_planes)
+    @njit
+    def fill(packed, marked, values):
+        """Set the bits of ``packed`` that ``marked`` flags (both 1-D uint8) and whose value is
+        True, taking ``values`` (one more than the flags: the last is never used) in order,
+        most significant bit of each byte first. Branch-free within a byte: ties and coin flips
+        are random, so branches on them would be mispredicted half the time."""
+        used = 0
+        for k in range(marked.size):
+            flags = marked[k]
+            if flags:
+                byte = 0
+                for s in range(7, -1, -1):
+                    flag = (flags >> s) & 1
+                    byte |= (values[used] & flag) << s
+                    used += flag
+                packed[k] |= byte
+        return used
+
+    return SimpleNamespace(dlion_worker=dlion_worker, count_planes=count_planes, fill=fill)

@@ -120,11 +120,13 @@ def test_bit_sliced_counts_are_the_summed_bits(kernels, monkeypatch, n):
             assert np.array_equal(equal, np.packbits(want == k))
 
 
-def test_bits_set_and_found_by_flat_index():
-    packed = np.zeros((2, 2), dtype=np.uint8)  # two rows of d = 11 bits
-    bitslice.set_bits(packed, np.array([0, 10, 11, 12, 12]), 11)
-    assert packed.tolist() == [[0b10000000, 0b00100000], [0b11000000, 0]]
-    assert bitslice.ones(packed, 11).tolist() == [0, 10, 11, 12]
+def test_marked_bits_are_filled_in_index_order(kernels, monkeypatch):
+    monkeypatch.setattr(bitslice, "_WORDS", 1)  # 64 bits at a time: one row of d = 11 per chunk
+    packed = np.array([[0b00000001, 0], [0, 0]], dtype=np.uint8)  # two rows of d = 11 bits
+    marked = np.array([[0b10000000, 0b00100000], [0b11000000, 0]], dtype=np.uint8)
+    assert bitslice.popcount(marked) == 4
+    bitslice.fill(packed, marked, 11, np.array([True, False, True, True]))
+    assert packed.tolist() == [[0b10000001, 0], [0b11000000, 0]]
 
 
 def _vote_sum(payloads, d, zero_sign):

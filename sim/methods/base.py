@@ -294,6 +294,18 @@ def sum_reply(payloads, d, hp):
     return planes.reshape(-1)
 
 
+def settle(packed, marked, d, rule, rng) -> None:
+    """Resolve, in place, the signs of ``packed`` (..., ceil(d/8)) that ``marked`` flags (zeros
+    of a worker's input, tied votes), sent as -1 so far, by ``rule``: plus sets them, minus
+    leaves them, random flips a fair coin for each, in index order."""
+    if rule == "plus":
+        packed |= marked
+    elif rule == "random":
+        count = bitslice.popcount(marked)
+        if count:
+            bitslice.fill(packed, marked, d, coin_flips(count, rng))
+
+
 def majority_reply(payloads, d, hp, rng):
     """sign(S) of the received sign messages, ties resolved by ``hp['tie']``, as its wire."""
     planes, n = vote_counts(payloads, d, hp)
@@ -303,13 +315,7 @@ def majority_reply(payloads, d, hp, rng):
             equal[:] = 0
     else:  # V = S + n
         greater, equal = bitslice.compare(planes, n, d)
-    rule = hp["tie"]
-    if rule == "zero":  # the ternary levels sign + 1: bit 0 on a tie, bit 1 on a win
+    if hp["tie"] == "zero":  # the ternary levels sign + 1: bit 0 on a tie, bit 1 on a win
         return np.concatenate([equal, greater])
-    if rule == "plus":
-        greater |= equal
-    elif rule == "random":
-        ties = bitslice.ones(equal, d)
-        if ties.size:
-            bitslice.set_bits(greater, ties[coin_flips(ties.size, rng)], d)
+    settle(greater, equal, d, hp["tie"], rng)
     return greater

@@ -28,18 +28,17 @@ from sim.methods.base import (
     decode_f32,
     decoupled_step,
     differences,
-    coin_flips,
     ema_,
     majority_reply,
     mean_encode,
     register,
     resolve_zeros,
+    settle,
     sign_codec,
     sum_reply,
 )
 from sim.kernels import compiled
 from sim.methods import robust
-from sim.wire import bitslice
 from sim.wire.codecs import SumCodec, TernarySumCodec
 
 RULES = {
@@ -139,11 +138,8 @@ def _dlion_signs(m, g, b1, b2, rule, rng):
     plus, zero = _dlion_worker(m, g, b1, b2)
     if rule == "zero":  # TernaryCodec's two bit-planes of the level sign + 1: c == 0, c > 0
         return np.concatenate([np.zeros_like(plus) if zero is None else zero, plus], axis=-1)
-    if zero is not None and rule != "minus":  # (minus: c > 0 already sends -1 for a zero)
-        index = bitslice.ones(zero, m.shape[1])
-        if rule == "random":  # one draw per zero, in index order
-            index = index[coin_flips(index.size, rng)]
-        bitslice.set_bits(plus, index, m.shape[1])
+    if zero is not None:
+        settle(plus, zero, m.shape[1], rule, rng)
     return plus
 
 

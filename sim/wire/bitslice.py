@@ -144,14 +144,28 @@ def counts(planes: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
-def ones(packed: np.ndarray, d: int) -> np.ndarray:
-    """Flat indices, in increasing order, of the set bits of packed rows (..., ceil(d/8)) of d
-    bits each (an index i * d + j is bit j of row i)."""
-    return np.flatnonzero(np.unpackbits(packed, axis=-1, count=d))
+def popcount(packed: np.ndarray) -> int:
+    """Number of set bits of a packed array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2
+        return int(np.bitwise_count(packed).sum(dtype=np.int64))
+    return int(np.count_nonzero(np.unpackbits(packed)))
 
 
-def set_bits(packed: np.ndarray, index: np.ndarray, d: int) -> None:
-    """Set, in place, the bits at flat ``index`` (see ``ones``) of packed rows of d bits."""
-    row, col = np.divmod(index, d)
-    where = (row, col >> 3) if packed.ndim == 2 else (col >> 3,)
-    np.bitwise_or.at(packed, where, (0x80 >> (col & 7)).astype(np.uint8))
+def fill(packed: np.ndarray, marked: np.ndarray, d: int, values: np.ndarray) -> None:
+    """Set, in place, the bits of ``packed`` (..., ceil(d/8)) that ``marked`` (same shape, tail
+    bits 0) flags and whose value is True, taking ``values`` (bool, one per marked bit) in index
+    order, row after row."""
+    kernels = compiled()
+    if kernels is not None and packed.flags.c_contiguous and marked.flags.c_contiguous:
+        kernels.fill(packed.reshape(-1), marked.reshape(-1), np.append(values, False))
+        return
+    rows_p, rows_m = packed.reshape(-1, packed.shape[-1]), marked.reshape(-1, packed.shape[-1])
+    step = max(1, _WORDS * 64 // d)  # rows at a time: the unpacked flags stay small
+    used = 0
+    for r in range(0, rows_m.shape[0], step):
+        flags = np.unpackbits(rows_m[r:r + step], axis=-1, count=d).view(bool)
+        index = np.flatnonzero(flags)
+        flags[...] = False
+        flags.reshape(-1)[index[values[used:used + index.size]]] = True
+        used += index.size
+        rows_p[r:r + step] |= np.packbits(flags, axis=-1)
