@@ -265,16 +265,16 @@ class Network:
             crossing = rs != rd
             latency += self.rack_latency * (((rs >= 0) & crossing).astype(np.int64)
                                             + ((rd >= 0) & crossing))
-        start = delay + latency + self.overhead
+        start = (delay + latency + self.overhead).tolist()
         # one start event per instant, in the order of its first message: the order in which
-        # per-message events would have fired
-        _, first, group = np.unique(self.env.now + start, return_index=True, return_inverse=True)
-        members = np.split(np.argsort(group, kind="stable"), np.cumsum(np.bincount(group))[:-1])
-        messages = list(zip(src.tolist(), dst.tolist(), bits.tolist(), latency.tolist(),
-                            [(deliver, i) for i in range(src.size)]))
-        for g in np.argsort(first).tolist():
-            batch = [messages[i] for i in members[g].tolist()]
-            event = self.env.timeout(float(start[first[g]]))
+        # per-message events would have fired (the instant as SimPy computes it, now + delay)
+        groups: dict[float, tuple[float, list]] = {}
+        now = self.env.now
+        for i, (a, b, size, lat, wait) in enumerate(zip(src.tolist(), dst.tolist(),
+                                                        bits.tolist(), latency.tolist(), start)):
+            groups.setdefault(now + wait, (wait, []))[1].append((a, b, size, lat, (deliver, i)))
+        for wait, batch in groups.values():
+            event = self.env.timeout(wait)
             event.callbacks.append(lambda _, batch=batch: self._join_many(batch))
 
     @property
@@ -306,13 +306,16 @@ class Network:
 
     def _route_rows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """(F, width) link ids for vectors of sources and destinations."""
-        rows = [self._up0 + src, self._down0 + dst]
-        if self.n_racks:
-            rs, rd = self._rack[src], self._rack[dst]
-            crossing = rs != rd
-            rows.insert(1, np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad))
-            rows.insert(2, np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad))
-        return np.stack(rows, axis=1)
+        if not self.n_racks:
+            rows = np.empty((src.size, 2), dtype=np.int64)
+            rows[:, 0], rows[:, 1] = self._up0 + src, self._down0 + dst
+            return rows
+        rs, rd = self._rack[src], self._rack[dst]
+        crossing = rs != rd
+        return np.stack([self._up0 + src,
+                         np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad),
+                         np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad),
+                         self._down0 + dst], axis=1)
 
     def _join(self, src, dst, bits, latency, done, guard):
         if guard is not None and not guard():
@@ -345,6 +348,11 @@ class Network:
         self._update()
 
     def _update(self):
+        # a flow held back by FIFO sharing has rate 0: its finish time is inf, not a warning
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._update_flows()
+
+    def _update_flows(self):
         now = self.env.now
         if self._left.size:
             self._left -= self._rate * (now - self._last)
@@ -362,16 +370,14 @@ class Network:
             self.recomputations += 1
             self._transport.settle(self._rate, self._left, now)
         if self._left.size:
-            with np.errstate(divide="ignore"):
-                finish = self._left / self._rate
+            finish = self._left / self._rate
             wait = min(float(finish.min()), self._transport.next_change() - now)
             self._schedule(now + wait, wait)
 
     def _complete(self, now):
         if not self._left.size:
             return False
-        with np.errstate(divide="ignore", invalid="ignore"):
-            finished = (self._left <= _RTOL * self._size) | (now + self._left / self._rate <= now)
+        finished = (self._left <= _RTOL * self._size) | (now + self._left / self._rate <= now)
         if not finished.any():
             return False
         self.delivered_bits += int(self._size[finished].sum())
