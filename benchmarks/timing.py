@@ -35,14 +35,17 @@ def loadavg() -> str:
         return "unknown"
 
 
-def record(name: str, value: float, target: str, reference: str, **details) -> None:
+def record(name: str, value: float, target: str | None, reference: str, **details) -> None:
     """Keep one figure for the JSON file: ``value`` (a ratio, or the unit its name says), the
-    ``target`` it is judged by (e.g. ">= 0.6"), what it is measured against, and raw numbers."""
+    ``target`` it is judged by (e.g. ">= 0.6"; None for a figure given for context), what it is
+    measured against, and raw numbers."""
     _FIGURES[name] = {"value": value, "target": target, "met": _met(value, target),
                       "reference": reference, **details}
 
 
-def _met(value: float, target: str) -> bool:
+def _met(value: float, target: str | None) -> bool | None:
+    if target is None:
+        return None
     op, bound = target.split()
     return value >= float(bound) if op == ">=" else value <= float(bound)
 

@@ -12,20 +12,28 @@ imported only then, so a run that never needs a kernel pays nothing for it.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import numpy as np
+
 _UNSET = object()
+_FLAG_BLOCK = 4096  # coordinates per block of the D-Lion kernel: its flag bytes stay in L1
+# Eight 0/1 flag bytes read as one little-endian uint64 and multiplied by this constant hold,
+# in their top byte, the flags packed first-byte-most-significant (np.packbits' bit order).
+_MSB_FIRST = np.uint64(0x8040201008040201)
+_TOP_BYTE = np.uint64(56)
 _kernels = _UNSET
 
 
 def compiled():
     """The compiled kernels (a namespace of numba functions), or None without numba or with
-    ``DLION_SIM_NUMBA=0``."""
+    ``DLION_SIM_NUMBA=0`` (or on a big-endian machine, which the bit packing does not handle)."""
     global _kernels
     if _kernels is _UNSET:
         _kernels = None
-        if os.environ.get("DLION_SIM_NUMBA", "1") != "0":
+        if os.environ.get("DLION_SIM_NUMBA", "1") != "0" and sys.byteorder == "little":
             try:
                 import numba
             except ImportError:
@@ -54,42 +62,41 @@ def _build(numba):
     def dlion_worker(m, g, b1, f1, b2, f2, plus, zero):
         """For every row i and column j: c = m*b1 + g*f1, then m <- m*b2 + g*f2 (in place);
         bit j of row i of ``plus`` is c > 0 and of ``zero`` is c == 0 (np.packbits layout).
-        ``zero`` must come zeroed: only bytes holding a zero are written. The scalars have m's
+        ``zero`` must come zeroed: only blocks holding a zero are written. The scalars have m's
         dtype (f1 = 1 - b1 rounded to it, as numpy's weak Python-float scalars are). Returns the
-        number of bytes of ``zero`` that hold a zero."""
+        number of column blocks that hold a zero."""
         n, d = m.shape
-        full = d // 8
+        # One flag byte per coordinate in a block kept in L1, so the arithmetic loop has no
+        # bit twiddling and vectorises; each 8 flag bytes are then packed with one multiply.
+        pos = np.zeros(_FLAG_BLOCK, dtype=np.uint8)
+        nil = np.zeros(_FLAG_BLOCK, dtype=np.uint8)
+        pos_words, nil_words = pos.view(np.uint64), nil.view(np.uint64)
         found = 0
         for i in range(n):
             mi, gi, pi, zi = m[i], g[i], plus[i], zero[i]
-            # whole bytes first: a constant trip count lets LLVM unroll the inner loop
-            for k in range(full):
-                byte = 0
-                zb = 0
-                for j in range(8 * k, 8 * k + 8):
-                    mv, gv = mi[j], gi[j]
+            for j0 in range(0, d, _FLAG_BLOCK):
+                w = min(_FLAG_BLOCK, d - j0)
+                mj, gj = mi[j0:j0 + w], gi[j0:j0 + w]
+                for t in range(w):
+                    mv, gv = mj[t], gj[t]
                     c = mv * b1 + gv * f1
-                    mi[j] = mv * b2 + gv * f2
-                    byte = (byte << 1) | (c > 0)
-                    zb = (zb << 1) | (c == 0)
-                pi[k] = byte
-                if zb:  # rare: a zero is resolved by the caller's rule
-                    zi[k] = zb
+                    mj[t] = mv * b2 + gv * f2
+                    pos[t] = c > 0
+                    nil[t] = c == 0
+                nbytes = (w + 7) // 8
+                for t in range(w, 8 * nbytes):  # a last partial byte: its tail bits are 0
+                    pos[t] = 0
+                    nil[t] = 0
+                out = pi[j0 // 8:j0 // 8 + nbytes]
+                any_zero = np.uint64(0)
+                for k in range(nbytes):
+                    any_zero |= nil_words[k]
+                    out[k] = (pos_words[k] * _MSB_FIRST) >> _TOP_BYTE
+                if any_zero:  # rare: a zero is resolved by the caller's rule
                     found += 1
-            if d > 8 * full:  # the last, partial byte: its tail bits stay 0
-                byte = 0
-                zb = 0
-                for j in range(8 * full, d):
-                    mv, gv = mi[j], gi[j]
-                    c = mv * b1 + gv * f1
-                    mi[j] = mv * b2 + gv * f2
-                    byte = (byte << 1) | (c > 0)
-                    zb = (zb << 1) | (c == 0)
-                pad = 8 - (d - 8 * full)
-                pi[full] = byte << pad
-                if zb:
-                    zi[full] = zb << pad
-                    found += 1
+                    out = zi[j0 // 8:j0 // 8 + nbytes]
+                    for k in range(nbytes):
+                        out[k] = (nil_words[k] * _MSB_FIRST) >> _TOP_BYTE
         return found
 
     @njit

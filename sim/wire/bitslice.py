@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.kernels import compiled
 
-_WORDS = 1 << 14  # uint64 words per column block: a row of it (128 kB) and its planes stay in L2
+_WORDS = 1 << 12  # uint64 words per column block: its rows, planes and scratch stay in L2
 _KERNEL_BLOCK = 256  # words per block of the compiled kernel: its carry row stays in L1
 
 
