@@ -73,18 +73,17 @@ MUTANTS = [
            (LION_ORDER, f"{M}::test_dlion_workers_keep_their_own_momentum", K),
            "D-Lion's numpy worker kernel updates the momentum before taking the sign"),
     Mutant("compiled-worker-decays-with-b1", "sim/kernels.py",
-           "                for j in range(8 * k, 8 * k + 8):\n"
-           "                    mv, gv = mi[j], gi[j]\n"
-           "                    c = mv * b1 + gv * f1\n"
-           "                    mi[j] = mv * b2 + gv * f2\n",
-           "                for j in range(8 * k, 8 * k + 8):\n"
-           "                    mv, gv = mi[j], gi[j]\n"
-           "                    c = mv * b1 + gv * f1\n"
-           "                    mi[j] = mv * b1 + gv * f1\n",
+           "                    mj[t] = mv * b2 + gv * f2\n",
+           "                    mj[t] = mv * b1 + gv * f1\n",
            (K,), "the compiled worker kernel decays the momentum with b1"),
-    Mutant("compiled-worker-tail-unshifted", "sim/kernels.py",
-           "                pi[full] = byte << pad\n", "                pi[full] = byte\n",
-           (K,), "the compiled worker kernel packs a partial last byte at its low bits"),
+    Mutant("compiled-worker-tail-flags-kept", "sim/kernels.py",
+           "                    pos[t] = 0\n                    nil[t] = 0\n",
+           "                    pass\n",
+           (K,), "the compiled worker kernel packs stale flags into a partial last byte"),
+    Mutant("compiled-worker-bit-order", "sim/kernels.py",
+           "_MSB_FIRST = np.uint64(0x8040201008040201)",
+           "_MSB_FIRST = np.uint64(0x0102040810204080)",
+           (K,), "the compiled worker kernel packs each byte least significant bit first"),
     Mutant("harley-seal-carry", "sim/wire/bitslice.py",
            "np.bitwise_and(t, plane, out=u)", "np.bitwise_and(x, plane, out=u)",
            (K,), "the numpy bit-sliced counter's full adder loses a carry"),
