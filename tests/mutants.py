@@ -46,6 +46,7 @@ M = "tests/test_methods.py"
 S = "tests/test_server.py"
 A = "tests/test_adversaries.py"
 B = "tests/test_baselines.py"
+K = "tests/test_kernels.py"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
 
 MUTANTS = [
@@ -56,21 +57,45 @@ MUTANTS = [
            '    c = lion_direction(m, grads, hp["betas"][0])\n',
            (LION_ORDER,), "Lion updates its momentum before taking the sign"),
     Mutant("dlion-momentum-first", "sim/methods/lion.py",
-           "        np.multiply(mj, b1, out=cj)\n"
-           "        np.multiply(gj, 1 - b1, out=tj)\n"
-           "        np.add(cj, tj, out=cj)\n"
-           "        np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the "
+           "            np.multiply(mj, b1, out=cj)\n"
+           "            np.multiply(gj, 1 - b1, out=tj)\n"
+           "            np.add(cj, tj, out=cj)\n"
+           "            np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the "
            "reference order\n"
-           "        np.multiply(gj, 1 - b2, out=tj)\n"
-           "        np.add(mj, tj, out=mj)\n",
-           "        np.multiply(mj, b2, out=mj)\n"
-           "        np.multiply(gj, 1 - b2, out=tj)\n"
-           "        np.add(mj, tj, out=mj)\n"
-           "        np.multiply(mj, b1, out=cj)\n"
-           "        np.multiply(gj, 1 - b1, out=tj)\n"
-           "        np.add(cj, tj, out=cj)\n",
-           (LION_ORDER, f"{M}::test_dlion_workers_keep_their_own_momentum"),
-           "D-Lion's worker kernel updates the momentum before taking the sign"),
+           "            np.multiply(gj, 1 - b2, out=tj)\n"
+           "            np.add(mj, tj, out=mj)\n",
+           "            np.multiply(mj, b2, out=mj)\n"
+           "            np.multiply(gj, 1 - b2, out=tj)\n"
+           "            np.add(mj, tj, out=mj)\n"
+           "            np.multiply(mj, b1, out=cj)\n"
+           "            np.multiply(gj, 1 - b1, out=tj)\n"
+           "            np.add(cj, tj, out=cj)\n",
+           (LION_ORDER, f"{M}::test_dlion_workers_keep_their_own_momentum", K),
+           "D-Lion's numpy worker kernel updates the momentum before taking the sign"),
+    Mutant("compiled-worker-decays-with-b1", "sim/kernels.py",
+           "                    mj[t] = mv * b2 + gv * f2\n",
+           "                    mj[t] = mv * b1 + gv * f1\n",
+           (K,), "the compiled worker kernel decays the momentum with b1"),
+    Mutant("compiled-worker-tail-flags-kept", "sim/kernels.py",
+           "                    pos[t] = 0\n                    nil[t] = 0\n",
+           "                    pass\n",
+           (K,), "the compiled worker kernel packs stale flags into a partial last byte"),
+    Mutant("compiled-worker-bit-order", "sim/kernels.py",
+           "_MSB_FIRST = np.uint64(0x8040201008040201)",
+           "_MSB_FIRST = np.uint64(0x0102040810204080)",
+           (K,), "the compiled worker kernel packs each byte least significant bit first"),
+    Mutant("harley-seal-carry", "sim/wire/bitslice.py",
+           "np.bitwise_and(t, plane, out=u)", "np.bitwise_and(x, plane, out=u)",
+           (K,), "the numpy bit-sliced counter's full adder loses a carry"),
+    Mutant("compiled-count-carry", "sim/kernels.py",
+           "carry[t] = (x & y) | (s & p)", "carry[t] = x & y",
+           (K,), "the compiled bit-sliced counter's full adder loses a carry"),
+    Mutant("compare-ignores-higher-bits", "sim/wire/bitslice.py",
+           "            greater |= equal & plane\n", "            greater |= plane\n",
+           (K,), "a count is called greater at any 1 where k has a 0, whatever the bits above"),
+    Mutant("odd-vote-ties", "sim/methods/base.py",
+           "        if n % 2:\n            equal[:] = 0\n", "",
+           (K,), "an odd number of votes is tied when the ones are one short of half"),
     Mutant("glion-momentum-first", "sim/methods/lion.py",
            '    c = lion_direction(state["m"], g, hp["betas"][0])\n'
            '    ema_(state["m"], g, hp["betas"][1])\n',
@@ -98,8 +123,8 @@ MUTANTS = [
            'm_hat / (np.sqrt(v_hat) + hp["eps"])', 'm_hat / np.sqrt(v_hat + hp["eps"])',
            (f"{M}::test_adamw_two_steps_by_hand",), "AdamW's eps inside the square root"),
     Mutant("tie-biased", "sim/methods/base.py",
-           "signs[zeros] = np.where(rng.random(count) < 0.5, 1, -1)",
-           "signs[zeros] = np.where(rng.random(count) < 0.55, 1, -1)",
+           "    return rng.random(count) < 0.5\n",
+           "    return rng.random(count) < 0.55\n",
            (f"{M}::test_mavo_tie_rules_on_an_even_split",),
            "a random tie goes to +1 with probability 0.55"),
     Mutant("avg-not-divided-by-n", "sim/methods/lion.py",

@@ -56,7 +56,8 @@ from typing import Callable
 import numpy as np
 
 from sim.schedules import SCHEDULES
-from sim.wire.codecs import DenseCodec, SignCodec, TernaryCodec
+from sim.wire import bitslice
+from sim.wire.codecs import DenseCodec, SignCodec, TernaryCodec, rows
 
 SIGN_RULES = ("random", "plus", "minus", "zero")
 
@@ -245,6 +246,12 @@ def decoupled_step(x, direction, lr, wd):
 
 # --- signs: zero and tie rules, the vote ------------------------------------------------------
 
+def coin_flips(count, rng) -> np.ndarray:
+    """``count`` fair coin flips, True for +1: one draw per zero sign or tied vote, in index
+    order, from the run's seeded generator (unbiased and reproducible)."""
+    return rng.random(count) < 0.5
+
+
 def resolve_zeros(signs, rule, rng):
     """Replace the zeros of an int8 sign array in place by the ``rule`` (random/plus/minus)."""
     zeros = signs == 0
@@ -252,8 +259,7 @@ def resolve_zeros(signs, rule, rng):
     if count == 0 or rule == "zero":
         return signs
     if rule == "random":
-        # draws only where needed, from the run's seeded generator: unbiased and reproducible
-        signs[zeros] = np.where(rng.random(count) < 0.5, 1, -1)
+        signs[zeros] = np.where(coin_flips(count, rng), 1, -1)
     else:
         signs[zeros] = 1 if rule == "plus" else -1
     return signs
@@ -264,15 +270,52 @@ def sign_codec(rule):
     return TernaryCodec() if rule == "zero" else SignCodec()
 
 
-def vote_sum(payloads, d, hp):
-    """Integer vote sum S = sum_i delta_i (d,) from the received sign messages."""
-    if hp["zero_sign"] == "zero":
-        return TernaryCodec().decode(payloads, d).sum(axis=0, dtype=np.int32)
-    return SignCodec().sum(payloads, d)
+def vote_counts(payloads, d, hp) -> tuple[np.ndarray, int]:
+    """The received sign messages -> (bit-sliced counts (``sim.wire.bitslice``), n messages).
+    On the 1-bit wire the count is of the +1 signs, (S + n) / 2 for the vote sum S; on the
+    ternary wire a +1 counts twice and a 0 once, S + n."""
+    if hp["zero_sign"] != "zero":
+        p = rows(payloads, SignCodec(), d)
+        return bitslice.count_planes(p, d), p.shape[0]
+    p = rows(payloads, TernaryCodec(), d)
+    nb = p.shape[1] // 2
+    zero, plus = p[:, :nb], p[:, nb:]  # the planes of the level sign + 1: bit 0 and bit 1
+    if np.bitwise_and(zero, plus).any():
+        raise ValueError(f"{TernaryCodec()!r}.decode: payload holds level 3; allowed: levels in "
+                         "[0, 3)")
+    n = p.shape[0]
+    return bitslice.count_planes(np.concatenate([plus, plus, zero]), d, (2 * n).bit_length()), n
+
+
+def sum_reply(payloads, d, hp):
+    """The sum S of the received signs on its wire (``SumCodec`` or ``TernarySumCodec``: the
+    level (S + n) / 2 or S + n as bit-planes), which is the bit-sliced count itself."""
+    planes, _ = vote_counts(payloads, d, hp)
+    return planes.reshape(-1)
+
+
+def settle(packed, marked, d, rule, rng) -> None:
+    """Resolve, in place, the signs of ``packed`` (..., ceil(d/8)) that ``marked`` flags (zeros
+    of a worker's input, tied votes), sent as -1 so far, by ``rule``: plus sets them, minus
+    leaves them, random flips a fair coin for each, in index order."""
+    if rule == "plus":
+        packed |= marked
+    elif rule == "random":
+        count = bitslice.popcount(marked)
+        if count:
+            bitslice.fill(packed, marked, d, coin_flips(count, rng))
 
 
 def majority_reply(payloads, d, hp, rng):
     """sign(S) of the received sign messages, ties resolved by ``hp['tie']``, as its wire."""
-    vote = np.sign(vote_sum(payloads, d, hp)).astype(np.int8)
-    resolve_zeros(vote, hp["tie"], rng)
-    return sign_codec(hp["tie"]).encode(vote)
+    planes, n = vote_counts(payloads, d, hp)
+    if hp["zero_sign"] != "zero":  # S = 2 * ones - n: S > 0 above n // 2 ones, a tie at n / 2
+        greater, equal = bitslice.compare(planes, n // 2, d)
+        if n % 2:
+            equal[:] = 0
+    else:  # V = S + n
+        greater, equal = bitslice.compare(planes, n, d)
+    if hp["tie"] == "zero":  # the ternary levels sign + 1: bit 0 on a tie, bit 1 on a win
+        return np.concatenate([equal, greater])
+    settle(greater, equal, d, hp["tie"], rng)
+    return greater

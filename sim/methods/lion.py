@@ -33,11 +33,13 @@ from sim.methods.base import (
     mean_encode,
     register,
     resolve_zeros,
+    settle,
     sign_codec,
-    vote_sum,
+    sum_reply,
 )
+from sim.kernels import compiled
 from sim.methods import robust
-from sim.wire.codecs import SignCodec, SumCodec, TernaryCodec, TernarySumCodec
+from sim.wire.codecs import SumCodec, TernarySumCodec
 
 RULES = {
     "aggregate": {"type": "choice", "choices": ("mavo", "avg"),
@@ -75,51 +77,75 @@ def _lion_apply(x, reply, state, hp, lr):
 
 # --- Distributed Lion --------------------------------------------------------------------------
 
-_BLOCK = 1 << 16  # elements per block of the worker kernel: its temporaries stay in L2 cache
+_BLOCK = 1 << 16  # elements per tile of the numpy worker kernel: its temporaries stay in L2
 
 
-def _dlion_signs_1bit(m, g, b1, b2, rule, rng):
-    """Worker side of D-Lion on a 1-bit wire, for all workers: the packed signs (N, ceil(d/8)).
+def _dlion_worker_numpy(m, g, b1, b2):
+    """The reference worker kernel: for all workers, c = b1*m + (1-b1)*g, then
+    m <- b2*m + (1-b2)*g in place; returns the packed masks of c > 0 and of c == 0 (N, ceil(d/8))
+    (the second None when no c is zero).
 
-    Computes c = b1*m + (1-b1)*g, then m <- b2*m + (1-b2)*g, over contiguous blocks of the
-    flattened arrays so that the temporaries stay in cache and m and g stream from memory once
-    (several times faster than whole-array ufuncs). Same operations, same order, same rounding
-    as the whole-array form.
+    It runs over tiles of whole rows, or of one row's columns, so that its temporaries stay in
+    cache while m and g stream from memory once (several times faster than whole-array
+    ufuncs), and packs each tile's signs at once: same operations, same order, same rounding
+    as the whole-array form, and no (N, d) temporary.
     """
     n, d = m.shape
-    if not m.flags.c_contiguous:  # the momentum is updated in place through a flat view
+    plus = np.empty((n, (d + 7) // 8), dtype=np.uint8)
+    zero = None
+    rows = max(1, _BLOCK // d)
+    cols = d if rows > 1 else _BLOCK  # a multiple of 8: tiles of a row pack to whole bytes
+    c, tmp = np.empty(rows * min(d, cols), m.dtype), np.empty(rows * min(d, cols), m.dtype)
+    flags = np.empty(c.size, dtype=bool)
+    for r in range(0, n, rows):
+        for j in range(0, d, cols):
+            mj, gj = m[r:r + rows, j:j + cols], g[r:r + rows, j:j + cols]
+            cj, tj, fj = (buf[:mj.size].reshape(mj.shape) for buf in (c, tmp, flags))
+            np.multiply(mj, b1, out=cj)
+            np.multiply(gj, 1 - b1, out=tj)
+            np.add(cj, tj, out=cj)
+            np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the reference order
+            np.multiply(gj, 1 - b2, out=tj)
+            np.add(mj, tj, out=mj)
+            span = slice(j // 8, (j + mj.shape[1] + 7) // 8)
+            plus[r:r + rows, span] = np.packbits(np.greater(cj, 0, out=fj), axis=-1)
+            if np.equal(cj, 0, out=fj).any():
+                if zero is None:
+                    zero = np.zeros_like(plus)
+                zero[r:r + rows, span] = np.packbits(fj, axis=-1)
+    return plus, zero
+
+
+def _dlion_worker(m, g, b1, b2):
+    """The worker kernel (see ``_dlion_worker_numpy``): the compiled one when numba is
+    installed and the arrays suit it, else the numpy reference."""
+    if not m.flags.c_contiguous:  # the momentum is updated in place
         raise ValueError("dlion: the momentum state must be a C-contiguous (N, d) array")
-    flat_m, flat_g = m.reshape(-1), g.reshape(-1)
-    plus = np.empty(n * d, dtype=bool)
-    c, tmp, zero = (np.empty(_BLOCK, m.dtype), np.empty(_BLOCK, m.dtype),
-                    np.empty(_BLOCK, bool))
-    for j in range(0, n * d, _BLOCK):
-        w = min(_BLOCK, n * d - j)
-        mj, gj, cj, tj = flat_m[j:j + w], flat_g[j:j + w], c[:w], tmp[:w]
-        np.multiply(mj, b1, out=cj)
-        np.multiply(gj, 1 - b1, out=tj)
-        np.add(cj, tj, out=cj)
-        np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the reference order
-        np.multiply(gj, 1 - b2, out=tj)
-        np.add(mj, tj, out=mj)
-        pj = np.greater(cj, 0, out=plus[j:j + w])
-        zj = np.equal(cj, 0, out=zero[:w])
-        if rule != "minus" and zj.any():  # (minus: c > 0 already sends -1 for a zero)
-            if rule == "random":
-                pj[zj] = rng.random(np.count_nonzero(zj)) < 0.5
-            elif rule == "plus":
-                pj |= zj
-    return SignCodec.pack(plus.reshape(n, d))
+    kernels = compiled()
+    if (kernels is None or g.dtype != m.dtype or not g.flags.c_contiguous
+            or m.dtype not in (np.float32, np.float64)):
+        return _dlion_worker_numpy(m, g, b1, b2)
+    t = m.dtype.type
+    plus = np.empty((m.shape[0], (m.shape[1] + 7) // 8), dtype=np.uint8)
+    zero = np.zeros_like(plus)  # calloc: pages that stay untouched cost nothing
+    found = kernels.dlion_worker(m, g, t(b1), t(1 - b1), t(b2), t(1 - b2), plus, zero)
+    return plus, (zero if found else None)
+
+
+def _dlion_signs(m, g, b1, b2, rule, rng):
+    """Worker side of D-Lion for all workers: the messages (N, nbytes), 1-bit signs with zeros
+    resolved by ``rule`` (random/plus/minus), or the ternary wire for ``rule = "zero"``."""
+    plus, zero = _dlion_worker(m, g, b1, b2)
+    if rule == "zero":  # TernaryCodec's two bit-planes of the level sign + 1: c == 0, c > 0
+        return np.concatenate([np.zeros_like(plus) if zero is None else zero, plus], axis=-1)
+    if zero is not None:
+        settle(plus, zero, m.shape[1], rule, rng)
+    return plus
 
 
 def _dlion_encode(state, grads, hp, rng):
-    m = state["m"]
     b1, b2 = hp["betas"]
-    if hp["zero_sign"] != "zero":
-        return _dlion_signs_1bit(m, grads, b1, b2, hp["zero_sign"], rng), state
-    c = lion_direction(m, grads, b1)
-    ema_(m, grads, b2)
-    return TernaryCodec().encode(np.sign(c).astype(np.int8)), state
+    return _dlion_signs(state["m"], grads, b1, b2, hp["zero_sign"], rng), state
 
 
 def _avg_codec(n, hp):
@@ -129,7 +155,7 @@ def _avg_codec(n, hp):
 
 def _dlion_aggregate(payloads, d, hp, rng):
     if hp["aggregate"] == "avg":
-        return _avg_codec(len(payloads), hp).encode(vote_sum(payloads, d, hp))
+        return sum_reply(payloads, d, hp)
     return majority_reply(payloads, d, hp, rng)
 
 

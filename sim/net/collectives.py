@@ -129,21 +129,102 @@ def pull(net: Network, bits, delay: float = 0.0, to=None) -> list:
             else env.event() for w in net.workers]
 
 
+class Arrivals:
+    """When each worker's part of a ``push_batch`` or ``pull_batch`` arrived, kept in one array
+    rather than an event per worker.
+
+    ``times``: float64 (n,) seconds, NaN until all of that worker's pieces have arrived.
+    ``done``: an event that fires, with ``times`` as its value, once every worker's have.
+    ``listen(fn)``: ``fn(workers, t)`` is called at time t with the workers (a list, in the
+    order their last pieces arrived) that have just got everything.
+    """
+
+    def __init__(self, env, n: int, pieces: int):
+        self.times = np.full(n, np.nan)
+        self.done = env.event()
+        self._pieces = pieces
+        self._missing = np.full(n, pieces) if pieces > 1 else None
+        self._waiting = n
+        self._listeners: list = []
+
+    def listen(self, fn) -> None:
+        self._listeners.append(fn)
+
+    def _arrived(self, workers: list, t: float) -> None:
+        if self._missing is not None:  # a worker is complete with its last piece
+            complete = []
+            for w in workers:
+                self._missing[w] -= 1
+                if self._missing[w] == 0:
+                    complete.append(w)
+            if not complete:
+                return
+            workers = complete
+        self.times[workers] = t
+        self._waiting -= len(workers)
+        for fn in self._listeners:
+            fn(workers, t)
+        if self._waiting == 0:
+            self.done.succeed(self.times)
+
+
+def _send_batch(net: Network, workers: np.ndarray, pieces: np.ndarray, delays, arrivals,
+                upward: bool) -> None:
+    """Worker ``workers[i]`` sends (upward) or receives its pieces to or from every server,
+    ``delays[i]`` seconds from now, in one ``transfer_many`` that reports to ``arrivals``."""
+    k = len(net.servers)
+    ranks = np.repeat(workers, k)
+    servers = np.tile(np.asarray(net.servers), workers.size)
+    src, dst = (ranks, servers) if upward else (servers, ranks)
+    owner = ranks.tolist()
+    net.transfer_many(src, dst, pieces[workers].reshape(-1), np.repeat(delays, k),
+                      lambda indices, t: arrivals._arrived([owner[i] for i in indices], t))
+
+
+def push_batch(net: Network, bits, delays, after: Arrivals | None = None) -> Arrivals:
+    """``push`` without an event per worker: worker i sends bits[i] to the server(s) delays[i]
+    seconds after its part of ``after`` arrived (or after now when ``after`` is None)."""
+    sizes = _bits(bits, net.n_workers)
+    pieces = _split(sizes, len(net.servers))
+    delays = np.asarray(delays, dtype=np.float64)
+    arrivals = Arrivals(net.env, net.n_workers, len(net.servers))
+    workers = np.arange(net.n_workers)
+    if after is None:
+        _send_batch(net, workers, pieces, delays, arrivals, upward=True)
+        return arrivals
+    known = ~np.isnan(after.times)
+    if known.any():
+        late = np.maximum(0.0, after.times[known] + delays[known] - net.env.now)
+        _send_batch(net, workers[known], pieces, late, arrivals, upward=True)
+    after.listen(lambda ws, t: _send_batch(net, np.array(ws), pieces, delays[ws], arrivals,
+                                           upward=True))
+    return arrivals
+
+
+def pull_batch(net: Network, bits, delay: float = 0.0) -> Arrivals:
+    """``pull`` to every worker without an event per worker."""
+    pieces = _split(_bits(bits, net.n_workers), len(net.servers))
+    arrivals = Arrivals(net.env, net.n_workers, len(net.servers))
+    _send_batch(net, np.arange(net.n_workers), pieces, np.full(net.n_workers, delay), arrivals,
+                upward=False)
+    return arrivals
+
+
 def ps_push(net: Network, start_times, bits):
     """Worker i sends bits[i] (int or (n,)) to the server(s) from start_times[i] on; with k
     servers each gets one piece. Returns when each worker's last piece arrived (s)."""
     starts = _starts(net, start_times)
-    arrived = push(net, bits, starts - net.env.now)
-    yield net.env.all_of(arrived)
-    return np.array([ev.value for ev in arrived])
+    arrived = push_batch(net, bits, starts - net.env.now)
+    yield arrived.done
+    return arrived.times.copy()
 
 
 def ps_pull(net: Network, start_time, bits):
     """The server(s) send bits (int or (n,)) to every worker at start_time, unicast and
     concurrently; with k servers each sends its piece. Returns when each worker has all (s)."""
-    received = pull(net, bits, _start(net, start_time) - net.env.now)
-    yield net.env.all_of(received)
-    return np.array([ev.value for ev in received])
+    received = pull_batch(net, bits, _start(net, start_time) - net.env.now)
+    yield received.done
+    return received.times.copy()
 
 
 def _chained(net: Network, starts: np.ndarray, dst: np.ndarray, size: np.ndarray):

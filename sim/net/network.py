@@ -50,6 +50,18 @@ class _LateEvent(simpy.Event):
         env.schedule(self, _LATE, delay)
 
 
+class _Delivery(simpy.Event):
+    """An already-triggered ordinary event whose callback hands a run of arrivals over: it takes
+    the place in the queue of the first of the per-message events it replaces."""
+
+    def __init__(self, env: simpy.Environment, deliver, indices: list, now: float):
+        super().__init__(env)
+        self._ok = True
+        self._value = now
+        self.callbacks.append(lambda _: deliver(indices, now))
+        env.schedule(self)
+
+
 def _is_int(value) -> bool:
     # The exact-type test first: ABC checks are slow on the per-message path.
     return type(value) is int or (isinstance(value, Integral) and not isinstance(value, bool))
@@ -178,7 +190,8 @@ class Network:
         self._pad = 2 * n_nodes + 2 * n_racks
         self.capacity = np.concatenate([node_bw, node_bw, rack_bw, rack_bw, [np.inf]]) * self.goodput
         self._width = 4 if n_racks else 2
-        self._latency = np.concatenate([worker_lat, np.full(k, server_lat)]).tolist()
+        self._latency_array = np.concatenate([worker_lat, np.full(k, server_lat)])
+        self._latency = self._latency_array.tolist()
 
         self.sent_bits = 0
         self.delivered_bits = 0
@@ -189,8 +202,9 @@ class Network:
         self._left = np.zeros(0)
         self._size = np.zeros(0, dtype=np.int64)
         self._rate = np.zeros(0)
-        self._done: list[simpy.Event] = []
-        self._pending: list[tuple[int, int, int, float, simpy.Event]] = []  # src, dst, bits, latency, done
+        # per active flow: its event, or (deliver, index) for a ``transfer_many`` message
+        self._done: list = []
+        self._pending: list[tuple] = []  # src, dst, bits, latency, done (as in self._done)
         self._last = 0.0
         self._generation = 0
         self._wake_time = None
@@ -223,6 +237,46 @@ class Network:
         start.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, guard))
         return done
 
+    def transfer_many(self, src, dst, bits, delay, deliver) -> None:
+        """Start message i from ``src[i]`` to ``dst[i]`` with ``bits[i]`` bits ``delay[i]``
+        seconds from now (``delay``: one number or one per message), as many ``transfer`` calls
+        in order would, with their inputs checked once for all.
+
+        Instead of an event per message, messages that start at one instant share one event,
+        and ``deliver(indices, t)`` is called with the indices (a list, in the order their
+        flows ended) of the messages whose last bit arrived at time t, once per instant (or per
+        run of them, when other messages end in between).
+        """
+        src, dst = np.asarray(src), np.asarray(dst)
+        bits, n_nodes = np.asarray(bits), len(self._latency)
+        delay = np.broadcast_to(np.asarray(delay, dtype=np.float64), src.shape)
+        for name, nodes in (("src", src), ("dst", dst)):
+            if nodes.dtype.kind not in "iu" or not ((nodes >= 0) & (nodes < n_nodes)).all():
+                raise ValueError(f"{name}={nodes!r}: must be node ids in [0, {n_nodes - 1}]")
+        if (src == dst).any():
+            raise ValueError("dst: must differ from src (a node does not send to itself)")
+        if bits.dtype.kind not in "iu" or (bits < 0).any():
+            raise ValueError(f"bits={bits!r}: must be integers >= 0")
+        if not (np.isfinite(delay) & (delay >= 0)).all():
+            raise ValueError(f"delay={delay!r}: must be finite numbers of seconds >= 0")
+        latency = self._latency_array[src] + self._latency_array[dst]
+        if self.n_racks:
+            rs, rd = self._rack[src], self._rack[dst]
+            crossing = rs != rd
+            latency += self.rack_latency * (((rs >= 0) & crossing).astype(np.int64)
+                                            + ((rd >= 0) & crossing))
+        start = (delay + latency + self.overhead).tolist()
+        # one start event per instant, in the order of its first message: the order in which
+        # per-message events would have fired (the instant as SimPy computes it, now + delay)
+        groups: dict[float, tuple[float, list]] = {}
+        now = self.env.now
+        for i, (a, b, size, lat, wait) in enumerate(zip(src.tolist(), dst.tolist(),
+                                                        bits.tolist(), latency.tolist(), start)):
+            groups.setdefault(now + wait, (wait, []))[1].append((a, b, size, lat, (deliver, i)))
+        for wait, batch in groups.values():
+            event = self.env.timeout(wait)
+            event.callbacks.append(lambda _, batch=batch: self._join_many(batch))
+
     @property
     def connections(self):
         """The TCP connections (``sim.net.transport.TcpConnections``); None for fluid and rdma."""
@@ -252,19 +306,27 @@ class Network:
 
     def _route_rows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """(F, width) link ids for vectors of sources and destinations."""
-        rows = [self._up0 + src, self._down0 + dst]
-        if self.n_racks:
-            rs, rd = self._rack[src], self._rack[dst]
-            crossing = rs != rd
-            rows.insert(1, np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad))
-            rows.insert(2, np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad))
-        return np.stack(rows, axis=1)
+        if not self.n_racks:
+            rows = np.empty((src.size, 2), dtype=np.int64)
+            rows[:, 0], rows[:, 1] = self._up0 + src, self._down0 + dst
+            return rows
+        rs, rd = self._rack[src], self._rack[dst]
+        crossing = rs != rd
+        return np.stack([self._up0 + src,
+                         np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad),
+                         np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad),
+                         self._down0 + dst], axis=1)
 
     def _join(self, src, dst, bits, latency, done, guard):
         if guard is not None and not guard():
             return
         self.sent_bits += bits
         self._pending.append((src, dst, bits, latency, done))
+        self._request_update()
+
+    def _join_many(self, messages):
+        self.sent_bits += sum(m[2] for m in messages)
+        self._pending.extend(messages)
         self._request_update()
 
     def _request_update(self):
@@ -286,6 +348,11 @@ class Network:
         self._update()
 
     def _update(self):
+        # a flow held back by FIFO sharing has rate 0: its finish time is inf, not a warning
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._update_flows()
+
+    def _update_flows(self):
         now = self.env.now
         if self._left.size:
             self._left -= self._rate * (now - self._last)
@@ -303,36 +370,47 @@ class Network:
             self.recomputations += 1
             self._transport.settle(self._rate, self._left, now)
         if self._left.size:
-            with np.errstate(divide="ignore"):
-                finish = self._left / self._rate
+            finish = self._left / self._rate
             wait = min(float(finish.min()), self._transport.next_change() - now)
             self._schedule(now + wait, wait)
 
     def _complete(self, now):
         if not self._left.size:
             return False
-        with np.errstate(divide="ignore", invalid="ignore"):
-            finished = (self._left <= _RTOL * self._size) | (now + self._left / self._rate <= now)
+        finished = (self._left <= _RTOL * self._size) | (now + self._left / self._rate <= now)
         if not finished.any():
             return False
         self.delivered_bits += int(self._size[finished].sum())
         keep = ~finished
         done = self._done
         self._done = [ev for ev, k in zip(done, keep.tolist()) if k]
-        for i in np.flatnonzero(finished).tolist():
-            done[i].succeed(now)
+        self._finish([done[i] for i in np.flatnonzero(finished).tolist()], now)
         # messages that waited for their connection go first, in the order they waited
         self._pending[:0] = self._transport.close(finished, self._size[finished], now)
         self._routes, self._left = self._routes[keep], self._left[keep]
         self._size, self._rate = self._size[keep], self._rate[keep]
         return True
 
+    def _finish(self, done: list, now: float) -> None:
+        """Messages that arrived now, in order: fire each one's event, or hand a run of
+        ``transfer_many`` messages over to its ``deliver`` in one event."""
+        run_deliver = None
+        for entry in done:
+            if type(entry) is tuple:
+                deliver, index = entry
+                if deliver is run_deliver:
+                    run.append(index)
+                    continue
+                run_deliver, run = deliver, [index]
+                _Delivery(self.env, deliver, run, now)
+            else:
+                run_deliver = None
+                entry.succeed(now)
+
     def _admit(self, now):
         """Move messages whose latency has elapsed into the flow set; empty ones finish at once."""
         pending, self._pending = self._pending, []
-        for message in pending:
-            if message[2] == 0:
-                message[4].succeed(now)
+        self._finish([m[4] for m in pending if m[2] == 0], now)
         messages = [m for m in pending if m[2]]
         if not messages:
             return False

@@ -156,9 +156,8 @@ class TcpConnections:
         self.rto_min = rto_min
         self.window_bits = math.inf if window_bytes is None else 8 * window_bytes
         self.max_window = self.window_bits / self.mss_bits  # segments
-        # connections: sorted (src << 32 | dst) keys and their ids; then per connection id
-        self._keys = np.zeros(0, dtype=np.int64)
-        self._key_ids = np.zeros(0, dtype=np.int64)
+        # connections: the id of each (src, dst) pair; then per connection id
+        self._ids: dict[tuple[int, int], int] = {}
         self._cwnd = np.zeros(0)                 # segments kept after its last flow
         self._last_end = np.zeros(0)             # when its last flow ended (s)
         self._busy = np.zeros(0, dtype=bool)     # a flow is on it
@@ -176,42 +175,36 @@ class TcpConnections:
 
     def __len__(self) -> int:
         """Number of connections opened so far."""
-        return self._keys.size
+        return len(self._ids)
 
     def window(self, src: int, dst: int) -> float:
         """The congestion window (segments) the (src, dst) connection kept after its last flow
         (the initial window for a pair that has not sent yet)."""
-        key = (src << 32) | dst
-        pos = int(np.searchsorted(self._keys, key))
-        if pos == self._keys.size or self._keys[pos] != key:
-            return self.initial_window
-        return float(self._cwnd[self._key_ids[pos]])
+        conn = self._ids.get((src, dst))
+        return self.initial_window if conn is None else float(self._cwnd[conn])
 
-    def _lookup(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Connection ids of (src, dst) pairs, opening the missing ones."""
-        keys = (src.astype(np.int64) << 32) | dst
-        pos = np.searchsorted(self._keys, keys)
-        found = pos < self._keys.size
-        found[found] = self._keys[pos[found]] == keys[found]
-        if not found.all():
-            new = np.unique(keys[~found])
-            ids = np.arange(self._cwnd.size, self._cwnd.size + new.size)
-            keys_all = np.concatenate([self._keys, new])
-            order = np.argsort(keys_all, kind="stable")
-            self._keys, self._key_ids = keys_all[order], np.concatenate([self._key_ids, ids])[order]
-            self._cwnd = np.concatenate([self._cwnd, np.full(new.size, self.initial_window)])
-            self._last_end = np.concatenate([self._last_end, np.full(new.size, -np.inf)])
-            self._busy = np.concatenate([self._busy, np.zeros(new.size, dtype=bool)])
-            pos = np.searchsorted(self._keys, keys)
-        return self._key_ids[pos]
+    def _lookup(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Connection ids of (src, dst) pairs, opening the missing ones, and whether some pair
+        comes more than once."""
+        ids = self._ids
+        old = len(ids)
+        conns = [ids.setdefault(pair, len(ids)) for pair in zip(src.tolist(), dst.tolist())]
+        if len(ids) > old:
+            new = len(ids) - old
+            self._cwnd = np.concatenate([self._cwnd, np.full(new, self.initial_window)])
+            self._last_end = np.concatenate([self._last_end, np.full(new, -np.inf)])
+            self._busy = np.concatenate([self._busy, np.zeros(new, dtype=bool)])
+        return np.array(conns, dtype=np.int64), len(set(conns)) < len(conns)
 
     def hold(self, messages, src: np.ndarray, dst: np.ndarray, now: float):
         """Of ``messages`` (in arrival order, from ``src`` to ``dst``), those whose connection is
         free start now: returns their mask and connection ids. The others wait, in order."""
-        conns = self._lookup(src, dst)
-        go = np.zeros(conns.size, dtype=bool)
-        go[np.unique(conns, return_index=True)[1]] = True  # the first message on each connection
-        go &= ~self._busy[conns]
+        conns, repeated = self._lookup(src, dst)
+        go = ~self._busy[conns]
+        if repeated:  # only the first message on each connection may start
+            first = np.zeros(conns.size, dtype=bool)
+            first[np.unique(conns, return_index=True)[1]] = True
+            go &= first
         self._busy[conns[go]] = True
         for i in np.flatnonzero(~go).tolist():
             self._waiting.setdefault(int(conns[i]), deque()).append(messages[i])
@@ -225,9 +218,7 @@ class TcpConnections:
         idle = now - self._last_end[conns]
         # Linux halves the window once for every full RTO of idle time, down to the initial
         # window (never raising a smaller one): restart = max(cwnd >> k, min(IW, cwnd)).
-        with np.errstate(invalid="ignore"):
-            halvings = np.where(idle > rtt + self.rto_min,
-                                np.ceil(idle / (rtt + self.rto_min)) - 1, 0)
+        halvings = np.where(idle > rtt + self.rto_min, np.ceil(idle / (rtt + self.rto_min)) - 1, 0)
         halved = np.floor(cwnd / 2.0 ** np.minimum(halvings, 64))
         start = np.minimum(np.maximum(halved, np.minimum(self.initial_window, cwnd)),
                            self.max_window)
@@ -276,7 +267,7 @@ class TcpConnections:
         leaving = self._sending & np.isinf(self._exit) & (rate < self.cap * (1 - _SLACK))
         if leaving.any():
             rtt = self._rtt[leaving]
-            queue = np.clip(rtt / 8, HYSTART_MIN, HYSTART_MAX)
+            queue = np.minimum(np.maximum(rtt / 8, HYSTART_MIN), HYSTART_MAX)
             # the window it holds once HyStart ends slow start: its share's bandwidth-delay
             # product plus the queueing that HyStart tolerates
             self._exit[leaving] = np.minimum(rate[leaving] * (rtt + queue) / self.mss_bits,

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sim.wire import bitslice
+
 # Fixed-width levels above 2**16 would cost more than a float16 per value; use DenseCodec.
 _MAX_LEVELS = 1 << 16
 _FLOAT_OUT = ("float16", "float32", "float64")
@@ -73,6 +75,11 @@ def _payload(payload, nbytes: int, codec: str) -> tuple[np.ndarray, bool]:
             f"shaped ({nbytes},) or (n, {nbytes}) with n >= 1 for this d"
         )
     return (p[None, :] if p.ndim == 1 else p), p.ndim == 1
+
+
+def rows(payload, codec, d: int) -> np.ndarray:
+    """``payload`` as (n, nbytes) messages of ``codec`` for d values; ValueError otherwise."""
+    return _payload(payload, codec.size_bits(d) // 8, repr(codec))[0]
 
 
 def _first_bad(a: np.ndarray, bad: np.ndarray, one: bool) -> str:
@@ -142,21 +149,13 @@ class SignCodec:
         return np.packbits(plus, axis=-1)
 
     def sum(self, payloads: np.ndarray, d: int) -> np.ndarray:
-        """Sum of n sign messages (n, nbytes) -> int32 (d,) in [-n, n], without decoding to floats."""
-        d = _check_d(d)
-        p, _ = _payload(payloads, self.size_bits(d) // 8, repr(self))
-        n = p.shape[0]
-        plus = np.empty(d, dtype=np.int32)
-        count_dtype = np.uint8 if n < 256 else np.int32
-        # column blocks keep the unpacked bits in cache: one pass over the packed input
-        block = max(8, (1 << 16) // n // 8 * 8)
-        for j in range(0, d, block):
-            w = min(block, d - j)
-            bits = np.unpackbits(p[:, j // 8:(j + w + 7) // 8], axis=-1, count=w)
-            plus[j:j + w] = bits.sum(axis=0, dtype=count_dtype)
-        plus *= 2
-        plus -= n
-        return plus
+        """Sum of n sign messages (n, nbytes) -> int32 (d,) in [-n, n], from bit-sliced counts
+        of the +1 bits (``sim.wire.bitslice``), without decoding a message."""
+        p = rows(payloads, self, d)
+        total = bitslice.counts(bitslice.count_planes(p, d), d).astype(np.int32)
+        total *= 2
+        total -= p.shape[0]
+        return total
 
     def decode(self, payload: np.ndarray, d: int, dtype="float32") -> np.ndarray:
         """uint8 payload -> ±1 values (n, d) or (d,) in ``dtype`` (float16/32/64)."""
