@@ -19,7 +19,7 @@ import numpy as np
 
 from models.datasets import MissingDataError
 from models.mlp import MLP
-from timing import best_seconds
+from timing import best_seconds, record, write
 
 
 def flops_per_sample(sizes) -> int:
@@ -60,6 +60,10 @@ def main() -> None:
         rate = n * b / t
         print(f"grads, {label:22s} {t * 1e3:8.2f} ms  {rate:10.0f} samples/s  "
               f"{rate * flops / 1e9:7.1f} GFLOP/s  = {rate * flops / peak:5.3f} of matmul rate")
+        record(f"mlp_grads_{'shared' if params is x else 'per_worker'}_vs_matmul",
+               rate * flops / peak, None, "float32 matmul 1024^3 FLOP rate",
+               samples_per_s=rate, ms=t * 1e3)
+    write()
 
 
 if __name__ == "__main__":
