@@ -10,7 +10,8 @@ import numpy as np
 
 from models.base import register
 from models.charlm import TEXT_PARTITIONS, embed, embed_backward
-from models.checks import check_bool, check_choice, check_dtype, check_int, check_seed
+from models.checks import (check_bool, check_choice, check_dtype, check_int, check_params,
+                           check_seed)
 from models.datasets import TEXT_SETS, load_text
 from models.transformer import Transformer, TransformerObjective, linear, linear_backward
 
@@ -66,7 +67,8 @@ class GPT(TransformerObjective):
         """Next-character logits (N, B, T, vocab) for character ids ``windows`` (N, B, T) and
         ``params`` (N, dim) (or (dim,) for every row)."""
         windows = np.asarray(windows)
-        logits, _ = self._logits(self.tensors(np.asarray(params, dtype=self.dtype)), windows)
+        params = check_params(params, windows.shape[0], self.dim, self.dtype)
+        logits, _ = self._logits(self.tensors(params), windows)
         return logits.reshape(windows.shape + (self.n_classes,))
 
     def _forward(self, params, split, idx):

@@ -227,3 +227,18 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, objective, settin
     assert len(lines) == 1 and lines[0].startswith("dlion-sim: error:")
     for word in words:
         assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: GPT(dataset="pydoc", tie_head="yes"), "tie_head = 'yes'"),
+    (lambda: GPT(dataset="pydoc", blocks=0), "blocks = 0"),
+    (lambda: GPT(dataset="pydoc", width=0), "width = 0"),
+    (lambda: GPT(dataset="pydoc", partition="dirichlet"), "partition = 'dirichlet'"),
+    (lambda: GPT(dataset="pydoc", context=10**6), "no test window"),
+    (lambda: ViT(dataset="synthetic", patch=2, init_std=0.0), "init_std = 0.0"),
+    (lambda: ViT(dataset="synthetic", patch=2, mlp_ratio=0), "mlp_ratio = 0"),
+    (lambda: ViT(dataset="synthetic", patch=2, eval_size=0), "eval_size = 0"),
+])
+def test_bad_arguments_raise_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
