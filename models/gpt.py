@@ -39,8 +39,6 @@ class GPT(TransformerObjective):
         self.tie_head = check_bool("tie_head", tie_head)
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
-        self.core = Transformer(tokens=self.context, width=width, heads=heads, blocks=blocks,
-                                mlp_ratio=mlp_ratio, causal=True)
         text = load_text(dataset, test_fraction=test_fraction)
         self.vocab = text.vocab
         self.n_classes = len(text.vocab)
@@ -49,6 +47,9 @@ class GPT(TransformerObjective):
             if ids.size <= self.context:
                 raise ValueError(f"context = {context!r} leaves no {split} window: the {split} "
                                  f"text has {ids.size} characters")
+        # built after the checks above: its causal mask is context x context
+        self.core = Transformer(tokens=self.context, width=width, heads=heads, blocks=blocks,
+                                mlp_ratio=mlp_ratio, causal=True)
         # the partition summaries label sample i by its last target, ids[i + context]
         self.train_labels = self.train_text[self.context:].astype(np.int64)
         d, v = self.core.width, self.n_classes
