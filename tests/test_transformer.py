@@ -234,7 +234,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, objective, settin
     (lambda: GPT(dataset="pydoc", blocks=0), "blocks = 0"),
     (lambda: GPT(dataset="pydoc", width=0), "width = 0"),
     (lambda: GPT(dataset="pydoc", partition="dirichlet"), "partition = 'dirichlet'"),
-    (lambda: GPT(dataset="pydoc", context=10**6), "no test window"),
+    (lambda: GPT(dataset="pydoc", context=10**6), "leaves no train window"),
     (lambda: ViT(dataset="synthetic", patch=2, init_std=0.0), "init_std = 0.0"),
     (lambda: ViT(dataset="synthetic", patch=2, mlp_ratio=0), "mlp_ratio = 0"),
     (lambda: ViT(dataset="synthetic", patch=2, eval_size=0), "eval_size = 0"),
