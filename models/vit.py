@@ -31,7 +31,7 @@ class ViT(TransformerObjective):
     """
 
     def __init__(self, *, dataset: str = "fashion_mnist", patch: int = 7, width: int = 64,
-                 heads: int = 4, blocks: int = 2, mlp_ratio: int = 2, pool: str = "class",
+                 heads: int = 4, blocks: int = 2, mlp_ratio: int = 4, pool: str = "class",
                  partition: str = "iid", alpha: float = 1.0, classes_per_worker: int = 2,
                  eval_size: int = 10000, init_std: float = 0.02, dtype: str = "float32",
                  seed: int = 0):
