@@ -242,3 +242,21 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, objective, settin
 def test_bad_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("study, preset", [("gpt", "gpt2-small"), ("vit", "vit-b16")])
+def test_bundled_studies_resolve_with_messages_sized_by_the_preset(study, preset):
+    from pathlib import Path
+
+    from experiments.spec import load_toml, resolve
+    from experiments.sweep import expand
+    from sim import presets
+
+    raw = load_toml(Path(experiments.__file__).parent / f"{study}.toml")
+    points = [resolve(p) for p in expand(raw)]
+    assert {(p["method"]["name"], p["method"].get("aggregate")) for p in points} == {
+        ("dlion", "mavo"), ("dlion", "avg"), ("glion", None), ("gadamw", None),
+        ("terngrad", None), ("dgc", None)}
+    for p in points:
+        assert p["objective"]["name"] == study
+        assert p["cluster"]["model_params"] == presets.model(preset)["params"]
