@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies clean
+.PHONY: demo test bench data studies transformer-studies clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ studies: $(STAMP)
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+
+# The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
+# figures: about 1.5 hours on 2 cores, one run at a time.
+transformer-studies: $(STAMP)
+	$(STUDY) sweep gpt -o studies/gpt --jobs 1
+	$(STUDY) plot studies/gpt --metric eval_bits_per_char -o studies/gpt.png
+	$(STUDY) sweep vit -o studies/vit --jobs 1
+	$(STUDY) plot studies/vit --metric eval_accuracy -o studies/vit.png
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
