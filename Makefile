@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies transformer-studies clean
+.PHONY: demo test bench data studies transformer-studies figures tutorials validation clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,37 @@ studies: $(STAMP)
 	$(STUDY) sweep ties -o studies/ties
 	$(STUDY) plot studies/ties --kind sweep --key cluster.workers --series method.tie -o studies/ties.png
 	$(STUDY) sweep baselines -o studies/baselines
-	$(STUDY) plot studies/baselines --kind tradeoff -o studies/tradeoff.png
+	$(STUDY) plot studies/baselines --kind tradeoff --bits steady -o studies/tradeoff.png
 	$(STUDY) sweep bandwidth -o studies/bandwidth
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
+	$(STUDY) sweep rtt -o studies/rtt
+	$(BIN)/python docs/rtt_figure.py studies/rtt -o studies/rtt.png
+	$(STUDY) sweep deadline -o studies/deadline
+	$(BIN)/python docs/deadline_figure.py studies/deadline -o studies/deadline.png
+	$(STUDY) sweep faults -o studies/faults
+	$(BIN)/python docs/faults_figure.py studies/faults -o studies/faults.png
+	$(STUDY) sweep byzantine -o studies/byzantine
+	$(BIN)/python docs/byzantine_figure.py studies/byzantine -o studies/byzantine.png
+
+# The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
+validation: $(STAMP)
+	$(BIN)/python docs/validation.py
+
+# Every lesson in tutorials/ executed into build/tutorials/: NAME.ipynb with its outputs,
+# NAME.html, and NAME.png (the figure the README shows).
+tutorials: $(STAMP)
+	$(BIN)/python tutorials/build.py -o build/tutorials
+
+# Hand-written mutants of the core, each run against the tests that must catch it, in a
+# temporary copy (a few minutes; not part of `make test`). Run it before closing an issue.
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
+
+# Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in
+# studies/, so finished points are reused; a few minutes on 2 cores).
+figures: $(STAMP)
+	nice $(BIN)/python docs/make_figures.py --work studies
 
 # The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
 # figures: about 1.5 hours on 2 cores, one run at a time.
@@ -51,4 +78,4 @@ bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo runs studies .pytest_cache
+	rm -rf $(VENV) demo runs studies build/tutorials .pytest_cache

@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from sim.codecs import DenseCodec, SignCodec, SumCodec, TernaryCodec
+from sim.wire.codecs import DenseCodec, SignCodec, SumCodec, TernaryCodec
 from timing import best_seconds
 
 

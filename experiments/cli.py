@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
+import signal
 import sys
-from importlib import resources
+import textwrap
+import threading
 from pathlib import Path
 
 from experiments.spec import SpecError
@@ -12,66 +16,116 @@ from experiments.spec import SpecError
 EXIT_USAGE = 2
 
 
-def _bundled(name: str) -> Path | None:
-    """A spec shipped with the package (``experiments/NAME.toml``), if there is one."""
-    candidate = resources.files("experiments").joinpath(f"{Path(name).stem}.toml")
-    return Path(str(candidate)) if candidate.is_file() else None
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"dlion-sim: note: {note}", file=sys.stderr)
 
 
-def _spec_path(text: str) -> Path:
-    path = Path(text)
-    if path.exists():
-        return path
-    bundled = _bundled(text) if path.suffix in ("", ".toml") and path.parent == Path(".") else None
-    if bundled is not None:
-        return bundled
-    raise SpecError(f"spec file {text!r} does not exist (bundled specs: "
-                    f"{', '.join(sorted(_bundled_names()))})")
+def _load(args):
+    """(spec path, raw spec as in the file, raw spec with --unset/--set applied and the keys
+    they set pinned out of its [sweep])."""
+    from experiments.spec import (bundled_spec, load_toml, overridden, parse_assignment,
+                                  parse_unset, override)
+    from experiments.grid import pin
 
-
-def _bundled_names():
-    return [p.name[:-5] for p in resources.files("experiments").iterdir()
-            if p.name.endswith(".toml")]
+    path = bundled_spec(args.spec)
+    original = load_toml(path)
+    items = [parse_assignment(t) for t in args.set]
+    unset = [parse_unset(t) for t in args.unset]
+    notes = []
+    raw = pin(override(original, items, unset, notes), overridden(items, unset))
+    _notes(notes)
+    return path, original, raw
 
 
 def _progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def cmd_run(args) -> int:
-    from experiments.run import execute
-    from experiments.spec import load_toml, resolve, with_assignments
+@contextlib.contextmanager
+def _second_interrupt_exits():
+    """While inside: the first Ctrl-C interrupts as usual (a sweep cancels its points and
+    reports); a second one ends the worker processes and exits at once, whatever the sweep is
+    doing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    calls = []
 
-    path = _spec_path(args.spec)
-    raw = with_assignments(load_toml(path), args.set)
+    def handler(signum, frame):
+        calls.append(signum)
+        if len(calls) > 1:
+            for child in multiprocessing.active_children():
+                child.kill()
+            print("dlion-sim: interrupted again: exiting now", file=sys.stderr)
+            raise SystemExit(130)  # not os._exit: the exit still removes the pool's semaphores
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _changed(original: dict, raw: dict, resolved) -> bool:
+    """Whether the overrides changed what ``resolved`` (resolve or plan) makes of the spec."""
+    if raw == original:
+        return False
+    try:
+        return resolved(original) != resolved(raw)
+    except SpecError:  # the file alone cannot run (e.g. a sweep whose axes --set pinned)
+        return True
+
+
+def cmd_run(args) -> int:
+    from experiments.output import check_run_dir, default_name
+    from experiments.run import execute
+    from experiments.spec import resolve, spec_hash
+
+    path, original, raw = _load(args)
     if "sweep" in raw:
-        raise SpecError(f"{path} has a [sweep] table: run it with `dlion-sim sweep {args.spec}`")
+        from experiments.grid import axis_keys
+
+        raise SpecError(f"{path} has a [sweep] table (it varies {', '.join(axis_keys(raw))}): "
+                        f"run it with `dlion-sim sweep {args.spec}`, or pin each varied key "
+                        "with --set")
     spec = resolve(raw)
-    out = Path(args.output or Path("runs") / path.stem)
-    if out.exists() and not out.is_dir():  # found out now, not after the whole run
-        raise SpecError(f"-o {str(out)!r} is a file; give a directory for the run")
-    result = execute(spec, progress=_progress(), label=path.stem)
+    if args.output:
+        out = Path(args.output)
+    else:
+        out = default_name(path.stem, _changed(original, raw, resolve), spec_hash(spec))
+    check_run_dir(out, spec, force=args.force)
+    result = execute(spec, progress=_progress(), label=path.stem)  # memory and data first
     result.save(out)
     s = result.summary
     final = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items() if isinstance(v, float))
+    steady = s["steady_bits_per_param_per_step"]["total"]
+    after = "" if s["steady_from_step"] == 1 or steady is None else \
+        f" ({steady:.3g} from step {s['steady_from_step']}, after the method's warm-up)"
     print(f"{s['status']}: {s['steps']} steps, {s['sim_time_s']:.4g} s simulated, "
-          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step; {final}")
+          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step{after}; {final}")
     print(f"wrote {out}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from experiments.spec import load_toml, with_assignments
-    from experiments.sweep import parse_shard, run_sweep
+    from experiments.output import default_name
+    from experiments.spec import spec_hash
+    from experiments.sweep import parse_shard, plan, run_sweep
 
-    path = _spec_path(args.spec)
-    raw = with_assignments(load_toml(path), args.set)
+    path, original, raw = _load(args)
     if args.jobs is not None and args.jobs < 1:
         raise SpecError(f"--jobs {args.jobs}: expected a whole number >= 1")
     shard = parse_shard(args.shard) if args.shard else None
-    out = Path(args.output or Path("runs") / path.stem)
-    records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
-                        shard=shard)
+    if args.output:
+        out = Path(args.output)
+    else:
+        out = default_name(path.stem, _changed(original, raw, lambda r: list(plan(r))),
+                           spec_hash(raw))
+    with _second_interrupt_exits():
+        records = run_sweep(raw, out, jobs=args.jobs, progress=_progress(), dask=args.dask,
+                            shard=shard, force=args.force)
     failed = [r for r in records if r["status"].startswith("failed")]
     skipped = sum(r["status"] == "done before" for r in records)
     piece = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -97,24 +151,32 @@ def cmd_plot(args) -> int:
     from plots.data import PlotError
 
     # options that only some kinds take; naming a wrong one is an error, not silently ignored
-    takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target"},
+    takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target", "bits"},
              "bandwidth": {"metric", "target"},
              "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"},
              "sweep": {"metric", "target", "key", "series"}}
-    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series")
-             if getattr(args, k) is not None}
+    given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series",
+                         "bits") if getattr(args, k) is not None}
     if given - takes[args.kind]:
         raise SpecError(f"--kind {args.kind} does not take "
                         f"{', '.join('--' + k for k in sorted(given - takes[args.kind]))}; "
                         f"it takes: {', '.join('--' + k for k in sorted(takes[args.kind]))}")
+    from experiments.output import check_writable_file
+    from plots.figure import check_format
+
     out = Path(args.output or Path(args.directory) / f"{args.kind}.png")
     try:
+        check_format(out)
+    except PlotError as err:
+        raise SpecError(str(err)) from None
+    check_writable_file(out)  # now, not after drawing
+    try:
         if args.kind == "curves":
-            curves.plot_curves(args.directory, out, metric=args.metric or "train_loss",
+            curves.plot_curves(args.directory, out, metric=args.metric,
                                axes=(args.x,) if args.x else ("step", "time", "bits"))
         elif args.kind == "tradeoff":
             tradeoff.plot_tradeoff(args.directory, out, metric=args.metric or "loss",
-                                   target=args.target)
+                                   target=args.target, bits=args.bits or "total")
         elif args.kind == "bandwidth":
             bandwidth.plot_bandwidth(args.directory, out, metric=args.metric, target=args.target)
         elif args.kind == "heatmap":
@@ -129,8 +191,21 @@ def cmd_plot(args) -> int:
             timeline.plot_timeline(args.directory, out, steps=_step_range(args.steps))
     except PlotError as err:
         raise SpecError(str(err)) from None
+    for warning in _incomplete_sweeps(args.directory):
+        print(f"dlion-sim: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
     return 0
+
+
+def _incomplete_sweeps(directory) -> list[str]:
+    """'4 of 14 points of the sweep in DIR are finished ...' for a sweep not yet complete."""
+    from plots.data import sweep_progress
+
+    progress = sweep_progress(directory)
+    if progress is None or progress[0] >= progress[1]:
+        return []
+    return [f"only {progress[0]} of the {progress[1]} points of the sweep in {directory} are "
+            "finished; the figure shows those (run the sweep again to complete it)"]
 
 
 def _step_range(text: str | None) -> tuple[int, int] | None:
@@ -151,17 +226,31 @@ def cmd_list(args) -> int:
     from sim.cluster import STEP_COLLECTIVES
 
     what = args.what
+    if what == "keys":
+        for line in _key_lines():
+            print(line)
+        return 0
+    if what in ("specs", "all"):
+        print("bundled specs (dlion-sim run|sweep NAME):")
+        for name, summary in _bundled_specs():
+            print(f"  {name:14s} {summary}")
     if what in ("methods", "all"):
         print("methods:")
         for m in methods.METHODS.values():
             print(f"  {m.name:12s} {m.description}")
             print(f"  {'':12s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+            if args.verbose and m.notes:
+                print(f"  {'':12s} differences from the reference:")
+                for note in m.notes.splitlines():
+                    print(textwrap.fill(note, 96, initial_indent=" " * 17 + "- ",
+                                        subsequent_indent=" " * 19,
+                                        break_on_hyphens=False))
     if what in ("objectives", "all"):
         print("objectives:")
         for name, (_, description) in sorted(models.REGISTRY.items()):
             print(f"  {name:14s} {description}")
     if what in ("presets", "all"):
-        from sim import presets
+        from sim.net import presets
 
         print("presets:")
         for line in presets.describe():
@@ -170,13 +259,61 @@ def cmd_list(args) -> int:
         print("collectives:")
         for name, description in STEP_COLLECTIVES.items():
             print(f"  {name:17s} {description}")
+    if what == "all":
+        print("spec keys: dlion-sim list keys")
     return 0
+
+
+def _bundled_specs() -> list[tuple[str, str]]:
+    """(name, the first sentence of its leading comment) of every bundled spec."""
+    import re
+
+    from experiments.spec import bundled_names, bundled_spec
+
+    out = []
+    for name in bundled_names():
+        comment = []
+        for line in bundled_spec(name).read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("#").strip())
+        sentence = re.split(r"(?<=[.?!])\s", " ".join(comment), maxsplit=1)[0]
+        out.append((name, sentence if len(sentence) <= 100 else sentence[:99] + "…"))
+    return out
+
+
+def _key_lines() -> list[str]:
+    """Every spec key with its default, unit, range and meaning, from the validator's tables."""
+    from experiments.spec import SCHEMA, describe_range, method_keys
+    from sim.units import format_quantity
+
+    names = {"objective": "default 'logistic'; one of `dlion-sim list objectives`; the other "
+                          "keys are the objective's own parameters (docs/objectives.md)",
+             "method": "default 'dlion'; one of `dlion-sim list methods`"}
+    lines = []
+    for section, fields in [("objective", {}), ("method", method_keys()), *SCHEMA.items()]:
+        lines.append(f"[{section}]")
+        if section in names:
+            lines.append(f"  {'name':16s} {names[section]}")
+        for key, field in fields.items():
+            if field.default is not None:
+                default = format_quantity(field.default, field.kind)
+            else:
+                default = "depends on the method" if section == "method" else "unset"
+            if field.kind == "choice":
+                allowed = "one of " + ", ".join(map(str, field.choices))
+            else:
+                allowed = describe_range(field, technical=False)
+            lines.append(f"  {key:16s} {field.doc}")
+            lines.append(f"  {'':16s} default {default}; {field.kind}; {allowed}"
+                         + ("; or one value per worker" if field.per_worker else ""))
+    return lines
 
 
 def cmd_demo(args) -> int:
     """The quickstart study, then a small bandwidth study and a traced straggler run."""
     from experiments.results import load
-    from experiments.spec import load_toml
+    from experiments.spec import bundled_spec, load_toml
     from experiments.sweep import run_sweep
     from plots.bandwidth import plot_bandwidth
     from plots.curves import plot_curves
@@ -193,8 +330,9 @@ def cmd_demo(args) -> int:
     runs = {}
     for i, (name, what) in enumerate(tour, start=1):
         print(f"[{i}/{len(tour)}] {name}: {what}")
-        records = run_sweep(load_toml(_bundled(name)), out / name, jobs=args.jobs,
-                            progress=_progress())
+        with _second_interrupt_exits():
+            records = run_sweep(load_toml(bundled_spec(name)), out / name, jobs=args.jobs,
+                                progress=_progress())
         runs[name] = [r["dir"] for r in records]
     figures = [
         plot_curves(runs["quickstart"], out / "quickstart.png", metric="eval_loss",
@@ -208,7 +346,7 @@ def cmd_demo(args) -> int:
     for directory in runs["quickstart"]:
         s = load(directory).summary
         method = s["spec"]["method"]
-        key = method["name"] + (f"/{method['aggregate']}" if "aggregate" in method else "")
+        key = method["name"] + (f"/{method['aggregate']}" if method["name"] == "dlion" else "")
         print(f"  {key:11s} final loss {s['final']['loss']:.4f}  simulated {s['sim_time_s']:8.2f} s"
               f"  {s['bits_per_param_per_step']['total']:5.1f} bits/param/step")
     for name in ("quickstart.png", "bandwidth.png", "timeline.png"):
@@ -216,23 +354,59 @@ def cmd_demo(args) -> int:
     return 0
 
 
+SPEC_HELP = ("a TOML spec file, or the name of a bundled spec (dlion-sim list specs), e.g. "
+             "quickstart; its keys: dlion-sim list keys")
+
+
+def _add_overrides(parser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec key (TOML value), e.g. --set "
+                             "network.bandwidth=10Gbps; a whole section with a table, e.g. "
+                             "--set 'method={name=\"gadamw\", lr=1e-3}'; switching "
+                             "method.name drops the keys the new method does not take; a key "
+                             "the [sweep] varies is pinned to the value; repeatable")
+    parser.add_argument("--unset", action="append", default=[], metavar="KEY",
+                        help="remove a key (section.key) or a whole section from the spec, so "
+                             "its default applies; repeatable")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line like every other error (usage: --help)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"dlion-sim: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dlion-sim",
         description="Co-simulate Distributed Lion and other optimizers on a simulated network.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one experiment from a TOML spec")
-    run.add_argument("spec", help="spec file, or the name of a bundled spec (e.g. quickstart)")
-    run.add_argument("-o", "--output", help="run directory (default: runs/<spec name>)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key, e.g. --set network.bandwidth=10Gbps")
+    run.add_argument("spec", help=SPEC_HELP)
+    run.add_argument("-o", "--output",
+                     help="run directory (default: runs/<spec name>, or runs/<spec name>-<hash> "
+                          "when --set/--unset change the spec); one holding a run of another "
+                          "spec is refused unless --force; the same spec is run again")
+    _add_overrides(run)
+    run.add_argument("--force", action="store_true",
+                     help="replace a finished run of another spec in the run directory")
     run.set_defaults(func=cmd_run)
 
-    sweep = sub.add_parser("sweep", help="run every point of a spec's [sweep] table")
-    sweep.add_argument("spec")
-    sweep.add_argument("-o", "--output", help="sweep directory (default: runs/<spec name>)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sweep = sub.add_parser("sweep", help="run every point of a spec's [sweep] table",
+                           description="Run every point of the spec's [sweep] table, each into "
+                                       "its own directory named by the hash of its resolved "
+                                       "spec; finished points are skipped, so an interrupted "
+                                       "sweep resumes. Ctrl-C cancels the points left.")
+    sweep.add_argument("spec", help=SPEC_HELP)
+    sweep.add_argument("-o", "--output",
+                       help="sweep directory (default: runs/<spec name>, or runs/<spec "
+                            "name>-<hash> when --set/--unset change the spec); one holding "
+                            "another study is refused unless --force")
+    _add_overrides(sweep)
+    sweep.add_argument("--force", action="store_true",
+                       help="add the runs to a directory that holds another study")
     sweep.add_argument("--jobs", type=int, default=None,
                        help="parallel processes, or LocalCluster workers with --dask local "
                             "(default: number of cores)")
@@ -266,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--target", type=float,
                       help="time to this value of --metric (default: the runs' run.target)")
     plot.add_argument("--steps", help="timeline: which steps, e.g. 5 or 5-8 (default: 1-3)")
+    plot.add_argument("--bits", choices=["total", "steady"],
+                      help="tradeoff: bits per parameter over the whole run (default) or the "
+                           "steady state after each method's warm-up")
     plot.add_argument("--method", help="heatmap: method key (default: dlion/mavo)")
     plot.add_argument("--baseline", help="heatmap: baseline method key (default: gadamw)")
     plot.add_argument("--key", help="sweep: the swept spec key on the x axis "
@@ -276,9 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="figure file; .png, .svg or .pdf (default: DIR/KIND.png)")
     plot.set_defaults(func=cmd_plot)
 
-    lst = sub.add_parser("list", help="list methods, objectives, presets or collectives")
+    lst = sub.add_parser("list", help="list spec keys, bundled specs, methods, objectives, "
+                                      "presets or collectives")
     lst.add_argument("what", nargs="?", default="all",
-                     choices=["all", "methods", "objectives", "presets", "collectives"])
+                     choices=["all", "keys", "specs", "methods", "objectives", "presets",
+                              "collectives"],
+                     help="keys: every spec key with its default, unit, range and meaning; "
+                          "specs: the bundled specs (default: everything but keys)")
+    lst.add_argument("-v", "--verbose", action="store_true",
+                     help="methods: also how each differs from its reference implementation")
     lst.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="a short tour: the quickstart study, a small bandwidth "
@@ -300,9 +483,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("dlion-sim: interrupted; finished runs are kept", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"dlion-sim: {err or 'interrupted; finished runs are kept'}", file=sys.stderr)
         return 130
+    except OSError as err:  # the file system refused something no check could foresee
+        where = f": {err.filename}" if err.filename else ""
+        print(f"dlion-sim: error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes")
+TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes", "step")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Result:
              at evaluation steps and NaN elsewhere)
     summary  final metrics, simulated and wall-clock seconds, bits per parameter per step, status,
              and the resolved spec under "spec"
-    trace    timeline rows (node, phase, start_s, end_s, bytes) when the run was traced
+    trace    timeline rows (node, phase, start_s, end_s, bytes, step) when the run was traced
     """
 
     params: np.ndarray
@@ -55,28 +55,55 @@ class Result:
             rows = io.StringIO()
             writer = csv.writer(rows, lineterminator="\n")
             writer.writerow(TRACE_COLUMNS)
-            writer.writerows((n, p, repr(s), repr(e), b) for n, p, s, e, b in self.trace)
+            writer.writerows((n, p, repr(s), repr(e), b, k) for n, p, s, e, b, k in self.trace)
             _write_atomic(path / "trace.csv", rows.getvalue())
         _write_atomic(path / "summary.json", json.dumps(_json_safe(self.summary), indent=2) + "\n")
         return path
 
 
+class DamagedRunError(ValueError):
+    """A run directory whose files cannot be read back (truncated, edited or mixed up)."""
+
+
 def load(directory) -> Result:
-    """Read a run directory written by ``Result.save``."""
+    """Read a run directory written by ``Result.save``.
+
+    FileNotFoundError when it holds no finished run; DamagedRunError (one line naming the
+    file) when a file of it cannot be read.
+    """
     path = Path(directory)
     summary_file = path / "summary.json"
     if not summary_file.exists():
         raise FileNotFoundError(f"{path} holds no finished run (summary.json is missing)")
-    summary = json.loads(summary_file.read_text())
-    history = read_table(path / "history.csv")
-    params = np.load(path / "params.npy")
-    trace = None
-    if (path / "trace.csv").exists():
-        with open(path / "trace.csv", newline="") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            trace = [(n, p, float(s), float(e), int(b)) for n, p, s, e, b in reader]
+    summary = _read(summary_file, lambda f: json.loads(f.read_text()))
+    if not isinstance(summary, dict) or not isinstance(summary.get("spec"), dict):
+        raise DamagedRunError(f"{summary_file} is damaged (no resolved spec in it); run it again")
+    history = _read(path / "history.csv", read_table)
+    rows = len(next(iter(history.values()), ()))
+    if rows != summary.get("steps", rows):  # cut at a line end still parses: count the rows
+        raise DamagedRunError(f"{path / 'history.csv'} is damaged ({rows} rows for "
+                              f"{summary['steps']} steps); run it again")
+    params = _read(path / "params.npy", np.load)
+    trace = _read(path / "trace.csv", _read_trace) if (path / "trace.csv").exists() else None
     return Result(params=params, history=history, summary=summary, trace=trace)
+
+
+def _read(file: Path, reader):
+    """``reader(file)``, with any failure to parse it turned into one DamagedRunError line."""
+    try:
+        return reader(file)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, StopIteration, EOFError,
+            csv.Error) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DamagedRunError(f"{file} is damaged or unreadable ({reason}); run it again") \
+            from None
+
+
+def _read_trace(file: Path) -> list[tuple]:
+    with open(file, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        return [(n, p, float(s), float(e), int(b), int(k)) for n, p, s, e, b, k in reader]
 
 
 def is_complete(directory) -> bool:
@@ -105,11 +132,23 @@ def _table_csv(table: dict[str, np.ndarray]) -> str:
     return out.getvalue()
 
 
+def _umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is set back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: Path, content) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
+    """Write to a temporary file in the same directory, then rename over ``path``.
+
+    The file gets the mode an ordinary ``open`` would give it (0666 less the umask), not the
+    private 0600 of a temporary file, so shared results stay readable by colleagues.
+    """
     mode = "wb" if isinstance(content, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             fh.write(content)
         os.replace(tmp, path)

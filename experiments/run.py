@@ -11,66 +11,94 @@ import numpy as np
 from tqdm import tqdm
 
 import models
+from experiments import footprint
 from experiments.results import Result
-from experiments.spec import FLAT_KEYS, SECTIONS, SpecError, _suggest, load_toml, resolve
+from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, _suggest, bundled_spec, load_toml,
+                              objective_fields, overridden, override, resolve)
 from sim import methods
-from sim.cluster import PHASES, Cluster
-from sim.compute import ComputeModel
+from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
+from sim.cluster import PHASES, AllWorkersDown, Cluster
+from sim.compute import ComputeModel, read_trace
+from sim.faults import FaultModel
+from sim.methods.base import snapshot_rows
 from sim.schedules import learning_rates
+from sim.server import Policy
+from sim.step import train_step
 
-# spec keys that are not arguments of sim.network.Network (the cluster's, or presets' names)
+# spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links")
 
 
 def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
-             compute=None, run=None, progress: bool | None = None, **flat) -> Result:
+             compute=None, server=None, faults=None, run=None, progress: bool | None = None,
+             **flat) -> Result:
     """Run one experiment and return its ``Result``.
 
-    ``spec`` is a dict, a TOML path or an already resolved spec. Or pass the sections as
-    keywords (each a dict); ``objective`` and ``method`` may also be a name or an object, and
-    the everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
+    ``spec`` is a dict, a TOML path, the name of a bundled spec ('quickstart') or an already
+    resolved spec. Pass the sections as keywords (each a dict) instead, or on top of ``spec``
+    to override its keys; ``objective`` and ``method`` may also be a name or an object, and the
+    everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
+    Switching the objective's or method's name drops the spec's keys the new one does not
+    take. An override of a key that the spec's [sweep] varies pins it to that value, so
+    ``simulate("quickstart", method="gadamw", steps=5)`` runs one point of that study.
     ``progress``: show a progress bar (default: when stderr is a terminal).
     """
     custom_objective = None
-    if spec is not None:
-        if any(v is not None for v in (objective, method, cluster, network, compute, run)) or flat:
-            raise TypeError("simulate: pass either a spec or keyword sections, not both")
-        raw = load_toml(spec) if isinstance(spec, (str, Path)) else dict(spec)
-    else:
+    items = []
+    for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
+                        ("server", server), ("faults", faults), ("run", run)):
+        if value is not None:
+            if not isinstance(value, dict):
+                raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
+                                f"got {value!r}")
+            items.extend((name, key, v) for key, v in value.items())
+    sections = {(section, key): v for section, key, v in items}
+    for key, value in flat.items():
+        if key not in FLAT_KEYS:
+            raise SpecError(f"simulate: unknown keyword {key!r}"
+                            f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
+        section = FLAT_KEYS[key]
+        if (section, key) in sections and sections[section, key] != value:
+            raise SpecError(f"simulate: {key}={value!r} and {section}={{{key!r}: "
+                            f"{sections[section, key]!r}}} contradict each other; give one")
+        items.append((section, key, value))
+    if isinstance(objective, str):
+        items.append(("objective", "name", objective))
+    elif isinstance(objective, dict):
+        items.extend(("objective", key, v) for key, v in objective.items())
+    elif isinstance(objective, models.Objective):
+        custom_objective = objective
+    elif objective is not None:
+        raise SpecError(f"simulate: objective={objective!r} is not a name, a dict or an "
+                        "object with dim, init, grads and evaluate")
+    if isinstance(method, str):
+        items.append(("method", "name", method))
+    elif isinstance(method, dict):
+        items.extend(("method", key, v) for key, v in method.items())
+    elif isinstance(method, methods.Method):
+        items.append(("method", "name", _registered(method)))
+    elif method is not None:
+        raise SpecError(f"simulate: method={method!r} is not a name, a dict or a "
+                        "sim.methods.Method")
+    if spec is None:
         raw = {}
-        for name, value in (("cluster", cluster), ("network", network), ("compute", compute),
-                            ("run", run)):
-            if value is not None:
-                if not isinstance(value, dict):
-                    raise SpecError(f"simulate: {name}= must be a dict of {name} keys, "
-                                    f"got {value!r}")
-                raw[name] = dict(value)
-        for key, value in flat.items():
-            if key not in FLAT_KEYS:
-                raise SpecError(f"simulate: unknown keyword {key!r}"
-                                f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
-            raw.setdefault(FLAT_KEYS[key], {})[key] = value
-        if isinstance(objective, str):
-            raw["objective"] = {"name": objective}
-        elif isinstance(objective, dict):
-            raw["objective"] = dict(objective)
-        elif isinstance(objective, models.Objective):
-            custom_objective = objective
-        elif objective is not None:
-            raise SpecError(f"simulate: objective={objective!r} is not a name, a dict or an "
-                            "object with dim, init, grads and evaluate")
-        if isinstance(method, str):
-            raw["method"] = {"name": method}
-        elif isinstance(method, dict):
-            raw["method"] = dict(method)
-        elif isinstance(method, methods.Method):
-            raw["method"] = {"name": _registered(method)}
-        elif method is not None:
-            raise SpecError(f"simulate: method={method!r} is not a name, a dict or a "
-                            "sim.methods.Method")
+    elif isinstance(spec, (str, Path)):
+        raw = load_toml(bundled_spec(spec))
+    elif isinstance(spec, dict):
+        raw = dict(spec)
+    else:
+        raise SpecError(f"simulate: spec={spec!r} is not a dict, a TOML file or a bundled "
+                        "spec name")
+    if custom_objective is not None:
+        raw.pop("objective", None)  # the object stands for the whole section
+    if items:
+        from experiments.grid import pin
+
+        raw = pin(override(raw, items), overridden(items))
     if "sweep" in raw:
         raise SpecError("this spec has a [sweep] table: run it with `dlion-sim sweep` "
-                        "(or experiments.sweep.run_sweep)")
+                        "(or experiments.sweep.run_sweep), or pin the keys it varies, e.g. "
+                        "simulate('quickstart', method='gadamw')")
     resolved = resolve(raw, custom_objective)
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
@@ -91,19 +119,47 @@ def _registered(method: methods.Method) -> str:
     return method.name
 
 
-def execute(spec: dict, objective=None, progress: bool = False, label: str = "") -> Result:
-    """Run a resolved ``spec`` (see ``experiments.spec.resolve``)."""
+class Cancelled(Exception):
+    """A run stopped because its ``stop`` callable said so (an interrupted sweep)."""
+
+
+def check_data(spec: dict) -> None:
+    """SpecError naming the install command when the objective's data set is not here."""
+    from models.datasets import MissingDataError, require
+
+    name = spec["objective"]["name"]
+    if name not in models.REGISTRY:
+        return
+    field = objective_fields(name).get("dataset")
+    if field is not None:
+        try:
+            require(spec["objective"].get("dataset", field.default))
+        except MissingDataError as err:
+            raise SpecError(f"[objective] {err}") from None
+
+
+def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
+            stop=None) -> Result:
+    """Run a resolved ``spec`` (see ``experiments.spec.resolve``).
+
+    ``stop``: a callable checked before every step; once it returns true the run raises
+    ``Cancelled``. A run whose arrays would not fit in memory is refused before they exist.
+    """
     wall_start = time.perf_counter()
     run, cl, net = spec["run"], spec["cluster"], spec["network"]
     dtype = np.dtype(run["dtype"])
-    init_rng, data_rng, method_rng, compute_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(4))
+    # one stream per concern; spawned children keep their values as streams are added
+    init_rng, data_rng, method_rng, compute_rng, fault_rng, attack_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(run["seed"]).spawn(6))
+    footprint.check(spec, getattr(objective, "dim", None))
     if objective is None:
+        check_data(spec)
         params = {k: v for k, v in spec["objective"].items() if k != "name"}
         try:
             objective = models.make(spec["objective"]["name"], **params)
-        except (ValueError, ImportError, FileNotFoundError) as err:
+        except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
             raise SpecError(f"[objective] {err}") from None
+        footprint.check(spec, int(objective.dim))
     if hasattr(objective, "shards"):
         try:  # a data objective splits its samples now, so a bad split fails before any step
             objective.shards(cl["workers"])
@@ -115,20 +171,28 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
 
     x = np.asarray(objective.init(init_rng), dtype=dtype)
     d = x.size
-    state = method.init(x, n, hp, getattr(objective, "shapes", None))
+    shapes = getattr(objective, "shapes", None)
+    state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
     collective = net["collective"] or method.collectives[0]
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
-                          ComputeModel(**spec["compute"]), collective, bits_scale,
-                          header_bits=int(8 * net["header"]))
+                          _compute_model(spec["compute"], n), collective, bits_scale,
+                          header_bits=int(8 * net["header"]), policy=_policy(spec["server"], n),
+                          faults=FaultModel(**{k: v for k, v in spec["faults"].items()
+                                               if k not in ADVERSARY_KEYS}),
+                          fault_rng=fault_rng)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
+    # a worker back from a crash starts from the method's initial per-worker state
+    cold = snapshot_rows(method.init(x, n, hp, shapes), n) if cluster.faults else None
+    adversaries = _adversaries(spec["faults"], n, attack_rng)
 
     initial = objective.evaluate(x)
     target = _Target(run["target"], run["target_metric"], initial)
-    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES]
+    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES,
+               *PARTICIPATION]
     history = {c: np.full(steps, np.nan) for c in columns}
     evals: dict[str, np.ndarray] = {}
     sent_up = sent_down = 0
@@ -137,6 +201,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
                unit="step", leave=False, file=sys.stderr)
     done = 0
     for t in range(steps):
+        if stop is not None and stop():
+            bar.close()
+            raise Cancelled(f"stopped before step {t + 1}")
         losses, grads = objective.grads(x, n, batch, data_rng)
         train_loss = float(np.mean(losses))
         history["step"][t], history["train_loss"][t], history["lr"][t] = t + 1, train_loss, lrs[t]
@@ -144,12 +211,21 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         if not math.isfinite(train_loss):
             status = "diverged"
             break
-        payloads, state = method.encode(state, np.asarray(grads, dtype=dtype), hp, method_rng)
-        reply = method.aggregate(payloads, d, hp, method_rng)
-        rounds = methods.message_rounds(method, state, payloads, reply)
-        cluster.step(rounds, batch, cl["model_params"] or d, compute_rng)
-        x, state = method.apply(x, reply, state, hp, lrs[t])
-        step_up, step_down = cluster.message_bits(rounds)
+        try:
+            outcome = train_step(method, cluster, x, state, np.asarray(grads, dtype=dtype), hp,
+                                 lrs[t], method_rng=method_rng, compute_rng=compute_rng,
+                                 batch_size=batch, n_params=cl["model_params"] or d, step=t,
+                                 cold=cold, adversaries=adversaries, attack_rng=attack_rng)
+        except AllWorkersDown as err:
+            status, done = "all_workers_down", t
+            down_reason = str(err)
+            break
+        x, state, record = outcome.x, outcome.state, outcome.record
+        history["empty"][t] = outcome.empty
+        if adversaries is not None:
+            taken = adversaries.mask if record.aggregated is None else record.aggregated
+            history["adversarial"][t] = int((taken & adversaries.mask).sum())
+        step_up, step_down = cluster.message_bits(record)
         sent_up, sent_down = sent_up + step_up, sent_down + step_down
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
@@ -163,11 +239,16 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
             bar.set_postfix(loss=f"{train_loss:.4g}", refresh=False)
     bar.close()
     cluster.finish()
+    # late arrivals and the last replies land after their step: count once time has run out
     for t, record in enumerate(cluster.records):
         for key, value in record.phases().items():
             history[key][t] = value
+        history["aggregated"][t], history["late"][t] = record.n_aggregated, record.late
+        history["lost"][t], history["down"][t] = record.lost, record.down_workers
+        history["abandoned"][t] = record.abandoned
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
-    final_eval = objective.evaluate(x) if status == "diverged" else {
+    steady = method.steady_from(hp) if method.steady_from else 0  # after the method's warm-up
+    final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
     summary = {
@@ -175,7 +256,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         "steps": done,
         "sim_time_s": _last_finite(history["time_s"]),
         "wall_s": time.perf_counter() - wall_start,
-        "final": {"train_loss": history["train_loss"][-1], **final_eval},
+        "final": {"train_loss": history["train_loss"][-1] if done else math.nan, **final_eval},
         "initial": initial,
         "target": None if target.value is None else {
             "metric": target.metric, "value": target.value,
@@ -184,14 +265,60 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "")
         "n_params": d,
         "model_params": cl["model_params"] or d,
         "bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d),
-        "phases_mean_s": {p: float(np.nanmean(history[p])) if done else 0.0 for p in PHASES},
+        "steady_from_step": steady + 1,
+        "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
+                                                          steady),
+        "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         "collective": collective,
+        "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
+        "adversaries": [] if adversaries is None else adversaries.ids,
         "spec": spec,
     }
+    if status == "all_workers_down":
+        summary["stopped_because"] = down_reason
     if hasattr(objective, "partition_info"):
         summary["partition"] = objective.partition_info(n)
     trace = cluster.trace_rows() if run["trace"] else None
     return Result(params=x, history=history, summary=summary, trace=trace)
+
+
+#: per-step history columns of who took part: messages aggregated, discarded as late (arrived
+#: after the close), lost (each lost attempt), workers down at the close, computations given
+#: up (still running when the step closed), and empty steps (nothing arrived: no update)
+PARTICIPATION = ("aggregated", "late", "lost", "down", "abandoned", "empty", "adversarial")
+#: [faults] keys of the adversaries (sim.adversaries); the rest are crashes and losses
+ADVERSARY_KEYS = ("byzantine", "attack", "scale_factor", "collude")
+
+
+def _adversaries(faults: dict, n: int, rng) -> Adversaries | None:
+    """The run's adversaries from the resolved [faults] table (None when there are none)."""
+    mask = choose(faults["byzantine"], n, rng) if faults["byzantine"] else None
+    if mask is None or not mask.any():
+        return None
+    scale = SCALE_DEFAULT if faults["scale_factor"] is None else faults["scale_factor"]
+    return Adversaries(mask, faults["attack"], scale, faults["collude"])
+
+
+def _policy(server: dict, n: int) -> Policy:
+    """The server's policy from the resolved [server] table (k may be a fraction of N)."""
+    k = server["k"]
+    if isinstance(k, float):
+        k = max(1, math.ceil(k * n))
+    return Policy(server["policy"], server["deadline"] or math.inf, k or 0)
+
+
+def _compute_model(compute: dict, n: int) -> ComputeModel:
+    """The compute model of the resolved [compute] table (a trace file is read here)."""
+    table = {k: v for k, v in compute.items() if k != "trace_file" and v is not None}
+    if compute["distribution"] == "trace":
+        table["trace"] = read_trace(compute["trace_file"], n)
+    return ComputeModel(**table)
+
+
+def _mean_taken(column: np.ndarray) -> float:
+    """Mean of a phase column over the steps that had that phase (0 when none did)."""
+    taken = column[~np.isnan(column)]
+    return float(taken.mean()) if taken.size else 0.0
 
 
 def _last_finite(column: np.ndarray) -> float:
@@ -199,14 +326,16 @@ def _last_finite(column: np.ndarray) -> float:
     return float(finite[-1]) if finite.size else 0.0
 
 
-def _bits_per_param(history, n_params) -> dict[str, float]:
-    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent."""
-    valid = history["bits_up"][~np.isnan(history["bits_up"])]
-    if valid.size == 0:
-        return {"up": 0.0, "down": 0.0, "total": 0.0}
-    count = valid.size
-    up = float(valid[-1]) / count / n_params
-    down = float(history["bits_down"][count - 1]) / count / n_params
+def _bits_per_param(history, n_params, first: int = 0) -> dict:
+    """Bits per (virtual) parameter per step, up and down, averaged over the steps sent from
+    0-based step ``first`` on (the steady state after the method's warm-up; all zero for a run
+    that sent nothing, None for one that ended before ``first``)."""
+    count = int(np.count_nonzero(~np.isnan(history["bits_up"])))
+    if count <= first:
+        value = None if first else 0.0
+        return {"up": value, "down": value, "total": value}
+    up, down = ((float(history[k][count - 1]) - (float(history[k][first - 1]) if first else 0.0))
+                / (count - first) / n_params for k in ("bits_up", "bits_down"))
     return {"up": up, "down": down, "total": up + down}
 
 

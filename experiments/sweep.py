@@ -8,108 +8,44 @@ tidy table of every run in it (see ``experiments.table``).
 from __future__ import annotations
 
 import importlib
-import itertools
 import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
+import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
 
+from experiments.output import check_sweep_dir, study
 from experiments.results import _write_atomic, is_complete
-from experiments.spec import SECTIONS, SpecError, _suggest, resolve, spec_hash
+from experiments.grid import axis_keys, expand
+from experiments.spec import SpecError, resolve, spec_hash
 from experiments.table import MANIFEST, run_dirs, write_table
 
 # Numerics run one process per core; BLAS threads on top would only fight over the cores.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 DASK_HINT = "pip install 'dlion-sim[dask]'"
 
-
-def _axis(where: str, dotted: str, values) -> tuple[str, str, list]:
-    """Check one sweep entry; returns (section, key, values), key '' for a whole-section axis."""
-    section, _, key = dotted.partition(".")
-    if section not in SECTIONS:
-        raise SpecError(f"{where} key {dotted!r}: unknown section {section!r}"
-                        f"{_suggest(section, SECTIONS)}")
-    if not isinstance(values, list) or not values:
-        raise SpecError(f"{where}.{dotted!r} = {values!r}: expected a non-empty list of values")
-    if not key and not all(isinstance(v, dict) for v in values):
-        raise SpecError(f"{where}.{section} = {values!r}: a whole-section axis takes a list of "
-                        "tables, e.g. [{name = 'dlion'}, {name = 'glion'}]")
-    return section, key, values
+#: Seconds the points in progress get to notice a Ctrl-C and stop; then their workers are ended.
+CANCEL_GRACE_S = 1.0
+#: How often a worker process checks that the sweep that started it is still alive (s).
+PARENT_POLL_S = 0.25
 
 
-def _zip_group(where: str, table) -> list[list[tuple]]:
-    """One ``[sweep.zip]`` table -> one axis whose settings set every zipped key together."""
-    if not isinstance(table, dict) or not table:
-        raise SpecError(f"{where} = {table!r}: expected a table of 'section.key' = [values] "
-                        "lists of equal length, e.g. {'method.name' = ['dlion', 'glion'], "
-                        "'method.lr' = [0.001, 0.0003]}")
-    entries = [_axis(where, dotted, values) for dotted, values in table.items()]
-    names = list(table)
-    for name, (_, _, values) in zip(names[1:], entries[1:]):
-        if len(values) != len(entries[0][2]):
-            raise SpecError(f"{where}: {name!r} has {len(values)} values but {names[0]!r} has "
-                            f"{len(entries[0][2])}; zipped lists vary together and need equal "
-                            "lengths")
-    return [[(section, key, values[i]) for section, key, values in entries]
-            for i in range(len(entries[0][2]))]
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep; the message says how many points were kept and cancelled."""
 
-
-def _check_overlap(axes: list[list[list[tuple]]]) -> None:
-    """A key set by two axes would make the grid order decide its value: refuse it."""
-    owner: dict[str, int] = {}
-    for index, axis in enumerate(axes):
-        keys = set()
-        for setting in axis:
-            for section, key, value in setting:
-                keys.update([f"{section}.{key}"] if key else (f"{section}.{k}" for k in value))
-        for dotted in keys:
-            if owner.setdefault(dotted, index) != index:
-                raise SpecError(f"sweep: {dotted!r} is set by two sweep axes (a grid key, a zip "
-                                "list or a whole-section table); give each key in one axis only")
-
-
-def expand(raw: dict) -> list[dict]:
-    """The raw specs of every grid point of ``raw['sweep']`` (the base spec when it has none).
-
-    Keys are ``"section.key" = [values]`` (one axis each) or ``section = [tables]`` (each table
-    merged over the base section, e.g. method variants with their own hyperparameters). A
-    ``zip`` sub-table (or a list of them) holds lists of equal length that vary together as one
-    axis. The first axis varies slowest.
-    """
-    sweep = raw.get("sweep", {})
-    base = {k: v for k, v in raw.items() if k != "sweep"}
-    if not isinstance(sweep, dict):
-        raise SpecError("[sweep] must be a table of 'section.key' = [values]")
-    axes = []
-    for dotted, values in sweep.items():
-        if dotted == "zip":
-            groups = values if isinstance(values, list) else [values]
-            if not groups:
-                raise SpecError("sweep.zip = []: expected a table of equal-length lists")
-            axes.extend(_zip_group("sweep.zip", group) for group in groups)
-        else:
-            section, key, values = _axis("sweep", dotted, values)
-            axes.append([[(section, key, v)] for v in values])
-    _check_overlap(axes)
-    points = []
-    for combination in itertools.product(*axes):
-        point = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-        for setting in combination:
-            for section, key, value in setting:
-                table = point.setdefault(section, {})
-                if key:
-                    table[key] = value
-                else:
-                    table.update(value)
-        points.append(point)
-    return points
+    def __init__(self, kept: int, cancelled: int, total: int):
+        super().__init__(f"interrupted: {kept} of {total} points kept, {cancelled} cancelled; "
+                         "run the same command again to resume")
+        self.kept, self.cancelled, self.total = kept, cancelled, total
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -137,18 +73,41 @@ def shard_of(grid: dict[str, dict], shard: tuple[int, int] | None) -> dict[str, 
     return dict(list(grid.items())[index - 1::count])
 
 
+#: Set in a worker process (by ``_start_worker``): true once the sweep was interrupted.
+_stop_requested = None
+
+
 def _compute(spec: dict):
     """Run one resolved point (in a worker process or on a Dask worker).
 
-    Returns ("ok", Result) or ("failed", error text, traceback text); the caller writes the run
-    directory, so a remote Dask worker needs no shared file system.
+    Returns ("ok", Result), ("failed", error text, traceback text), or ("cancelled",) when the
+    sweep was interrupted while the point ran; the caller writes the run directory, so a remote
+    Dask worker needs no shared file system.
     """
-    from experiments.run import execute
+    from experiments.run import Cancelled, execute
 
     try:
-        return "ok", execute(spec)
+        return "ok", execute(spec, stop=_stop_requested)
+    except Cancelled:
+        return ("cancelled",)
     except Exception as err:  # a failed point is recorded and the sweep goes on
         return "failed", f"{type(err).__name__}: {err}", traceback.format_exc()
+
+
+def _start_worker(parent: int, stop_event) -> None:
+    """Set up a worker process: Ctrl-C is the sweep's to handle, and the worker ends with it."""
+    global _stop_requested
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_requested = stop_event.is_set
+    # tqdm's default lock is a named semaphore, which a killed worker could never unlink
+    tqdm.set_lock(threading.RLock())
+
+    def watch():  # a killed sweep cannot tell its workers, so they look for themselves
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _record(directory: Path, spec: dict, outcome) -> str:
@@ -170,35 +129,81 @@ def _crashed(err: BaseException):
     return "failed", f"{type(err).__name__}: {err}", ""
 
 
+def _outcome(future):
+    """A finished future's outcome, or its crash as a failed outcome."""
+    try:
+        return future.result()
+    except Exception as err:
+        return _crashed(err)
+
+
 def _collect(completed, futures: dict, finish) -> None:
     """Hand each finished future's outcome (or its crash) to ``finish`` as it completes."""
     for future in completed:
-        try:
-            outcome = future.result()
-        except Exception as err:
-            outcome = _crashed(err)
-        finish(futures[future], outcome)
+        finish(futures[future], _outcome(future))
 
 
 def _run_local(todo: list[dict], jobs: int, finish) -> None:
+    """Run the points in ``jobs`` processes (1: in this one); Ctrl-C cancels the rest.
+
+    On the first Ctrl-C the queued points are dropped and the running ones stop at their next
+    step (within ``CANCEL_GRACE_S``, after which their processes are ended); a second Ctrl-C
+    stops waiting at once. Raises KeyboardInterrupt after handing over what finished.
+    """
     if jobs == 1:
         for r in todo:
             finish(r, _compute(r["spec"]))
         return
+    context = get_context("spawn")
+    stop = context.Event()
     saved = {v: os.environ.get(v) for v in _THREAD_VARS}
     os.environ.update({v: "1" for v in _THREAD_VARS})
-    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(os.getpid(), stop))
+    interrupted = False
     try:
-        futures = {pool.submit(_compute, r["spec"]): r for r in todo}
-        _collect(as_completed(futures), futures, finish)
+        # workers start while Ctrl-C is ignored, so none can be hit before it ignores it itself
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = {pool.submit(_compute, r["spec"]): r for r in todo}
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        try:
+            _collect(as_completed(futures), futures, finish)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            for future in futures:
+                future.cancel()
+            _drain(futures, finish)
+            raise
     finally:
-        # on Ctrl-C, drop the queued points instead of waiting for them
-        pool.shutdown(wait=True, cancel_futures=True)
+        stuck = interrupted and not all(f.done() for f in futures)
+        if stuck:  # a point still running after the grace, or a second Ctrl-C
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+        pool.shutdown(wait=not stuck, cancel_futures=True)
         for var, value in saved.items():
             if value is None:
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = value
+
+
+def _drain(futures: dict, finish) -> None:
+    """After a Ctrl-C: hand over the points that finish within the grace; a Ctrl-C ends it."""
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    running = {f for f in futures if not f.cancelled()}
+    try:
+        while running and time.monotonic() < deadline:
+            done, running = wait(running, timeout=deadline - time.monotonic(),
+                                 return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = _outcome(future)
+                if outcome[0] != "cancelled":
+                    finish(futures[future], outcome)
+    except KeyboardInterrupt:
+        pass  # the second Ctrl-C: stop waiting
 
 
 def _require_dask() -> None:
@@ -240,37 +245,70 @@ def _run_dask(todo: list[dict], address: str, jobs: int, finish) -> None:
             cluster.close()
 
 
-def _manifest_points(directory: Path) -> list[str]:
+def _manifest(directory: Path) -> dict:
+    """The sweep.json of a directory ({} when it has none); SpecError when it is damaged."""
     path = directory / MANIFEST
-    return json.loads(path.read_text())["points"] if path.exists() else []
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        if isinstance(manifest, dict) and isinstance(manifest.get("points", []), list):
+            return manifest
+    except (OSError, ValueError):
+        pass
+    raise SpecError(f"{path} is damaged; move it away (the run directories beside it are "
+                    "intact) and run again")
 
 
-def _write_manifest(directory: Path, points: list[str]) -> None:
-    """Record the grid order of the points, keeping points of earlier grids after them."""
+def _manifest_points(directory: Path) -> list[str]:
+    return _manifest(directory).get("points", [])
+
+
+def _write_manifest(directory: Path, points: list[str], this_study: dict | None) -> None:
+    """Record the grid order of the points (keeping points of earlier grids after them) and
+    the study they belong to."""
     ordered = list(dict.fromkeys([*points, *_manifest_points(directory)]))
-    _write_atomic(directory / MANIFEST, json.dumps({"points": ordered}, indent=1) + "\n")
+    manifest = {"points": ordered, "study": this_study or _manifest(directory).get("study")}
+    _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = False,
-              dask: str | None = None, shard: tuple[int, int] | None = None) -> list[dict]:
+              dask: str | None = None, shard: tuple[int, int] | None = None,
+              force: bool = False) -> list[dict]:
     """Run the points of the sweep ``raw`` into ``out_dir``; returns one record per point.
 
-    All points are validated before any runs, so a bad value never costs finished work.
+    Everything is checked before any point runs, so a bad value never costs finished work:
+    every point's spec, the output directory (writable; not a single run's; not holding
+    another study unless ``force``), each point's memory estimate and its data set.
     Finished points are skipped; failed ones are tried again. Records hold ``dir``, ``spec``
-    and ``status``; ``runs.csv`` is rewritten at the end.
+    and ``status``; ``runs.csv`` is rewritten at the end, also after a Ctrl-C, which raises
+    ``SweepInterrupted`` (see ``_run_local``).
     ``jobs``: worker processes (default: the number of cores; 1 runs in this process), or the
     LocalCluster's workers for ``dask='local'``. ``dask``: a scheduler address or 'local'.
     ``shard``: (i, n) runs only that piece of the grid (see ``shard_of``); the manifest and the
     table still cover the whole directory, so pieces run into one directory need no merge.
     """
+    from experiments import footprint
+    from experiments.run import check_data
+
     if dask:
         _require_dask()
     grid = plan(raw)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_manifest(out, list(grid))
+    this_study = study(axis_keys(raw), list(grid.values()))
+    check_sweep_dir(out, this_study, _manifest(out).get("study") if out.is_dir() else None,
+                    force)
     records = [{"dir": str(out / h), "spec": s} for h, s in shard_of(grid, shard).items()]
     todo = [r for r in records if not is_complete(r["dir"])]
+    checked = set()
+    for r in todo:
+        objective = json.dumps(r["spec"]["objective"], sort_keys=True, default=str)
+        if objective not in checked:  # once per data set, not once per point
+            check_data(r["spec"])
+            checked.add(objective)
+        footprint.check(r["spec"])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out, list(grid), this_study)
     for r in records:
         r["status"] = "done before" if is_complete(r["dir"]) else "pending"
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -280,14 +318,20 @@ def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = Fals
         record["status"] = _record(Path(record["dir"]), record["spec"], outcome)
         bar.update(1)
 
+    interrupted = False
     try:
         if todo and dask:
             _run_dask(todo, dask, jobs, finish)
         elif todo:
             _run_local(todo, min(jobs, len(todo)), finish)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bar.close()
     write_table(out)
+    if interrupted:
+        cancelled = sum(r["status"] == "pending" for r in records)
+        raise SweepInterrupted(len(records) - cancelled, cancelled, len(records))
     return records
 
 
@@ -309,6 +353,12 @@ def merge(out_dir, pieces, move: bool = False) -> dict[str, int]:
     if not sources and not out.is_dir():
         raise SpecError(f"merge: {str(out)!r} does not exist and no pieces were given "
                         "(usage: dlion-sim merge OUT DIR...)")
+    studies = {json.dumps(s, sort_keys=True) for s in
+               (_manifest(p).get("study") for p in [out, *sources] if p.is_dir()) if s}
+    if len(studies) > 1:
+        raise SpecError("merge: these directories hold different studies (their sweep.json "
+                        "differ in the swept keys or the fixed settings); merge pieces of one "
+                        "sweep only")
     out.mkdir(parents=True, exist_ok=True)
     counts = {"added": 0, "replaced": 0, "kept": 0}
     points = _manifest_points(out)
@@ -333,7 +383,7 @@ def merge(out_dir, pieces, move: bool = False) -> dict[str, int]:
                 shutil.rmtree(target)
             os.replace(staged, target)
             staging.rmdir()
-    _write_manifest(out, points)
+    _write_manifest(out, points, json.loads(studies.pop()) if studies else None)
     write_table(out)
     if move:  # the pieces' tables must stop listing the runs that left them
         for piece in sources:

@@ -2,8 +2,12 @@
 
 Columns: every resolved spec key flattened as ``section.key`` (lists as their TOML text), then
 ``status`` ("failed" for a failed point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
-(wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down``, ``target.time_s``
-(simulated s when the target was reached), ``error`` and ``dir`` (the run directory, relative
+(wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down`` (the whole run),
+``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up), ``target.time_s``
+(simulated s when the target was reached), ``participation.<count>`` (totals over the run:
+messages aggregated, late, lost, workers down, computations abandoned, empty steps, messages
+from adversaries aggregated), ``error``
+and ``dir`` (the run directory, relative
 to the sweep directory). Rows follow the grid order recorded in ``sweep.json``; runs it does not
 list come after, by hash. Plain csv reads it; so does pandas.
 """
@@ -21,7 +25,8 @@ from experiments.spec import SECTIONS, _toml_value
 TABLE = "runs.csv"
 MANIFEST = "sweep.json"
 _RUN_DIR = re.compile(r"[0-9a-f]{12}")  # spec_hash names
-_BITS = tuple(f"bits_per_param_per_step.{k}" for k in ("total", "up", "down"))
+_BITS = tuple(f"{which}bits_per_param_per_step.{k}" for which in ("", "steady_")
+              for k in ("total", "up", "down"))
 _INT = re.compile(r"-?\d+")
 
 
@@ -40,12 +45,15 @@ def _row(run: Path) -> dict:
     if is_complete(run):
         summary = json.loads((run / "summary.json").read_text())
         target = summary.get("target") or {}
-        bits = summary["bits_per_param_per_step"]
         metrics = {"status": summary["status"], "steps": summary["steps"],
                    "sim_time_s": summary["sim_time_s"], "wall_s": summary["wall_s"],
                    **{f"final.{k}": v for k, v in summary["final"].items()},
-                   **{column: bits[column.rsplit(".", 1)[1]] for column in _BITS},
-                   "target.time_s": target.get("time_s"), "error": None}
+                   **{column: summary.get(column.split(".")[0], {}).get(column.split(".")[1])
+                      for column in _BITS},
+                   "target.time_s": target.get("time_s"),
+                   **{f"participation.{k}": v
+                      for k, v in summary.get("participation", {}).items()},
+                   "error": None}
         spec = summary["spec"]
     else:
         failure = json.loads((run / "error.json").read_text())
@@ -60,8 +68,9 @@ def _columns(rows: list[dict]) -> list[str]:
     seen = list(dict.fromkeys(key for row in rows for key in row))
     spec = [c for s in SECTIONS for c in seen if c.startswith(f"{s}.")]
     final = [c for c in seen if c.startswith("final.")]
+    counts = [c for c in seen if c.startswith("participation.")]
     return [*spec, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS, "target.time_s",
-            "error", "dir"]
+            *counts, "error", "dir"]
 
 
 def run_dirs(directory) -> list[Path]:

@@ -16,6 +16,7 @@ import functools
 import gzip
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import re
 import sqlite3
@@ -62,6 +63,18 @@ _TEST_FRACTION = 0.2
 
 class MissingDataError(FileNotFoundError):
     """A data set's files are not on this machine; the message names the install command."""
+
+
+def require(name: str) -> None:
+    """Raise ``MissingDataError`` (naming the install command) unless data set ``name`` can be
+    loaded here; reads no data, so a sweep can check once before it starts."""
+    if name == "fashion_mnist":
+        fashion_mnist_dir()
+    elif name in PACKAGED_FILES:
+        _packaged_file(name)
+    elif name in ("digits", "breast_cancer", "wine") and importlib.util.find_spec("sklearn") is None:
+        raise MissingDataError(f"dataset {name!r} needs scikit-learn; install it with "
+                               f"`{SKLEARN_INSTALL}`")
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.ticker import FuncFormatter
 
 from plots.data import (PlotError, group_runs, load_runs, spec_of, t_interval,
                         target_description, time_to_target, value_at, without_section)
-from plots.figure import gbps, plt, save
+from plots.figure import bandwidth_text, plt, save, unit_ticks, wrap
 from plots.style import color_for, describe, marker_for, run_label, setting_differences
 
 BANDWIDTH = "network.bandwidth"
@@ -128,28 +127,35 @@ def plot_bandwidth(results, out_file=None, metric: str | None = None,
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 4.6 * rows), squeeze=False,
                              sharey=True)
+    seeds = max(len(p.runs) for p in group_runs(runs))
     for ax, lines in zip(axes.flat, panels.values()):
-        _draw_panel(ax, lines, runs, metric, target)
+        _draw_panel(ax, lines, runs, metric, target, error_bars=seeds > 1)
         if len(panels) > 1:
             ax.set_title(", ".join(setting_differences(lines[0].spec, settings)), fontsize=9)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    seeds = max(len(p.runs) for p in group_runs(runs))
-    heading = title or (f"Time to target against bandwidth, "
+    heading = title or (f"Time to target against bandwidth\n"
                         f"{describe([spec_of(r) for r in runs])}")
     if seeds > 1:
         heading += f"\nmean over seeds (up to {seeds}), {confidence:.0%} t-interval error bars"
-    fig.suptitle(heading, fontsize=10)
+    fig.suptitle(wrap(heading, int(fig.get_figwidth() * 11)), fontsize=10)
     fig.tight_layout()
-    return save(fig, out_file)
+    return save(fig, out_file, results)
 
 
-def _draw_panel(ax, lines: list[Series], runs, metric, target) -> None:
-    """The lines of one setting, their crossovers numbered, and a legend of both."""
+def _draw_panel(ax, lines: list[Series], runs, metric, target, error_bars: bool) -> None:
+    """The lines of one setting, their crossovers numbered, and a legend of both.
+
+    Error bars only when seeds vary: with one seed there is no spread to show.
+    """
     for s in lines:
-        ax.errorbar(s.bandwidth, s.time, yerr=np.where(s.half > 0, s.half, np.nan),
-                    color=color_for(s.spec), marker=marker_for(s.spec), ms=6, lw=1.6,
-                    capsize=3, label=s.label)
+        style = dict(color=color_for(s.spec), marker=marker_for(s.spec), ms=6, lw=1.6,
+                     label=s.label)
+        if error_bars:
+            ax.errorbar(s.bandwidth, s.time, yerr=np.where(s.half > 0, s.half, np.nan),
+                        capsize=3, **style)
+        else:
+            ax.plot(s.bandwidth, s.time, **style)
     number = 0
     for i, a in enumerate(lines):
         for b in lines[i + 1:]:
@@ -157,17 +163,17 @@ def _draw_panel(ax, lines: list[Series], runs, metric, target) -> None:
                 number += 1
                 ax.plot([bw], [t], marker="o", ms=13, mfc="none", mec="black", mew=1.5,
                         linestyle="none", gid="crossover",
-                        label=f"{number}: {a.label} = {b.label} at {gbps(bw)} Gb/s")
+                        label=f"{number}: {a.label} = {b.label} at {bandwidth_text(bw)}")
                 ax.annotate(str(number), (bw, t), textcoords="offset points", xytext=(7, 7),
                             fontsize=9, fontweight="bold")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: gbps(x)))
-    ax.set_xlabel("link bandwidth (Gb/s)")
+    unit_ticks(ax.xaxis, "bandwidth")
+    ax.set_xlabel("link bandwidth (each worker's, per direction)")
     ax.set_ylabel(f"simulated time to {target_description(runs, metric, target)} (s)")
     ax.grid(True, which="major", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    methods = len(lines)  # methods first, then the numbered crossovers
-    order = list(range(len(handles) - methods, len(handles))) + list(range(len(handles) - methods))
+    names = {s.label for s in lines}  # methods first, then the numbered crossovers
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] not in names, i))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7.5,
               frameon=False)

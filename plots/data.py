@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from experiments.results import Result, is_complete, load
+from experiments.results import DamagedRunError, Result, is_complete, load
 from plots.style import method_key, method_rank, metric_label
 
 
@@ -37,7 +37,11 @@ def load_runs(results) -> list[Result]:
     runs = []
     for item in results if isinstance(results, (list, tuple)) else [results]:
         if isinstance(item, (str, Path)):
-            runs.extend(load(p) for p in find_runs(item))
+            for path in find_runs(item):
+                try:
+                    runs.append(load(path))
+                except DamagedRunError as err:
+                    raise PlotError(str(err)) from None
         else:
             runs.append(item)
     if not runs:
@@ -178,3 +182,19 @@ def target_description(runs: list[Result], metric: str | None, value: float | No
 
 def _name(run: Result) -> str:
     return method_key(spec_of(run)) + f" (seed {spec_of(run)['run']['seed']})"
+
+
+def sweep_progress(directory) -> tuple[int, int] | None:
+    """(finished points, points in the grid) of a sweep directory; None when it is no sweep.
+
+    The grid is the one recorded in the directory's sweep.json.
+    """
+    path = Path(directory) if isinstance(directory, (str, Path)) else None
+    manifest = path / "sweep.json" if path is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        points = json.loads(manifest.read_text())["points"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sum(is_complete(path / str(p)) for p in points), len(points)

@@ -1,8 +1,9 @@
 """D-Lion's speed-up over G-AdamW across link bandwidth and number of workers.
 
-A cell holds baseline time / method time (> 1: D-Lion is faster). The time is the time to a
-target when there is one, else the simulated time of the run (then both runs must have taken
-the same number of steps, or the ratio would compare different amounts of training).
+A cell holds baseline time / method time to the same target (> 1: D-Lion is faster): the runs'
+own run.target, or a target given with ``target``. Without one there is no fair time to compare
+(runs of different lengths, or one that has long converged), so the figure is refused, as the
+bandwidth figure does.
 """
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import math
 
 import numpy as np
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from plots.bandwidth import BANDWIDTH
 from plots.data import (PlotError, group_runs, load_runs, spec_of, target_description,
                         time_to_target, value_at)
-from plots.figure import gbps, plt, save
+from plots.figure import bandwidth_text, plt, save, wrap
 from plots.style import describe, method_key, pretty, setting_differences
 
 WORKERS = "cluster.workers"
@@ -26,11 +27,11 @@ CMAP = "PuOr"
 
 def speedup_table(results, method: str | None = None, baseline: str = "gadamw",
                   metric: str | None = None, target: float | None = None):
-    """(bandwidths [bits/s], workers, ratio [len(workers) x len(bandwidths)], what was timed).
+    """(bandwidths [bits/s], workers, ratio [len(workers) x len(bandwidths)], the target).
 
-    ratio = mean baseline time / mean method time over seeds; NaN where a cell lacks one of the
-    two, or where some seed never reached the target. ``method`` defaults to dlion/mavo (or
-    dlion/avg when only that variant ran).
+    ratio = mean baseline time / mean method time to the target over seeds; NaN where a cell
+    lacks one of the two, or where some seed never reached the target. ``method`` defaults to
+    dlion/mavo (or dlion/avg when only that variant ran).
     """
     runs = load_runs(results)
     by_method: dict[str, list] = {}
@@ -48,7 +49,9 @@ def speedup_table(results, method: str | None = None, baseline: str = "gadamw",
         raise PlotError("the runs differ in more than method, bandwidth, workers and seed ("
                         + "; ".join(", ".join(setting_differences(g.spec, [s.spec for s in settings]))
                                     for g in settings) + "); pass one setting's runs")
-    timed = _timing(runs, metric, target)
+    if target is None:
+        for run in runs:
+            time_to_target(run)  # PlotError naming the run without a run.target
     cells: dict[tuple, dict[str, list[float]]] = {}
     for key in (method, baseline):
         for run in by_method[key]:
@@ -60,12 +63,10 @@ def speedup_table(results, method: str | None = None, baseline: str = "gadamw",
     ratio = np.full((len(workers), len(bandwidths)), np.nan)
     for (b, n), cell in cells.items():
         if method in cell and baseline in cell:
-            if timed == "simulated time":
-                _same_steps(cell[method] + cell[baseline], b, n)
-            ours = _mean_time(cell[method], metric, target, timed)
-            theirs = _mean_time(cell[baseline], metric, target, timed)
+            ours = _mean_time(cell[method], metric, target)
+            theirs = _mean_time(cell[baseline], metric, target)
             ratio[workers.index(n), bandwidths.index(b)] = theirs / ours
-    what = target_description(runs, metric, target) if timed != "simulated time" else timed
+    what = target_description(runs, metric, target)
     return np.array(bandwidths), np.array(workers), ratio, (method, baseline, what)
 
 
@@ -81,12 +82,12 @@ def plot_heatmap(results, out_file=None, method: str | None = None, baseline: st
         runs, method, baseline, metric, target)
     if not np.isfinite(ratio).any():
         raise PlotError(f"no (bandwidth, workers) cell has finished runs of both {method} and "
-                        f"{baseline}" + (" that reached the target" if what != "simulated time"
-                                         else ""))
+                        f"{baseline} that reached the target")
     finite = ratio[np.isfinite(ratio)]
     # symmetric in log around 1, so "no speed-up" is the neutral middle colour
     span = max(float(np.max(np.abs(np.log10(finite)))), math.log10(1.5))
-    fig, ax = plt.subplots(figsize=(1.3 * len(bandwidths) + 3.2, 0.75 * len(workers) + 2.2))
+    width = max(1.3 * len(bandwidths) + 3.2, 6.4)  # room for the title however few columns
+    fig, ax = plt.subplots(figsize=(width, 0.75 * len(workers) + 2.4))
     image = ax.imshow(np.ma.masked_invalid(ratio), cmap=CMAP, origin="lower", aspect="auto",
                       norm=LogNorm(10 ** -span, 10 ** span))
     for i in range(len(workers)):
@@ -98,40 +99,31 @@ def plot_heatmap(results, out_file=None, method: str | None = None, baseline: st
             else:
                 text, color = "n/a", "dimgray"
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color=color)
-    ax.set_xticks(range(len(bandwidths)), [gbps(b) for b in bandwidths])
+    ax.set_xticks(range(len(bandwidths)), [bandwidth_text(b) for b in bandwidths])
     ax.set_yticks(range(len(workers)), [str(int(n)) for n in workers])
-    ax.set_xlabel("link bandwidth (Gb/s)")
+    ax.set_xlabel("link bandwidth (each worker's, per direction)")
     ax.set_ylabel("workers (count)")
     bar = fig.colorbar(image, ax=ax)
+    bar.ax.yaxis.set_major_locator(FixedLocator(colorbar_ticks(span)))
+    bar.ax.yaxis.set_minor_locator(NullLocator())
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
-    bar.set_label(f"speed-up (×): {pretty(baseline)} time / {pretty(method)} time")
-    heading = title or (f"Speed-up of {pretty(method)} over {pretty(baseline)} "
-                        f"({'time to ' + what if what != 'simulated time' else what})\n"
-                        f"{describe([spec_of(r) for r in runs])}")
-    ax.set_title(heading, fontsize=10)
+    bar.set_label(f"speed-up: {pretty(baseline)} time / {pretty(method)} time")
+    heading = title or (f"Speed-up of {pretty(method)} over {pretty(baseline)} in time to "
+                        f"{what}\n{describe([spec_of(r) for r in runs])}")
+    fig.suptitle(wrap(heading, int(width * 11)), fontsize=10)
     fig.tight_layout()
-    return save(fig, out_file)
+    return save(fig, out_file, results)
 
 
-def _timing(runs, metric, target) -> str:
-    """What the cells time: a given target, the runs' own targets, or the simulated time."""
-    if target is not None:
-        return "given target"
-    if all(r.summary.get("target") for r in runs):
-        return "run target"
-    return "simulated time"
+def colorbar_ticks(span: float) -> list[float]:
+    """Round speed-ups (0.5, 1, 2, 5, 10, ...) inside [10^-span, 10^span], always with 1."""
+    ticks = [m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)]
+    inside = [t for t in ticks if 10 ** -span <= t * (1 + 1e-9) and t <= 10 ** span * (1 + 1e-9)]
+    if len(inside) > 9:  # a wide range: the powers of ten are enough
+        inside = [t for t in inside if math.log10(t).is_integer()]
+    return inside
 
 
-def _mean_time(runs, metric, target, timed) -> float:
-    """Mean over seeds of the timed seconds (NaN when some seed missed the target)."""
-    if timed == "simulated time":
-        return float(np.mean([r.summary["sim_time_s"] for r in runs]))
+def _mean_time(runs, metric, target) -> float:
+    """Mean over seeds of the seconds to the target (NaN when some seed missed it)."""
     return float(np.mean([time_to_target(r, metric, target) for r in runs]))
-
-
-def _same_steps(runs, bandwidth, workers) -> None:
-    steps = {r.summary["steps"] for r in runs}
-    if len(steps) > 1:
-        raise PlotError(f"the runs at {gbps(bandwidth)} Gb/s, {workers} workers took different "
-                        f"numbers of steps ({sorted(steps)}), so their simulated times are not "
-                        "comparable; give a target (--target V) or runs of equal length")

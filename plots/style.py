@@ -42,6 +42,8 @@ PHASE_COLORS = {
     "idle": "#C8C8C8",
     "aggregate": "#009E73",
     "receive": "#CC79A7",
+    "lost": "#D55E00",
+    "down": "#4D4D4D",
 }
 
 _PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": "G-Lion",
@@ -91,8 +93,8 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
     """
     key = method_key(spec)
     same_method = [s for s in all_specs if method_key(s) == key]
-    extras = [f"{name}={value}" for name, value in spec["method"].items()
-              if name not in ("name", "aggregate")
+    extras = [f"{name}={format_value('method', name, value)}"
+              for name, value in spec["method"].items() if name not in ("name", "aggregate")
               and len({repr(s["method"].get(name)) for s in same_method}) > 1]
     extras += setting_differences(spec, all_specs)
     return pretty(key) + (f" ({', '.join(extras)})" if extras else "")
@@ -101,16 +103,54 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
 def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
     """'key=value' for every non-method spec key (except the seed) that differs among specs."""
     extras = []
-    for section in ("cluster", "network", "compute", "run", "objective"):
-        for name, value in spec[section].items():
-            if name != "seed" and len({repr(s[section].get(name)) for s in all_specs}) > 1:
-                extras.append(f"{name}={value}")
+    if len({repr(s.get("server")) for s in all_specs}) > 1:
+        extras.append(policy_text(spec.get("server") or {}))
+    for section in ("cluster", "network", "compute", "faults", "run", "objective"):
+        for name, value in spec.get(section, {}).items():
+            differs = len({repr(s.get(section, {}).get(name)) for s in all_specs}) > 1
+            if name != "seed" and differs:
+                extras.append(f"{name}={format_value(section, name, value)}")
     return extras
+
+
+def policy_text(server: dict) -> str:
+    """The server policy in a few words: 'wait for all', 'deadline 175 ms', 'first 12'."""
+    from sim.units import format_quantity
+
+    policy = server.get("policy", "all")
+    if policy == "deadline":
+        return f"deadline {format_quantity(server['deadline'], 'time')}"
+    if policy == "first_k":
+        k = server["k"]
+        return f"first {k:.0%}" if isinstance(k, float) else f"first {k}"
+    return "wait for all"
+
+
+def format_value(section: str, name: str, value) -> str:
+    """A spec value as a reader wants it: '10 Gb/s', '50 µs', '4 MiB', '25.6M', '0.003'.
+
+    The unit comes from the key's kind in the spec schema; large whole numbers are counts.
+    """
+    from experiments.spec import SCHEMA
+    from sim.units import format_count, format_quantity
+
+    field = SCHEMA.get(section, {}).get(name)
+    if field is not None and field.kind in ("bandwidth", "time", "size"):
+        return format_quantity(value, field.kind)
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return format_count(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(section, name, v) for v in value) + "]"
+    return str(value)
 
 
 def describe(specs: list[dict]) -> str:
     """The setting shared by all ``specs`` ('logistic: 8 workers, 1 Gb/s, star'), for titles."""
-    from sim.units import format_bandwidth
+    from sim.units import format_bandwidth, format_count
 
     def common(section, name):
         values = {repr(s[section].get(name)) for s in specs}
@@ -125,8 +165,30 @@ def describe(specs: list[dict]) -> str:
                      else "mixed links")
     if common("network", "topology") is not None:
         parts.append(common("network", "topology"))
+    model_params = common("cluster", "model_params")
+    if model_params:
+        model = common("cluster", "model")
+        parts.append(f"messages sized for {format_count(model_params)} parameters"
+                     + (f" ({model})" if model else ""))
+    parts.extend(_time_and_faults(common))
     objective = common("objective", "name") or "several objectives"
     return f"{objective}: {', '.join(parts)}" if parts else objective
+
+
+def _time_and_faults(common) -> list[str]:
+    """Title parts for a shared server policy and shared faults (none when the defaults)."""
+    parts = []
+    server = {key: common("server", key) for key in ("policy", "deadline", "k")}
+    needed = {"deadline": "deadline", "first_k": "k"}.get(server["policy"])
+    if needed and server[needed] is not None:
+        parts.append(policy_text(server))
+    if common("compute", "distribution") not in (None, "lognormal"):
+        parts.append(f"{common('compute', 'distribution').replace('_', ' ')} step times")
+    if common("faults", "loss"):
+        parts.append(f"{common('faults', 'loss'):.0%} loss")
+    if common("faults", "crash_workers") or common("faults", "crash_rate"):
+        parts.append("crashes")
+    return parts
 
 
 def metric_label(column: str) -> str:

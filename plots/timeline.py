@@ -2,7 +2,9 @@
 
 The teaching picture of synchronous data parallelism: fast workers idle while stragglers
 compute, messages queue at the server's link (incast), and nobody starts the next step until
-the reply has arrived.
+the reply has arrived. Under a server policy or faults it also shows computations given up when
+a step closed (hatched), messages that arrived late or were lost, workers that were down, and
+each step's deadline (dashed).
 """
 from __future__ import annotations
 
@@ -11,30 +13,30 @@ from collections import defaultdict
 import numpy as np
 
 from plots.data import PlotError, group_runs, load_runs, spec_of
-from plots.figure import plt, save
+from plots.figure import plt, save, wrap
 from plots.style import PHASE_COLORS, describe, run_label
 
-#: Phases in drawing and legend order.
-PHASES = ("compute", "send", "idle", "aggregate", "receive")
+#: Phases in drawing and legend order; the last five appear only under policies and faults.
+PHASES = ("compute", "send", "idle", "aggregate", "receive", "abandoned", "late", "lost", "down")
+#: How the exceptional phases look: (colour of the phase they interrupt, hatch)
+_EXCEPTIONS = {"abandoned": ("compute", "////"), "late": ("send", "xxxx"),
+               "lost": ("lost", "xxxx"), "down": ("down", "")}
+_LEGEND = {"abandoned": "given up (step closed)", "late": "late (discarded)",
+           "lost": "lost", "down": "down"}
+
+#: A step label needs this fraction of the time axis before the next step begins.
+STEP_LABEL_ROOM = 0.07
 
 #: (seconds per unit, unit) for the time axis, chosen by the length of the window.
 _UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 
 
 def trace_events(run) -> list[dict]:
-    """The run's trace rows with their step (1-based): node, phase, step, start, end [s], bytes.
-
-    The trace is written step by step, so the k-th row of a node's phase belongs to step k.
-    """
+    """The run's trace rows: node, phase, step (1-based), start, end [s], bytes."""
     if run.trace is None:
         raise PlotError("this run has no trace (run it with --set run.trace=true)")
-    seen: dict[tuple, int] = defaultdict(int)
-    events = []
-    for node, phase, start, end, size in run.trace:
-        seen[node, phase] += 1
-        events.append({"node": node, "phase": phase, "step": seen[node, phase],
-                       "start": start, "end": end, "bytes": size})
-    return events
+    return [{"node": node, "phase": phase, "step": step, "start": start, "end": end,
+             "bytes": size} for node, phase, start, end, size, step in run.trace]
 
 
 def window_events(events: list[dict], steps: tuple[int, int]) -> dict[str, list[dict]]:
@@ -49,7 +51,7 @@ def window_events(events: list[dict], steps: tuple[int, int]) -> dict[str, list[
         if first <= e["step"] <= last:
             by_node[e["node"]].append(dict(e))
     for node, rows in by_node.items():
-        rows.sort(key=lambda e: (e["start"], PHASES.index(e["phase"])))
+        rows.sort(key=lambda e: (e["start"], _order(e["phase"])))
         for row, after in zip(rows, rows[1:]):
             if row["phase"] == "idle" and after["start"] > row["end"]:
                 row["end"] = after["start"]
@@ -61,8 +63,9 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
     """Gantt chart of steps ``steps`` (first, last; 1-based, inclusive; default the first 3).
 
     One panel per traced run in ``results``, one row per worker and one for the server (or the
-    collective); bars coloured by phase. Returns the Figure; writes PNG/SVG/PDF to
-    ``out_file`` when given.
+    collective); bars coloured by phase. The panels share their time axis (one unit, one
+    scale), so a run that takes 20 times longer looks 20 times longer. Returns the Figure;
+    writes PNG/SVG/PDF to ``out_file`` when given.
     """
     runs = load_runs(results)
     traced = [r for g in group_runs(runs) for r in g.runs if r.trace is not None]
@@ -74,33 +77,57 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
     if not 1 <= first <= last <= total:
         raise PlotError(f"steps {first}-{last} are not in the trace; it holds steps 1-{total}")
     heights = [len({e["node"] for e in trace_events(r)}) for r in traced]
-    fig, axes = plt.subplots(len(traced), 1, figsize=(10, 1.1 + sum(0.32 * h + 0.9 for h in heights)),
-                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    inches = 1.4 + sum(0.32 * h + 0.9 for h in heights)
+    fig, axes = plt.subplots(len(traced), 1, figsize=(10, inches),
+                             squeeze=False, gridspec_kw={"height_ratios": heights}, sharex=True)
     specs = [spec_of(r) for r in traced]
-    for ax, run in zip(axes[:, 0], traced):
-        _draw_run(ax, run, (first, last))
+    windows = [window_events(trace_events(r), (first, last)) for r in traced]
+    longest = max(_span(w)[1] - _span(w)[0] for w in windows)
+    scale, unit = next((s, u) for s, u in _UNITS if longest >= s or s == 1e-9)
+    for ax, run, window in zip(axes[:, 0], traced, windows):
+        _draw_run(ax, window, (first, last), scale, longest / scale)
         ax.set_title(run_label(spec_of(run), specs), fontsize=9, loc="left")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in PHASES]
-    fig.legend(handles, PHASES, loc="upper right", ncol=len(PHASES), fontsize=8, frameon=False)
+        ax.set_xlim(0, longest / scale)
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("")
+    axes[-1, 0].set_xlabel(f"simulated time since step {first} began ({unit})")
+    seen = {e["phase"] for w in windows for rows in w.values() for e in rows}
+    shown_phases = [p for p in PHASES if p in PHASES[:5] or p in seen]
+    handles = [_patch(p) for p in shown_phases]
+    labels = [_LEGEND.get(p, p) for p in shown_phases]
+    if "deadline" in seen:
+        handles.append(plt.Line2D([], [], color="black", ls="--", lw=1))
+        labels.append("deadline")
+    # the title on the first lines, the legend of phases on its own line below it
     shown = f"step {first}" if first == last else f"steps {first}-{last}"
-    fig.suptitle(title or f"Timeline of {shown}, {describe(specs)}", fontsize=11, x=0.01,
-                 ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return save(fig, out_file)
+    heading = wrap(title or f"Timeline of {shown}, {describe(specs)}", 100)
+    lines = heading.count("\n") + 1
+    fig.suptitle(heading, fontsize=11, x=0.01, ha="left", y=1 - 0.06 / inches, va="top")
+    fig.legend(handles, labels, loc="upper right", ncol=min(len(labels), 7), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.99, 1 - (0.1 + 0.2 * lines) / inches))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 + 0.2 * lines) / inches))
+    return save(fig, out_file, results)
 
 
-def _draw_run(ax, run, steps: tuple[int, int]) -> None:
-    """One run's rows: bars per phase, step boundaries, and the time axis in a fitting unit."""
-    by_node = window_events(trace_events(run), steps)
+def _span(by_node: dict[str, list[dict]]) -> tuple[float, float]:
+    """(first start, last end) [s] of a window's events."""
+    events = [e for rows in by_node.values() for e in rows]
+    return min(e["start"] for e in events), max(e["end"] for e in events)
+
+
+def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale: float,
+              width: float) -> None:
+    """One run's rows: bars per phase and step boundaries, time in units of ``scale`` s on an
+    axis ``width`` units wide (step labels only where they have room)."""
     workers = sorted((n for n in by_node if n.startswith("worker")), key=lambda n: int(n[6:]))
     others = sorted(n for n in by_node if not n.startswith("worker"))
     rows = workers + others  # the server (or the collective) below the workers
-    begin = min(e["start"] for rows_ in by_node.values() for e in rows_)
-    end = max(e["end"] for rows_ in by_node.values() for e in rows_)
-    scale, unit = next((s, u) for s, u in _UNITS if end - begin >= s or s == 1e-9)
+    begin, end = _span(by_node)
     bars: dict[str, list[tuple]] = defaultdict(list)
+    deadlines = []
     for y, node in enumerate(rows):
-        node_events = by_node[node]
+        node_events = [e for e in by_node[node] if e["phase"] != "deadline"]
+        deadlines += [e["start"] for e in by_node[node] if e["phase"] == "deadline"]
         for e in node_events:
             bars[e["phase"]].append((y, e["start"], e["end"]))
         if node in others:  # the server idles whenever it is not aggregating
@@ -113,22 +140,41 @@ def _draw_run(ax, run, steps: tuple[int, int]) -> None:
         if not bars[phase]:
             continue
         y, start, stop = (np.array(v, dtype=np.float64) for v in zip(*bars[phase]))
+        colour, hatch = _EXCEPTIONS.get(phase, (phase, ""))
         ax.barh(y, (stop - start) / scale, left=(start - begin) / scale, height=0.72,
-                color=PHASE_COLORS[phase], label=phase, edgecolor="white", linewidth=0.3)
+                color=PHASE_COLORS[colour], label=phase, hatch=hatch,
+                edgecolor="white" if not hatch else "black", linewidth=0.3)
         if phase == "aggregate":  # an instantaneous aggregation is still worth seeing
             instant = stop == start
             ax.vlines((start[instant] - begin) / scale, y[instant] - 0.36, y[instant] + 0.36,
                       color=PHASE_COLORS[phase], lw=2)
-    for step in range(steps[0], steps[1] + 1):
-        starts = [e["start"] for node in rows for e in by_node[node] if e["step"] == step]
-        at = (min(starts) - begin) / scale
+    for at in deadlines:
+        ax.axvline((at - begin) / scale, color="black", lw=1, ls="--")
+    numbers = range(steps[0], steps[1] + 1)
+    ats = [(min(e["start"] for node in rows for e in by_node[node]
+                if e["step"] == step and e["phase"] != "deadline") - begin) / scale
+           for step in numbers]
+    for at in ats:
         ax.axvline(at, color="black", lw=0.6, ls=":")
-        ax.text(at, -0.6, f" step {step}", fontsize=7.5, va="bottom", ha="left")
+    if all(b - a >= STEP_LABEL_ROOM * width for a, b in zip(ats, ats[1:])):
+        for step, at in zip(numbers, ats):
+            ax.text(at, -0.6, f" step {step}", fontsize=7.5, va="bottom", ha="left")
+    else:  # boundaries too close to label each: one label for the lot
+        shown = f"steps {steps[0]}-{steps[1]}"
+        ax.text(ats[0], -0.6, f" {shown} (dotted lines)", fontsize=7.5, va="bottom", ha="left")
     ax.set_yticks(range(len(rows)), [_row_name(n) for n in rows], fontsize=7.5)
     ax.set_ylim(len(rows) - 0.5, -1.1)
-    ax.set_xlim(0, (end - begin) / scale)
-    ax.set_xlabel(f"simulated time since step {steps[0]} began ({unit})")
     ax.set_ylabel("node")
+
+
+def _order(phase: str) -> int:
+    return PHASES.index(phase) if phase in PHASES else len(PHASES)
+
+
+def _patch(phase: str):
+    colour, hatch = _EXCEPTIONS.get(phase, (phase, ""))
+    return plt.Rectangle((0, 0), 1, 1, facecolor=PHASE_COLORS[colour], hatch=hatch,
+                         edgecolor="black" if hatch else PHASE_COLORS[colour], linewidth=0.3)
 
 
 def _row_name(node: str) -> str:

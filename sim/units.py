@@ -56,3 +56,43 @@ def format_bandwidth(bits_per_s: float) -> str:
         if bits_per_s >= scale:
             return f"{bits_per_s / scale:g} {prefix}b/s"
     return f"{bits_per_s:g} b/s"
+
+
+def format_time(seconds: float) -> str:
+    """Short human form of a duration, e.g. ``5e-05 -> '50 µs'``, ``90 -> '90 s'``."""
+    if seconds == 0:
+        return "0 s"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_size(n_bytes: float) -> str:
+    """Short human form of a size in bytes, binary prefixes, e.g. ``4194304 -> '4 MiB'``."""
+    for prefix, scale in (("Ti", 2.0**40), ("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10)):
+        if abs(n_bytes) >= scale:
+            return f"{n_bytes / scale:.3g} {prefix}B"
+    return f"{n_bytes:g} B"
+
+
+def format_count(n: float) -> str:
+    """Short human form of a count, e.g. ``25_557_032 -> '25.6M'``, ``124e6 -> '124M'``."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def format_quantity(value, kind: str) -> str:
+    """``value`` in a human form for its kind ('bandwidth', 'time', 'size'); others as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind == "bandwidth":
+            return format_bandwidth(value)
+        if kind == "time":
+            return format_time(value)
+        if kind == "size":
+            return format_size(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_quantity(v, kind) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else f"{value}"

@@ -9,9 +9,9 @@ import pytest
 import experiments
 from experiments.cli import main as cli_main
 from experiments.spec import SpecError
-from sim import baselines, methods  # noqa: F401  (importing sim.baselines registers them)
-from sim.codecs import DenseCodec, LevelCodec
-from sim.compression import SparseCodec
+from sim import methods
+from sim.wire.codecs import DenseCodec, LevelCodec
+from sim.wire.sparse import SparseCodec
 
 NAMES = ["terngrad", "dgc", "graddrop", "signum", "efsignsgd", "qsgd", "topk", "randomk",
          "powersgd", "onebit_adam"]
@@ -54,14 +54,18 @@ TABLE = {
     "terngrad": ({}, 2 + 32 / D, 0,
                  lambda n: math.ceil(math.log2(2 * n + 1)) + 32 / D),
     "dgc": ({"sparsity_warmup": 0}, R_DGC * 64, 64 / D, None),
-    "graddrop": ({}, R_DROP * 64, 64 / D, None),
+    # sampled selection keeps between 0.8k and k entries (DGC's bounds)
+    "graddrop": ({}, 0.9 * R_DROP * 64, 0.1 * R_DROP * 64 + 64 / D, None),
     "topk": ({}, R_TOPK * 64, 64 / D, None),
     "signum": ({}, 1.0, 0, lambda n: 1.0),
-    "efsignsgd": ({}, 1 + 32 / D, 0, lambda n: 32.0),
+    "efsignsgd": ({}, 1 + 32 / D, 0, lambda n: n * (1 + 32 / D)),  # a server forwards all N
     "qsgd": ({"levels": int(math.sqrt(D)), "bucket_size": D}, None, 0, lambda n: 32.0),
     "randomk": ({}, 32 * R_TOPK, 32 / D, lambda n: 32 * R_TOPK),
-    "powersgd": ({}, 32 * 2 * (64 + 64) / (64 * 64), 0, lambda n: 32 * 2 * 128 / 64**2),
-    "onebit_adam": ({"freeze_step": 0}, None, 0, lambda n: 1 + 32 * n / D),
+    "powersgd": ({"batched": True}, 32 * 2 * (64 + 64) / (64 * 64), 0,
+                 lambda n: 32 * 2 * 128 / 64**2),
+    # the compressed phase: D + 32N up; the other workers' chunks, then the other servers'
+    # chunks, each with its scale, down
+    "onebit_adam": ({"freeze_step": 1}, 1.0, 0, lambda n: 2 * (n - 1) * (D / n + 32) / D),
 }
 
 
@@ -70,16 +74,20 @@ TABLE = {
 def test_bits_per_parameter_match_the_design_table(name, n):
     overrides, up_want, up_tol, down_want = TABLE[name]
     grads = np.random.default_rng(n).standard_normal((n, D))
-    payloads, reply, _, _ = _step(name, grads, _hp(name, **overrides))
+    payloads, reply, _, state = _step(name, grads, _hp(name, **overrides))
     up = methods.message_bits(payloads).astype(float) / D
     down = 8 * reply.size / D
+    if name == "onebit_adam":  # its rounds: an all-to-all, then an all-gather of N-1 messages
+        payloads, reply, _, state = _step(name, grads, _hp(name, **overrides), state=state)
+        exchange, gather = methods.message_rounds(methods.get(name), state, payloads, reply)
+        up = (exchange[0] + gather[0]) / D
+        down = (exchange[1] + (n - 1) * gather[0]) / D
     if name == "qsgd":
         # Alistarh et al.: at s = sqrt(d) the Elias code needs at most 2.8 d + 32 bits; ours adds
         # a 32-bit count and pads to a byte
         assert np.all(up > 2.0) and np.all(up <= 2.8 + (32 + 32 + 8) / D)
     elif name == "onebit_adam":
-        # 1 bit + a scale for the worker's vector, and 1 bit + a scale for its server chunk
-        assert np.all(up == 1 + 1 / n + 64 / D)
+        assert np.all(up == 1 + 32 * n / D)
     else:
         assert np.all(np.abs(up - up_want) <= up_tol + 1e-12)
     if down_want is None:  # sparse: the mean on the union of the supports
@@ -185,7 +193,7 @@ def test_dgc_local_clipping_and_sparsity_warmup():
         payloads, _, _, state = _step("dgc", grads, hp, state=state, rng=rng)
         sizes.append(payloads.shape[1] // 8)  # int32 indices: 8 bytes per entry
     # 75%, 93.75%, 98.4%, 99.6% sparse for two steps each, then the final 99.9%
-    want = [int(0.25**s * d) for s in (1, 1, 2, 2, 3, 3, 4, 4)] + [int(0.001 * d)] * 2
+    want = [int(0.25**s * d) for s in (1, 1, 2, 2, 3, 3, 4, 4)] + [math.ceil(0.001 * d)] * 2
     assert sizes == want
 
 
@@ -213,7 +221,161 @@ def test_efsignsgd_residual_and_scaled_sign():
     sent = scale[:, None].astype(np.float32) * signs
     # residual + sent = compensated up to the rounding of one float32 subtraction
     assert np.allclose(state["memory"] + sent, g, rtol=0, atol=4 * np.finfo(np.float32).eps)
-    assert DenseCodec().decode(reply, 64) == pytest.approx(sent.mean(axis=0), abs=1e-6)
+    assert np.array_equal(reply, payloads.reshape(-1))  # forwarded whole
+
+
+# --- order of operations: error feedback and momentum correction, step by step ----------------
+# One worker, lr 1, no momentum in the base optimizer, no decay: x after t steps is minus the
+# sum of what the wire carried, so every trajectory below is a hand computation.
+
+def _trajectory(name, grads_seq, hp, shapes=None, seed=0):
+    """x after each step of ``name`` on the per-step gradients (each (n, d)), from x = 0."""
+    rng = np.random.default_rng(seed)
+    state, x, xs = None, None, []
+    for g in grads_seq:
+        _, _, x, state = _step(name, g, hp, x=x, shapes=shapes, state=state, rng=rng)
+        xs.append(x)
+    return xs
+
+
+@pytest.mark.parametrize("name, options", [
+    ("topk", {"density": 0.5}), ("graddrop", {"drop_ratio": 0.5, "selection": "exact"})])
+def test_sparsifier_sends_the_residual_it_kept(name, options):
+    # d = 2, one entry sent per step. g1 = (1, 0.6): send 1, keep 0.6. g2 = (0.5, 0):
+    # compensated (0.5, 0.6): send 0.6. x2 = (-1, -0.6).
+    # Rules out no error feedback (step 2 sends 0.5: x2 = (-1.5, 0)) and a memory that keeps
+    # what was sent (compensated (1.5, 0.6): x2 = (-2.5, 0)).
+    hp = _hp(name, lr=1.0, momentum=0.0, **options)
+    xs = _trajectory(name, [[[1.0, 0.6]], [[0.5, 0.0]]], hp)
+    assert xs[0].tolist() == [-1.0, 0.0]
+    assert xs[1] == pytest.approx([-1.0, -0.6], abs=1e-7)
+
+
+def test_topk_without_error_feedback_drops_the_residual():
+    hp = _hp("topk", lr=1.0, momentum=0.0, density=0.5, error_feedback=False)
+    xs = _trajectory("topk", [[[1.0, 0.6]], [[0.5, 0.0]]], hp)
+    assert xs[1] == pytest.approx([-1.5, 0.0], abs=1e-7)
+
+
+def test_randomk_sends_every_gradient_an_entry_has_seen():
+    # d = 2, one shared random index per step, g = (1, 1) every step. With error feedback an
+    # entry sent at step t carries all t - (its previous send) gradients it accumulated, so
+    # x_j = -(the last step at which j was sent): the entry sent at the last step is at -T, and
+    # both entries are non-zero once both were drawn (probability 1 - 2^(1-T) for any seed).
+    # Rules out no error feedback (x_j = -(times j was sent), which sum to -T, so one entry at
+    # -T means the other was never sent) and a memory that keeps what was sent (an entry's
+    # sends grow past the number of steps).
+    steps = 12
+    hp = _hp("randomk", lr=1.0, momentum=0.0, density=0.5)
+    x = _trajectory("randomk", [[[1.0, 1.0]]] * steps, hp)[-1]
+    assert x.min() == -steps and x.max() < 0
+    assert np.all(x == np.round(x))
+
+
+def test_efsignsgd_sends_the_residual_it_kept():
+    # p = g + e, sent = (|p|_1/d) sign(p), e = p - sent. g1 = (1, 0.5): sent (0.75, 0.75),
+    # e = (0.25, -0.25). g2 = (-0.2, 0.4): p = (0.05, 0.15), sent (0.1, 0.1). x2 = (-0.85, -0.85).
+    # Rules out no error feedback (p = g2, sent (-0.3, 0.3): x2 = (-0.45, -1.05)), a memory
+    # that keeps what was sent (p = (0.8, 0.9): x2 = (-1.6, -1.6)), and an L2 scale
+    # (step 1 sends sqrt(0.625) = 0.79 per entry).
+    hp = _hp("efsignsgd", lr=1.0)
+    xs = _trajectory("efsignsgd", [[[1.0, 0.5]], [[-0.2, 0.4]]], hp)
+    assert xs[0].tolist() == [-0.75, -0.75]
+    assert xs[1] == pytest.approx([-0.85, -0.85], abs=1e-6)
+
+
+def test_dgc_accumulates_the_velocity_and_masks_what_it_sent():
+    # DGC (Lin et al. 2018, momentum correction): u = m*u + g; v = v + u; send top-k of v;
+    # v and (masking) u are zeroed where sent. m = 0.5, d = 2, one entry per step.
+    #   g1 = (1, 0.8):  u = (1, 0.8),     v = (1, 0.8)    send v0 = 1     x1 = (-1, 0)
+    #                   u = (0, 0.8),     v = (0, 0.8)
+    #   g2 = (0.3, 0):  u = (0.3, 0.4),   v = (0.3, 1.2)  send v1 = 1.2   x2 = (-1, -1.2)
+    #                   u = (0.3, 0),     v = (0.3, 0)
+    #   g3 = (0.3, 0.3): u = (0.45, 0.3), v = (0.75, 0.3) send v0 = 0.75  x3 = (-1.75, -1.2)
+    # Rules out: the gradient accumulated instead of the velocity (v2 = (0.3, 0.8): sends 0.8),
+    # no error feedback (v2 = u2 = (0.3, 0.4): sends 0.4), a memory that keeps what was sent
+    # (v2 = (1.3, 1.2): sends 1.3), no momentum masking (u2 = (0.8, 0.4), then v3 = (1.5, 0.5):
+    # x3 = (-2.5, -1.2)), and momentum applied after adding the gradient (x1 = (-0.5, 0)).
+    hp = _hp("dgc", lr=1.0, momentum=0.5, density=0.5, selection="exact", sparsity_warmup=0)
+    xs = _trajectory("dgc", [[[1.0, 0.8]], [[0.3, 0.0]], [[0.3, 0.3]]], hp)
+    assert xs[0].tolist() == [-1.0, 0.0]
+    assert xs[1] == pytest.approx([-1.0, -1.2], abs=1e-6)
+    assert xs[2] == pytest.approx([-1.75, -1.2], abs=1e-6)
+
+
+def test_powersgd_compresses_the_gradient_plus_what_it_missed():
+    # PowerSGD (Vogels et al. 2019): M = g + e; P = M Q; P_hat = orthonormal(P); Q = M^T P_hat;
+    # the update is P_hat Q^T = P_hat P_hat^T M, an orthogonal projection of M; e = M - update.
+    # With one worker and lr 1 the update of step t is x_{t-1} - x_t, and under error feedback
+    # e_{t-1} = x_{t-1} + (g_1 + ... + g_{t-1}). So each update must have rank 1 and leave a
+    # remainder M - update orthogonal to its column space, with M rebuilt from x alone.
+    # Rules out no error feedback (the projection of g_t alone leaves e_{t-1} in the remainder)
+    # and a memory that keeps what was sent.
+    rng = np.random.default_rng(13)
+    grads = [rng.standard_normal((1, 9)).astype(np.float32) for _ in range(4)]
+    hp = _hp("powersgd", lr=1.0, momentum=0.0, rank=1)
+    xs = _trajectory("powersgd", grads, hp, shapes=[("w", (3, 3))])
+    x_prev, seen = np.zeros(9), np.zeros(9)
+    for g, x in zip(grads, xs):
+        compensated = (g[0] + x_prev + seen).reshape(3, 3)
+        update = (x_prev - x).reshape(3, 3)
+        assert np.linalg.svd(update, compute_uv=False)[1] < 1e-5
+        assert np.abs(update.T @ (compensated - update)).max() < 1e-5
+        x_prev, seen = x.astype(np.float64), seen + g[0]
+    assert np.abs(x_prev + seen).max() > 0.1  # the memory is not empty: the check had teeth
+
+
+def _scaled_signs(rows):
+    """The 1-bit compressor of 1-bit Adam: each row as ||row||_2 / sqrt(len) times its signs,
+    sign(0) = +1."""
+    scale = np.sqrt(np.mean(rows * rows, axis=-1, keepdims=True))
+    return scale * np.where(rows >= 0, 1.0, -1.0)
+
+
+def _onebit_adam_reference(grads_seq, freeze, lr, b1, b2, eps, wd):
+    """1-bit Adam (Tang et al. 2021, Algorithm 1) from x = 0, written out for this test.
+
+    Warm-up: Adam without bias correction on the mean gradient. Then v is frozen; worker i
+    compresses its momentum b1*m + (1-b1)*g_i plus its error; server j (of N, one chunk of d/N
+    entries each) compresses its chunk of the mean of those plus its own error; the gathered
+    chunks are everyone's new momentum. d must be a multiple of 8N (no padding)."""
+    n, d = grads_seq[0].shape
+    x, m, v = np.zeros(d), np.zeros(d), np.zeros(d)
+    worker_error, server_error = np.zeros((n, d)), np.zeros((n, d // n))
+    xs = []
+    for t, g in enumerate(grads_seq):
+        if t < freeze:
+            mean = g.mean(axis=0)
+            m = b1 * m + (1 - b1) * mean
+            v = b2 * v + (1 - b2) * mean * mean
+        else:
+            compensated = b1 * m + (1 - b1) * g + worker_error
+            sent = _scaled_signs(compensated)
+            worker_error = compensated - sent
+            chunks = sent.mean(axis=0).reshape(n, d // n) + server_error
+            gathered = _scaled_signs(chunks)
+            server_error = chunks - gathered
+            m = gathered.reshape(d)
+        x = x - lr * (m / (np.sqrt(v) + eps) + wd * x)
+        xs.append(x)
+    return xs
+
+
+def test_onebit_adam_matches_a_reference_of_its_compressed_phase():
+    # Rules out a missing worker error feedback, a missing server error feedback, one scale
+    # for the whole vector on the server side, and an L1 scale: each changes x from the second
+    # compressed step on by far more than the float32 rounding allowed for here.
+    rng = np.random.default_rng(14)
+    n, d, freeze = 2, 32, 2
+    grads = [rng.standard_normal((n, d)).astype(np.float32) for _ in range(freeze + 4)]
+    hp = _hp("onebit_adam", freeze_step=freeze, lr=0.01, weight_decay=0.01,
+             bias_correction=False)  # the reference below is DeepSpeed's: no bias correction
+    got = _trajectory("onebit_adam", grads, hp)
+    b1, b2 = hp["betas"]
+    want = _onebit_adam_reference([g.astype(np.float64) for g in grads], freeze, 0.01, b1, b2,
+                                  hp["eps"], 0.01)
+    for t, (a, b) in enumerate(zip(got, want)):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6), f"step {t + 1}"
 
 
 @pytest.mark.parametrize("name", ["topk", "randomk"])
@@ -232,14 +394,14 @@ def test_density_one_equals_uncompressed_sgd(name, error_feedback):
 def test_powersgd_full_rank_reproduces_the_mean_gradient(shapes, d):
     rng = np.random.default_rng(10)
     g = rng.standard_normal((3, d)).astype(np.float32)
-    hp = _hp("powersgd", rank=8, momentum=0.0)
+    hp = _hp("powersgd", rank=8, momentum=0.0, batched=shapes is None)
     _, _, x, state = _step("powersgd", g, hp, shapes=shapes, lr=1.0)
     assert -x == pytest.approx(g.mean(axis=0), abs=2e-5)
     assert np.abs(state["memory"]).max() <= np.abs(g - g.mean(axis=0)).max() + 2e-5
     # rank 1 does not reproduce it; the memory keeps what the matrices missed (1-D tensors
     # travel exactly and keep nothing)
-    _, _, x1, state1 = _step("powersgd", g, _hp("powersgd", rank=1, momentum=0.0),
-                             shapes=shapes, lr=1.0)
+    _, _, x1, state1 = _step("powersgd", g, _hp("powersgd", rank=1, momentum=0.0,
+                                                batched=shapes is None), shapes=shapes, lr=1.0)
     assert np.abs(-x1 - g.mean(axis=0)).max() > 1e-2
     matrix = np.ones(d, bool)
     matrix[state1["dense"]] = False
@@ -249,7 +411,7 @@ def test_powersgd_full_rank_reproduces_the_mean_gradient(shapes, d):
 
 def test_powersgd_warm_start_keeps_the_reduced_q():
     g = np.random.default_rng(11).standard_normal((2, 36)).astype(np.float32)
-    hp = _hp("powersgd", rank=2)
+    hp = _hp("powersgd", rank=2, batched=True)
     _, reply, _, state = _step("powersgd", g, hp)
     # reply: [P mean (6x2) | Q mean (6x2)]; the next step starts from that Q
     q_mean = DenseCodec().decode(reply, 24)[12:].reshape(6, 2)
@@ -287,18 +449,19 @@ def test_signum_majority_vote_by_hand():
     payloads, reply, x, _ = _step("signum", g, hp)
     assert payloads.shape == (3, 1) and reply.shape == (1,)  # 1 bit each way, 4 bits -> 1 byte
     assert x.tolist() == [-0.5, -0.5, 0.5, 0.5]  # x - lr * sign(sum of signs)
-    # ties (two workers) go to +1 by the reference rule
-    _, _, x, _ = _step("signum", [[1.0, -1.0], [-1.0, 1.0]], hp)
+    # ties (two workers) go to +1 by the reference code's rule (tie = "plus")
+    _, _, x, _ = _step("signum", [[1.0, -1.0], [-1.0, 1.0]], _hp("signum", momentum=0.0, lr=0.5,
+                                                                   tie="plus"))
     assert x.tolist() == [-0.5, -0.5]
 
 
 def test_onebit_adam_warmup_then_frozen_variance():
     rng = np.random.default_rng(12)
-    hp = _hp("onebit_adam", freeze_step=2, lr=0.01, weight_decay=0.0)
+    hp = _hp("onebit_adam", freeze_step=2, lr=0.01, weight_decay=0.0, bias_correction=False)
     b1, b2, eps = 0.9, 0.999, 1e-8
     state, x = None, np.zeros(16, np.float32)
     m = v = np.zeros(16)
-    for t in range(2):  # Adam on the float32 mean, without bias correction
+    for t in range(2):  # Adam on the float32 mean, without bias correction (as DeepSpeed)
         g = rng.standard_normal((4, 16)).astype(np.float32)
         payloads, _, x_new, state = _step("onebit_adam", g, hp, x=x, state=state)
         assert payloads.shape == (4, 64)

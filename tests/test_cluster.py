@@ -1,4 +1,5 @@
-"""Step timing on the star against the parameter-server formula (DESIGN.md section 7)."""
+"""Step timing on the star against the parameter-server formula (DESIGN.md section 7); the
+formulas are those of the ideal fluid model, so every network here pins transport "fluid"."""
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def _ps_formula(alpha, up_bits, down_bits, n, b_worker, b_server):
 def test_star_step_equals_parameter_server_formula(n, server_factor):
     b_worker, latency = 1e9, 50e-6
     b_server = server_factor * b_worker
-    cluster = Cluster(n, {"bandwidth": b_worker, "latency": latency,
+    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b_worker, "latency": latency,
                           "server_bandwidth": b_server}, ComputeModel())
     up, down = 8_000_000, 3_000_000
     first = cluster.step([(np.full(n, up), down)], batch_size=1, n_params=1,
@@ -35,7 +36,7 @@ def test_star_step_equals_parameter_server_formula(n, server_factor):
 def test_phases_add_up_with_compute_and_server_cost():
     n, b, lat = 4, 1e9, 1e-4
     compute = ComputeModel(step_time=0.01, per_sample=1e-4, aggregate_per_byte=1e-9)
-    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, compute)
+    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b, "latency": lat}, compute)
     up = 8e6
     record = cluster.step([(np.full(n, int(up)), int(up))], batch_size=10, n_params=100,
                           rng=np.random.default_rng(0))
@@ -55,14 +56,14 @@ def test_simulated_step_time_uses_the_codec_bytes():
     n, b, lat = 8, 1e8, 20e-6
     result = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
                                   method={"name": "dlion"}, workers=n, steps=3,
-                                  network={"bandwidth": b, "latency": lat})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": lat})
     step = _ps_formula(lat, 1000, 1000, n, b, b)
     assert result.history["time_s"] == pytest.approx([step, 2 * step, 3 * step], rel=1e-9)
     assert result.history["bits_up"].tolist() == [1000, 2000, 3000]
     # G-AdamW sends float32 both ways: 32 bits per parameter
     adamw = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
                                  method="gadamw", workers=n, steps=1,
-                                 network={"bandwidth": b, "latency": lat})
+                                 network={"transport": "fluid", "bandwidth": b, "latency": lat})
     assert adamw.history["time_s"][0] == pytest.approx(_ps_formula(lat, 32000, 32000, n, b, b),
                                                        rel=1e-9)
     assert adamw.summary["bits_per_param_per_step"] == {"up": 32.0, "down": 32.0, "total": 64.0}
@@ -73,7 +74,7 @@ def test_virtual_model_size_scales_messages():
     result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
                                   workers=n, steps=1,
                                   cluster={"model_params": 1_000_000},
-                                  network={"bandwidth": b, "latency": 0})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": 0})
     assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, 1e6, 1e6, n, b, b))
     assert result.summary["model_params"] == 1_000_000 and result.summary["n_params"] == 64
 
@@ -81,7 +82,7 @@ def test_virtual_model_size_scales_messages():
 def test_more_bandwidth_never_slows_a_run():
     times = [experiments.simulate(objective={"name": "quadratic", "dim": 256}, method="gadamw",
                                   workers=4, steps=5, compute={"jitter": 0.3, "step_time": 0.01},
-                                  network={"bandwidth": bw}).summary["sim_time_s"]
+                                  network={"transport": "fluid", "bandwidth": bw}).summary["sim_time_s"]
              for bw in (1e7, 1e8, 1e9, 1e10)]
     assert times == sorted(times, reverse=True)
 
@@ -90,7 +91,7 @@ def test_a_worker_starts_its_next_step_when_it_holds_the_reply():
     # worker 0 on a 1 Gb/s link, worker 1 on 100 Mb/s; the server link is fast. Worker 0 gets
     # its reply first and pushes its next message while worker 1 is still receiving.
     b = [1e9, 1e8]
-    cluster = Cluster(2, {"bandwidth": b, "latency": 0.0, "server_bandwidth": 1e11},
+    cluster = Cluster(2, {"transport": "fluid", "bandwidth": b, "latency": 0.0, "server_bandwidth": 1e11},
                       ComputeModel(step_time=0.001))
     bits = 10_000_000
     rng = np.random.default_rng(0)
@@ -110,7 +111,7 @@ def test_header_is_added_after_scaling_to_the_virtual_size():
     n, b = 2, 1e9
     result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
                                   workers=n, steps=1, cluster={"model_params": 64_000},
-                                  network={"bandwidth": b, "latency": 0, "header": 40})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": 0, "header": 40})
     message = 64_000 + 8 * 40  # 1 bit per parameter of the virtual model, plus 40 bytes
     assert result.history["bits_up"][0] == message
     assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, message, message, n, b, b))
@@ -125,7 +126,7 @@ def test_codec_cost_is_charged_for_the_virtual_model_size():
 
 def test_presets_fill_links_and_model_unless_given():
     from experiments import resolve
-    from sim import presets
+    from sim.net import presets
 
     spec = resolve({"network": {"preset": "10GbE"}, "cluster": {"model": "gpt2-small"}})
     assert spec["network"]["bandwidth"] == presets.link("10GbE")["bandwidth"] == 1e10
@@ -147,7 +148,7 @@ def test_presets_fill_links_and_model_unless_given():
 def test_rounds_travel_one_after_the_other(collective):
     # two rounds of M1 and M2 bits cost two exchanges: each pays its latency again
     n, b, lat, m1, m2 = 4, 1e9, 1e-3, 8_000_000, 2_000_000
-    cluster = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective)
+    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b, "latency": lat}, ComputeModel(), collective)
     record = cluster.step([(np.full(n, m1), m1), (np.full(n, m2), m2)], 1, 1,
                           np.random.default_rng(0))
     cluster.finish()
@@ -159,11 +160,12 @@ def test_rounds_travel_one_after_the_other(collective):
 
 
 def test_powersgd_all_reduces_p_then_q():
-    # 4096 parameters, no tensor shapes: one 64 x 64 matrix at rank 2, so P and Q are 64 x 2
+    # 4096 parameters compressed as one batched 64 x 64 matrix at rank 2, so P and Q are 64 x 2
     # float32 each (4096 bits), all-reduced one after the other on the ring
     n, b, lat = 4, 1e9, 1e-3
-    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
-                             workers=n, steps=1, network={"bandwidth": b, "latency": lat})
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096},
+                             method={"name": "powersgd", "batched": True}, workers=n, steps=1,
+                             network={"transport": "fluid", "bandwidth": b, "latency": lat})
     one = 2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * 4096 / b
     assert r.history["time_s"][0] == pytest.approx(2 * one, rel=1e-9)
     assert r.history["bits_up"][0] == 2 * 4096
@@ -172,8 +174,9 @@ def test_powersgd_all_reduces_p_then_q():
 def test_rounds_with_uneven_finishes_on_a_ring():
     # jitter makes ranks finish the first round at different times; the second round must
     # start from where simulated time stands, not in its past
-    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096}, method="powersgd",
-                             workers=4, steps=3, network={"bandwidth": [1e9, 1e9, 1e9, 5e8]},
+    r = experiments.simulate(objective={"name": "quadratic", "dim": 4096},
+                             method={"name": "powersgd", "batched": True}, workers=4, steps=3,
+                             network={"transport": "fluid", "bandwidth": [1e9, 1e9, 1e9, 5e8]},
                              compute={"step_time": 0.01, "jitter": 0.3})
     assert r.summary["status"] == "completed"
     assert np.all(np.diff(r.history["time_s"]) > 0)
@@ -183,7 +186,28 @@ def test_allgather_charges_each_rank_its_own_message():
     # ring all-gather of unequal messages: rank i forwards every message once, each hop costs
     # its size; three tiny messages and one of M bits take (p-1) M / B, not (p-1) * p * M / B
     n, b, big = 4, 1e9, 8_000_000
-    cluster = Cluster(n, {"bandwidth": b, "latency": 0.0}, ComputeModel(), "allgather")
+    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b, "latency": 0.0}, ComputeModel(), "allgather")
     record = cluster.step([(np.array([8, 8, 8, big]), 0)], 1, 1, np.random.default_rng(0))
     cluster.finish()
     assert record.phases()["time_s"] == pytest.approx((n - 1) * big / b, rel=1e-3)
+
+
+def test_rounds_naming_their_collective():
+    # 1-bit Adam's step: an all-to-all (each worker sends its up bits in N-1 pieces) then an
+    # all-gather, each timed by its own collective on the star; latency alpha = 2 * link latency
+    n, b, lat = 4, 1e9, 10e-6
+    cluster = Cluster(n, {"bandwidth": b, "latency": lat, "transport": "fluid"}, ComputeModel(),
+                      collective="ring")
+    a2a, gather = 3 * 40_000, 25_000
+    rounds = [(np.full(n, a2a), a2a, "alltoall"), (np.full(n, gather), 3 * gather, "allgather")]
+    record = cluster.step(rounds, 1, 1, np.random.default_rng(0))
+    cluster.finish()
+    alpha = 2 * lat
+    expected = (alpha + a2a / b) + (n - 1) * (alpha + gather / b)
+    assert record.phases()["time_s"] == pytest.approx(expected, rel=1e-9)
+    assert cluster.net.sent_bits == n * a2a + n * (n - 1) * gather
+    # bits per worker: what it sends and what the others send it
+    assert cluster.message_bits(record) == (a2a + gather, a2a + (n - 1) * gather)
+    ps = Cluster(n, {"bandwidth": b, "latency": lat}, ComputeModel(), collective="ps")
+    with pytest.raises(ValueError, match="peer collectives"):
+        ps.step(rounds, 1, 1, np.random.default_rng(0))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sim.codecs import (
+from sim.wire.codecs import (
     DenseCodec,
     LevelCodec,
     SignCodec,
@@ -121,8 +121,9 @@ def test_sum_round_trip_and_size(case):
     b = math.ceil(math.log2(n_workers + 1))
     check_shape(p, s, b * -(-d // 8))
     assert c.size_bits(d) == 8 * p.shape[-1]
-    # the wire value is the level (S + N) / 2
-    np.testing.assert_array_equal(p, LevelCodec(n_workers + 1).encode(((s + n_workers) // 2).astype(np.int64)))
+    # plane k holds bit k of the level (S + N) / 2
+    level = (np.atleast_2d(s).astype(np.int64) + n_workers) // 2
+    np.testing.assert_array_equal(bits_of(p, d, b), (level[:, None, :] >> np.arange(b)[:, None]) & 1)
     y = c.decode(p, d)
     assert y.dtype == np.int64
     np.testing.assert_array_equal(y, s)
@@ -207,6 +208,8 @@ def test_hand_packed_bytes():
     np.testing.assert_array_equal(LevelCodec(5).encode(np.arange(5)), [0b01010000, 0b00110000, 0b00001000])
     # S = -4, -2, 0, 2, 4 with N = 4 are the levels 0..4
     np.testing.assert_array_equal(SumCodec(4).encode(np.array([-4, -2, 0, 2, 4])), [80, 48, 8])
+    # S = 3, -3, 1, -1 with N = 3 are the levels 3, 0, 2, 1 at 2 bits: plane0 1001, plane1 1010
+    np.testing.assert_array_equal(SumCodec(3).encode(np.array([3, -3, 1, -1])), [0b10010000, 0b10100000])
     # -1, 0, +1 -> levels 0, 1, 2: plane0 010, plane1 001
     np.testing.assert_array_equal(TernaryCodec().encode(np.array([-1.0, 0.0, 1.0])), [0b01000000, 0b00100000])
     # 1.0 as little-endian float32 is 00 00 80 3f; as float16 00 3c

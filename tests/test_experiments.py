@@ -1,12 +1,14 @@
 """simulate, results on disk, sweeps and the command line, end to end."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import experiments
 from experiments.cli import main
-from experiments.sweep import expand, run_sweep
+from experiments.grid import expand
+from experiments.sweep import run_sweep
 
 SMALL = {"objective": {"name": "logistic", "samples": 512, "features": 15},
          "method": {"name": "dlion", "lr": 0.01}, "cluster": {"workers": 4, "batch_size": 8},
@@ -137,10 +139,31 @@ def test_cli_run_plot_and_list(tmp_path, capsys):
         assert f"  {name} " in listing
 
 
-def test_demo_tour_writes_its_figures(tmp_path, capsys):
+# The demo's studies cut to what the demo test checks (its figures, the quickstart's four
+# methods and their simulated times, the traced straggler runs): fewer steps and samples, two
+# bandwidths. The bundled studies themselves are unchanged.
+DEMO_CUTS = {"quickstart": {"run": {"steps": 60}},
+             "tour": {"objective": {"samples": 1024},
+                      "sweep": {"network.bandwidth": ["100Mbps", "100Gbps"]}},
+             "stragglers": {}}
+
+
+def test_demo_tour_writes_its_figures(tmp_path, capsys, monkeypatch):
+    import experiments.spec
     from plots.curves import plot_curves
 
+    read, studies = experiments.spec.load_toml, []
+
+    def cut(path):
+        raw, name = read(path), Path(path).stem
+        studies.append(name)
+        for section, keys in DEMO_CUTS[name].items():
+            raw[section].update(keys)
+        return raw
+
+    monkeypatch.setattr(experiments.spec, "load_toml", cut)
     assert main(["demo", "-o", str(tmp_path / "demo"), "--jobs", "2"]) == 0
+    assert sorted(studies) == sorted(DEMO_CUTS)  # the demo read every study through the cut
     for figure in ("quickstart.png", "bandwidth.png", "timeline.png"):
         assert (tmp_path / "demo" / figure).stat().st_size > 10_000
     runs = [p for p in (tmp_path / "demo" / "quickstart").iterdir()
@@ -221,3 +244,53 @@ def test_saving_over_a_run_leaves_nothing_of_the_old_one(tmp_path):
     assert not (tmp_path / "run" / "trace.csv").exists()
     back = experiments.load(tmp_path / "run")
     assert back.trace is None and back.summary["steps"] == 5
+
+
+def _identical(a, b) -> bool:
+    """Two results agree in every file a save writes."""
+    return (np.array_equal(a.params, b.params) and a.summary == b.summary
+            and a.trace == b.trace and a.history.keys() == b.history.keys()
+            and all(np.array_equal(a.history[k], b.history[k], equal_nan=True)
+                    for k in a.history))
+
+
+def test_a_save_cut_after_any_write_never_looks_complete(tmp_path, atomic_writes):
+    old = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 3, "trace": True}})
+    new = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 5, "trace": True,
+                                                  "seed": 1}})
+    atomic_writes.cut_after(None)
+    new.save(tmp_path / "whole")
+    order = [p.name for p in atomic_writes.written]
+    # every file of a run goes through the atomic writer, and summary.json comes last
+    assert sorted(order) == sorted(p.name for p in (tmp_path / "whole").iterdir())
+    assert order[-1] == "summary.json" and order.count("summary.json") == 1
+    saved = {}
+    for k in range(len(order)):
+        for before in ("empty", "old run"):
+            directory = tmp_path / f"cut{k}-{before}"
+            if before == "old run":
+                old.save(directory)
+            atomic_writes.cut_after(k)
+            with pytest.raises(atomic_writes.Cut):
+                new.save(directory)
+            atomic_writes.cut_after(None)
+            # a directory that holds a summary holds one whole run, never a mix of two
+            if experiments.results.is_complete(directory):
+                back = experiments.load(directory)
+                assert _identical(back, old) or _identical(back, new), (k, before)
+            saved[k, before] = experiments.results.is_complete(directory)
+            new.save(directory)  # saving again completes it
+            assert _identical(experiments.load(directory), new)
+    assert not any(saved.values())  # summary.json is written last, the old one removed first
+
+
+def test_the_atomic_writer_keeps_the_old_file_when_a_write_fails(tmp_path):
+    from experiments.results import _write_atomic
+
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+    with pytest.raises(UnicodeEncodeError):
+        # a lone surrogate cannot be encoded: the write fails after the file was opened
+        _write_atomic(target, "new\n" * 1000 + "\udc80")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left

@@ -49,25 +49,52 @@ def test_lion_three_steps_by_hand():
     assert xs[2] == pytest.approx([0.962125, -1.6295, 0.4336875, -0.08525], abs=1e-12)
 
 
-def test_adamw_three_steps_by_hand():
-    lr, b1, b2, eps, wd = 0.1, 0.9, 0.999, 1e-8, 0.1
-    x0 = [1.0, -1.0, 0.5, 2.0]
-    g = [[0.3, -0.2, 0.0, 1.0], [0.1, 0.4, -0.5, 1.0], [-0.2, 0.1, 0.5, -3.0]]
-    # scalar reference (Loshchilov & Hutter, bias-corrected, decoupled decay times lr)
-    expected, x, m, v = [], list(x0), [0.0] * 4, [0.0] * 4
-    for t, gt in enumerate(g, start=1):
-        for k in range(4):
-            m[k] = b1 * m[k] + (1 - b1) * gt[k]
-            v[k] = b2 * v[k] + (1 - b2) * gt[k] ** 2
-            m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
-            x[k] = x[k] - lr * (m_hat / (math.sqrt(v_hat) + eps) + wd * x[k])
-        expected.append(list(x))
-    # step 1 is sign(g) (up to eps): x1 = x0 - lr*(sign(g) + wd*x0), coordinate 2 only decays
-    assert expected[0] == pytest.approx([0.89, -0.89, 0.495, 1.88], abs=1e-7)
-    xs = _run("gadamw", x0, [[gt] * 2 for gt in g], n_workers=2, lr=lr, betas=[b1, b2],
-              eps=eps, weight_decay=wd)
-    for got, want in zip(xs, expected):
-        assert got == pytest.approx(want, abs=1e-7)  # the wire carries float32 gradients
+def test_adamw_two_steps_by_hand():
+    # betas (0.5, 0.75) and eps 0.25 keep the numbers small and make every term count.
+    # coordinate 0, g = 1 then -1:
+    #   t=1: m = 0.5, v = 0.25; m_hat = 1, v_hat = 1; step 1/(1 + 0.25) = 0.8
+    #        x1 = 1 - 0.1*(0.8 + 0.1*1) = 0.91
+    #   t=2: m = -0.25, v = 0.4375; m_hat = -0.25/0.75 = -1/3, v_hat = 0.4375/0.4375 = 1;
+    #        step (-1/3)/1.25 = -4/15;  x2 = 0.91 - 0.1*(-4/15 + 0.091) = 0.9275666...
+    # coordinate 1, g = 0: only the decay acts, scaled by lr: x = -2*0.99, then *0.99 again.
+    # Rules out: no bias correction (t=1 step 0.5/0.75: x1 = 0.92333), bias correction on m
+    # only (t=2 step -1/3/(0.6614 + 0.25)), eps inside the square root (t=1 step 1/sqrt(1.25):
+    # x1 = 0.90056), decay not scaled by lr (x1[1] = -1.8).
+    xs = _run("gadamw", [1.0, -2.0], [[[1.0, 0.0]] * 2, [[-1.0, 0.0]] * 2], n_workers=2,
+              lr=0.1, betas=[0.5, 0.75], eps=0.25, weight_decay=0.1)
+    assert xs[0] == pytest.approx([0.91, -1.98], abs=1e-12)
+    assert xs[1] == pytest.approx([0.91 + 0.1 * (4 / 15 - 0.091), -1.9602], abs=1e-12)
+
+
+@pytest.mark.parametrize("name, n_workers, options", [
+    ("lion", 1, {}), ("dlion", 1, {"aggregate": "mavo"}), ("dlion", 1, {"aggregate": "avg"}),
+    ("dlion", 3, {"aggregate": "mavo"}), ("dlion", 3, {"aggregate": "avg"}), ("glion", 2, {})])
+def test_lion_family_takes_the_sign_before_updating_the_momentum(name, n_workers, options):
+    # Every worker sees the same gradients, so every method here is Lion on them.
+    # lr 1, wd 0, betas (0.9, 0.99); coordinate 0 sees g = 1 then -0.085:
+    #   reference: c1 = 0.1 -> +1; m1 = 0.01; c2 = 0.9*0.01 - 0.0085 = +0.0005 -> +1: x = -2.
+    #   Rules out the momentum updated before the sign: m1 = 0.01, c1 = 0.109 -> +1;
+    #   m2 = 0.0099 - 0.00085 = 0.00905, c2 = 0.008145 - 0.0085 = -0.000355 -> -1: x = 0.
+    # coordinate 1 sees g = 1 then -0.5:
+    #   reference: c2 = 0.009 - 0.05 < 0 -> -1: x = 0.
+    #   Rules out b1 and b2 swapped: m1 = 0.1, c2 = 0.99*0.1 - 0.005 > 0 -> +1: x = -2.
+    steps = [[[1.0, 1.0]] * n_workers, [[-0.085, -0.5]] * n_workers]
+    xs = _run(name, [0.0, 0.0], steps, n_workers, lr=1.0, weight_decay=0.0, **options)
+    assert xs[0].tolist() == [-1.0, -1.0]
+    assert xs[1].tolist() == [-2.0, 0.0]
+
+
+@pytest.mark.parametrize("aggregate, x2", [("mavo", -2.0), ("avg", -2 / 3)])
+def test_dlion_workers_keep_their_own_momentum(aggregate, x2):
+    # three workers, gradients (1, 1, -1) then (-0.085, -0.085, -0.5); lr 1, wd 0.
+    # Each worker's momentum sees only its own gradients: m1 = (0.01, 0.01, -0.01);
+    # c2 = (0.009 - 0.0085, same, -0.009 - 0.05) -> signs (+, +, -) on both steps:
+    # S = 1 twice, MaVo x = -1 - 1, Avg x = -1/3 - 1/3.
+    # Rules out the momentum updated before the sign (step 2 signs (-, -, -): MaVo x = 0,
+    # Avg x = 2/3) and one momentum on the mean gradient (mean g2 = -0.2233 flips step 2).
+    steps = [[[1.0], [1.0], [-1.0]], [[-0.085], [-0.085], [-0.5]]]
+    xs = _run("dlion", [0.0], steps, 3, aggregate=aggregate, lr=1.0, weight_decay=0.0)
+    assert xs[1][0] == pytest.approx(x2, abs=1e-15)
 
 
 def test_sgd_nesterov_matches_formula():

@@ -1,13 +1,16 @@
 """Network model against exact oracles (DESIGN.md 7) and invariants of max-min sharing.
 
 Notation: alpha = path latency + per-message overhead (s), B = bandwidth (bits/s), n or M = bits.
+The oracles are those of the ideal fluid model, so every network here pins transport "fluid"
+(the TCP transport has its own tests in test_transport.py).
 """
 
 import numpy as np
 import pytest
 import simpy
 
-from sim.network import Network, fifo_rates, max_min_rates
+from sim.net.network import Network
+from sim.net.sharing import fifo_rates, max_min_rates
 
 RTOL = 1e-9
 
@@ -15,7 +18,7 @@ RTOL = 1e-9
 def _run(n_workers, messages, **kw):
     """messages: (src, dst, bits[, delay]); returns arrival times (s) and the network."""
     env = simpy.Environment()
-    net = Network(env, n_workers, **kw)
+    net = Network(env, n_workers, **{"transport": "fluid", **kw})
     events = [net.transfer(m[0], m[1], m[2], delay=m[3] if len(m) > 3 else 0.0) for m in messages]
     env.run()
     return np.array([e.value for e in events]), net
@@ -83,7 +86,7 @@ def test_racks_oversubscribed_uplink_is_four_times_slower():
 def test_racks_server_and_rack_latency():
     env = simpy.Environment()
     net = Network(env, 4, bandwidth=1e9, latency=1e-3, server_latency=2e-3, topology="racks",
-                  rack_size=2, rack_bandwidth=5e8, rack_latency=4e-4)
+                  rack_size=2, rack_bandwidth=5e8, rack_latency=4e-4, transport="fluid")
     assert net.path_latency(0, 1) == pytest.approx(2e-3)           # same rack
     assert net.path_latency(0, 2) == pytest.approx(2e-3 + 8e-4)    # two uplinks
     assert net.path_latency(0, net.server) == pytest.approx(3e-3 + 4e-4)
@@ -107,7 +110,6 @@ def test_tcp_window_caps_a_flow():
     t, _ = _run(1, [(0, 1, bits)], bandwidth=100e9, latency=0.025, server_latency=0.025,
                 tcp_window=4 * 2**20)
     rate = 8 * 4 * 2**20 / 0.1
-    assert rate == pytest.approx(335.5e6, rel=1e-3)
     assert t[0] == pytest.approx(0.05 + bits / rate, rel=RTOL)
 
 
@@ -148,7 +150,7 @@ def test_conservation_after_random_traffic():
 
 def test_simultaneous_starts_cause_one_recomputation():
     env = simpy.Environment()
-    net = Network(env, 50, bandwidth=1e9, latency=1e-4)
+    net = Network(env, 50, bandwidth=1e9, latency=1e-4, transport="fluid")
     for i in range(50):
         net.transfer(i, net.server, 10**6)
     env.run(until=0.5e-4)  # still paying alpha = 1e-4 s
@@ -168,7 +170,8 @@ def test_step_time_is_monotone_in_every_link_for_equal_messages():
 
     def step(bw, b_server, n, m):
         env = simpy.Environment()
-        net = Network(env, n, bandwidth=bw.tolist(), server_bandwidth=b_server, latency=1e-5)
+        net = Network(env, n, bandwidth=bw.tolist(), server_bandwidth=b_server, latency=1e-5,
+                      transport="fluid")
 
         def proc():
             up = [net.transfer(i, net.server, m) for i in range(n)]

@@ -5,6 +5,7 @@ seeds) for curves, trade-off and timeline; and hand-written results whose times-
 chosen so that the crossovers and speed-ups are known in closed form.
 """
 import math
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from experiments.spec import resolve
 from plots.bandwidth import plot_bandwidth
 from plots.curves import plot_curves
 from plots.data import PlotError
+from plots.figure import plt
 from plots.heatmap import plot_heatmap
 from plots.timeline import PHASES, plot_timeline
 from plots.tradeoff import plot_tradeoff
@@ -31,6 +33,12 @@ REAL = {"objective": {"name": "logistic", "samples": 256, "features": 7},
         "run": {"steps": 12, "eval_every": 4, "trace": True}}
 METHODS = {"dlion/mavo": {"name": "dlion", "aggregate": "mavo", "lr": 0.01},
            "gadamw": {"name": "gadamw", "lr": 0.01}}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +206,7 @@ def test_bandwidth_marks_the_crossovers_where_the_lines_cross(made_up):
     fig = plot_bandwidth(str(made_up / "bandwidth"))
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"
-    assert ax.get_xlabel() == "link bandwidth (Gb/s)"
+    assert ax.get_xlabel() == "link bandwidth (each worker's, per direction)"
     assert ax.get_ylabel() == "simulated time to evaluation loss ≤ 0.5 (s)"
     lines = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert [c.get_label() for c in lines] == ["D-Lion (MaVo)", "G-AdamW"]
@@ -213,7 +221,8 @@ def test_bandwidth_marks_the_crossovers_where_the_lines_cross(made_up):
         assert mark.get_xdata()[0] == pytest.approx(bandwidth, rel=1e-9)
         assert mark.get_ydata()[0] == pytest.approx(time_s, rel=1e-9)
     legend = _legend_texts(ax)
-    assert f"1: D-Lion (MaVo) = G-AdamW at {CROSSINGS[0][0] / 1e9:.3g} Gb/s" in legend
+    assert f"1: D-Lion (MaVo) = G-AdamW at {CROSSINGS[0][0] / 1e6:.3g} Mb/s" in legend
+    assert f"2: D-Lion (MaVo) = G-AdamW at {CROSSINGS[1][0] / 1e9:.3g} Gb/s" in legend
     assert "95% t-interval" in fig._suptitle.get_text()
 
 
@@ -238,20 +247,24 @@ def test_heatmap_cells_are_the_speedups(made_up):
     texts = [t.get_text() for t in ax.texts]
     assert len(texts) == 6 and texts.count("n/a") == 2
     assert f"{cells[0, 0]:.3g}×" in texts
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "1", "10"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100 Mb/s", "1 Gb/s", "10 Gb/s"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["4", "8"]
-    assert ax.get_xlabel() == "link bandwidth (Gb/s)" and ax.get_ylabel() == "workers (count)"
+    assert ax.get_xlabel().startswith("link bandwidth") and ax.get_ylabel() == "workers (count)"
     assert "G-AdamW time / D-Lion (MaVo) time" in bar.get_ylabel()
-    assert ax.get_title().startswith("Speed-up of D-Lion (MaVo) over G-AdamW")
+    assert fig._suptitle.get_text().startswith("Speed-up of D-Lion (MaVo) over G-AdamW")
 
 
-def test_heatmap_without_targets_needs_runs_of_equal_length(tmp_path):
-    for method, steps in (("dlion/mavo", 10), ("gadamw", 12)):
-        run = _made_up(method, 1e9, 4, 0, 5.0, steps=steps)
+def test_heatmap_without_a_target_is_refused_like_the_bandwidth_figure(tmp_path, capsys):
+    for method in ("dlion/mavo", "gadamw"):
+        run = _made_up(method, 1e9, 4, 0, 5.0)
         run.summary["target"] = None
         run.save(tmp_path / method.replace("/", "_"))
-    with pytest.raises(PlotError, match="different numbers of steps"):
-        plot_heatmap(str(tmp_path))
+    for kind in ("heatmap", "bandwidth"):
+        assert main(["plot", str(tmp_path), "--kind", kind, "-o", str(tmp_path / "f.png")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "has no run.target" in err and "--target" in err
+    fig = plot_heatmap(str(tmp_path), target=0.6)  # a target given on the command line
+    assert fig.axes[0].images[0].get_array()[0, 0] == pytest.approx(1.0)
 
 
 def test_timeline_bars_are_the_trace(real):
@@ -259,8 +272,9 @@ def test_timeline_bars_are_the_trace(real):
     fig = plot_timeline(str(root / "dlion_mavo_0"), steps=(2, 3))
     ax = fig.axes[0]
     bars = {c.get_label(): c for c in ax.containers if isinstance(c, BarContainer)}
-    assert list(bars) == list(PHASES)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PHASES)
+    # no policy and no faults: only the five phases of an ordinary step are drawn and listed
+    assert list(bars) == list(PHASES[:5])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PHASES[:5])
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         *(f"worker{i}" for i in range(WORKERS)), "server"]
     assert ax.get_xlabel() == "simulated time since step 2 began (ms)"
@@ -310,3 +324,155 @@ def test_cli_bad_requests_are_one_line_errors(made_up, capsys, options, says):
     assert main(["plot", str(made_up / "grid"), *options]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+# --- figures a reader can trust at a glance ---------------------------------------------------
+
+def _text_boxes(fig, texts):
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts]
+
+
+def test_legends_and_titles_use_human_units(made_up):
+    from plots.style import run_label
+
+    a = _made_up("dlion/mavo", 1e10, 8, 0, 1.0).summary["spec"]
+    b = _made_up("dlion/mavo", 1e8, 8, 0, 1.0).summary["spec"]
+    assert run_label(a, [a, b]) == "D-Lion (MaVo) (bandwidth=10 Gb/s)"
+    big = resolve({"cluster": {"model": "gpt2-small"}})
+    fig = plot_bandwidth([_with_spec(_made_up("gadamw", bw, 8, 0, 1.0), bandwidth=bw,
+                                     model="gpt2-small") for bw in (1e8, 1e9)])
+    assert "messages sized for 124M parameters (gpt2-small)" in " ".join(
+        fig._suptitle.get_text().split())
+    assert big["cluster"]["model_params"] == 124_439_808
+
+
+def _with_spec(run, bandwidth, model):
+    run.summary["spec"] = resolve({"objective": {"name": "logistic", "samples": 256,
+                                                 "features": 7},
+                                   "method": dict(METHODS["gadamw"]),
+                                   "cluster": {"workers": 8, "model": model},
+                                   "network": {"bandwidth": bandwidth},
+                                   "run": {"steps": 10, "target": 0.5}})
+    return run
+
+
+def test_one_seed_draws_no_error_bars(made_up):
+    runs = [_made_up(m, bw, 8, 0, t) for m, times in CURVES.items() for bw, t in times.items()]
+    ax = plot_bandwidth(runs).axes[0]
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["D-Lion (MaVo)",
+                                                                      "G-AdamW"]
+
+
+def test_tradeoff_labels_never_overlap_or_leave_the_axes():
+    # eleven methods crowded near one loss, two of them at the same place
+    places = {"dlion/mavo": (2, 0.304), "gadamw": (64, 0.295)}
+    crowd = [(2.1, 0.3041), (6, 0.296), (8, 0.309), (8, 0.297), (10, 0.297), (10, 0.297),
+             (0.6, 0.394), (34, 0.296), (29, 0.376)]
+    names = ["signum", "terngrad", "powersgd", "efsignsgd", "topk", "graddrop", "randomk",
+             "qsgd", "dgc"]
+    runs = []
+    for name, (bits, loss) in [*places.items(), *zip(names, crowd)]:
+        method = {"name": name} if "/" not in name else {"name": "dlion",
+                                                          "aggregate": name.split("/")[1]}
+        run = _made_up("gadamw", 1e9, 8, 0, 1.0)
+        run.summary["spec"] = resolve({"method": method, "cluster": {"workers": 8}})
+        run.summary["bits_per_param_per_step"] = {"total": bits}
+        run.history["eval_loss"] = np.full(10, loss)
+        runs.append(run)
+    fig = plot_tradeoff(runs)
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_gid() == "point-label"]
+    texts = [t.get_text() for t in labels]
+    assert "GradDrop / Top-k" in texts  # one place, one label
+    assert len(labels) == 10
+    boxes = _text_boxes(fig, labels)
+    frame = ax.get_window_extent(fig.canvas.get_renderer())
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, texts[i]
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1, texts[i]
+        for j, other in enumerate(boxes[i + 1:], start=i + 1):
+            assert not box.overlaps(other), (texts[i], texts[j])
+    # and none covers a point
+    points = ax.transData.transform([(r.summary["bits_per_param_per_step"]["total"],
+                                      r.history["eval_loss"][-1]) for r in runs])
+    for box, text in zip(boxes, texts):
+        assert not any(box.contains(x, y) for x, y in points), text
+
+
+def test_heatmap_of_one_column_keeps_its_title_and_round_colour_bar_ticks(made_up, tmp_path):
+    runs = [r for r in (experiments.load(p) for p in sorted((made_up / "grid").iterdir())
+                                            if p.is_dir())
+            if r.summary["spec"]["network"]["bandwidth"] == 1e8]
+    fig = plot_heatmap(runs)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.width
+    bar = fig.axes[1]
+    labels = [t.get_text() for t in bar.get_yticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"\d+(\.\d+)?×", t) for t in labels), labels
+    for text in labels:  # 1, 2 or 5 times a power of ten
+        value = float(text[:-1])
+        assert f"{value / 10 ** math.floor(math.log10(value)):.6g}" in ("1", "2", "5"), text
+    assert "1×" in labels
+    assert not [t for t in bar.yaxis.get_minorticklabels() if t.get_text()]
+
+
+def test_curves_default_to_evaluation_loss_else_smoothed_training_loss(real, tmp_path):
+    root, runs = real
+    fig = plot_curves(str(root / "gadamw_0"), axes=("step",))
+    assert fig.axes[0].get_ylabel() == "evaluation loss"
+    plain = experiments.simulate({**REAL, "method": METHODS["gadamw"],
+                                  "run": {**REAL["run"], "steps": 200, "eval_every": 0}})
+    fig = plot_curves(plain, axes=("step",))
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "training loss (moving average of 4 steps)"
+    raw = plain.history["train_loss"]
+    expected = [raw[max(0, t - 3):t + 1].mean() for t in range(len(raw))]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected, rtol=1e-12)
+
+
+def test_bands_never_reach_below_zero_for_a_loss(tmp_path):
+    runs = []
+    for seed, scale in enumerate((0.02, 1.0, 2.0)):  # wildly different seeds near zero
+        run = _made_up("gadamw", 1e9, 8, seed, 1.0)
+        run.history["eval_loss"] = np.linspace(0.1, 0.001, 10) * scale
+        runs.append(run)
+    fig = plot_curves(runs, metric="eval_loss", axes=("step",))
+    band = fig.axes[0].collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() >= 0
+
+
+def test_timeline_panels_share_one_time_axis(real):
+    root, _ = real
+    fig = plot_timeline([str(root / "dlion_mavo_0"), str(root / "gadamw_0")])
+    first, second = fig.axes[:2]
+    assert first.get_xlim() == second.get_xlim()
+    assert first.get_shared_x_axes().joined(first, second)
+    assert second.get_xlabel().startswith("simulated time since step 1 began")
+
+
+def test_an_incomplete_sweep_says_so_in_the_figure(tmp_path):
+    from experiments.sweep import run_sweep
+
+    raw = {"objective": {"name": "logistic", "samples": 256, "features": 7},
+           "cluster": {"workers": 2}, "run": {"steps": 4, "eval_every": 2},
+           "sweep": {"method.name": ["dlion", "glion", "gadamw"]}}
+    run_sweep(raw, tmp_path, jobs=1)
+    for point in sorted(tmp_path.glob("*/summary.json"))[1:]:
+        point.unlink()
+    fig = plot_curves(str(tmp_path), out_file=tmp_path / "f.png")
+    notes = [t.get_text() for t in fig.texts if t.get_gid() == "incomplete"]
+    assert notes == ["incomplete sweep: 1 of 3 points finished"]
+
+
+def test_sweep_figure_of_bandwidth_has_unit_ticks_and_no_bars_for_one_seed(tmp_path):
+    from plots.sweep import plot_sweep
+
+    runs = [_made_up(m, bw, 8, 0, t) for m, times in CURVES.items() for bw, t in times.items()]
+    ax = plot_sweep(runs, key="network.bandwidth", metric="loss").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100 Mb/s", "1 Gb/s", "10 Gb/s"]
+    assert ax.get_xlabel() == "link bandwidth"
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]

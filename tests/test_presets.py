@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sim import presets
+from sim.net import presets
 
 LINK_NAMES = ["1GbE", "10GbE", "25GbE", "100GbE", "IB-HDR", "IB-NDR", "NVLink4",
               "same-region", "cross-region", "intercontinental"]

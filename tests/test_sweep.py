@@ -2,10 +2,7 @@
 import csv
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import tomllib
 
 import numpy as np
@@ -14,8 +11,9 @@ import pytest
 import experiments
 import models
 from experiments.cli import main
-from experiments.spec import SpecError, resolve, spec_hash
-from experiments.sweep import expand, merge, parse_shard, plan, run_sweep, shard_of
+from experiments.spec import SECTIONS, SpecError, resolve, spec_hash
+from experiments.grid import expand
+from experiments.sweep import merge, parse_shard, plan, run_sweep, shard_of
 from experiments.table import read_table, to_pandas
 
 BASE = {"objective": {"name": "logistic", "samples": 256, "features": 7},
@@ -194,26 +192,31 @@ def test_resume_runs_only_the_missing_points_and_gives_the_same_table(tmp_path):
     assert _measured(read_table(part)) == _measured(read_table(tmp_path / "whole"))
 
 
-def test_a_killed_sweep_resumes_to_the_same_table(tmp_path, capsys):
-    spec = tmp_path / "slow.toml"
-    spec.write_text('[objective]\nname = "quadratic"\n[method]\nname = "gadamw"\n'
-                    '[cluster]\nworkers = 128\nbatch_size = 4\n[run]\nsteps = 100\n'
-                    'eval_every = 0\n[sweep]\n"run.seed" = [0, 1, 2, 3]\n')
-    out = tmp_path / "killed"
-    sweep = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(spec),
-                              "-o", str(out), "--jobs", "1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while sweep.poll() is None and not (out.is_dir() and _complete(out)):
-        time.sleep(0.01)
-    sweep.send_signal(signal.SIGKILL)
-    sweep.wait()
-    done = _complete(out)
-    assert not (out / "runs.csv").exists() or len(done) == 4
-
-    assert main(["sweep", str(spec), "-o", str(out), "--jobs", "1"]) == 0
-    assert f"4 runs in {out} ({len(done)} already done, 0 failed)" in capsys.readouterr().out
-    assert main(["sweep", str(spec), "-o", str(tmp_path / "whole"), "--jobs", "1"]) == 0
-    assert _measured(read_table(out)) == _measured(read_table(tmp_path / "whole"))
+def test_a_sweep_cut_after_any_write_resumes_to_the_same_table(tmp_path, atomic_writes):
+    raw = {**BASE, "sweep": {"run.seed": [0, 1]}}
+    whole = tmp_path / "whole"
+    atomic_writes.cut_after(None)
+    run_sweep(raw, whole, jobs=1)
+    order = [p.relative_to(whole) for p in atomic_writes.written]
+    # every file of a sweep goes through the atomic writer; a run's summary.json is its last
+    assert sorted(order) == sorted(p.relative_to(whole) for p in whole.rglob("*") if p.is_file())
+    for run in _complete(whole):
+        assert [p.name for p in order if p.parent.name == run][-1] == "summary.json"
+    for k in range(len(order)):
+        out = tmp_path / f"cut{k}"
+        atomic_writes.cut_after(k)
+        with pytest.raises(atomic_writes.Cut):
+            run_sweep(raw, out, jobs=1)
+        atomic_writes.cut_after(None)
+        done = _complete(out)
+        for name in done:  # what looks finished is finished, and is the same run
+            _same_run(out / name, whole / name)
+        if (out / "runs.csv").exists():
+            assert len(read_table(out)) == len(done)
+        records = run_sweep(raw, out, jobs=1)
+        assert sorted(r["status"] for r in records) == sorted(
+            ["done before"] * len(done) + ["completed"] * (2 - len(done)))
+        assert _measured(read_table(out)) == _measured(read_table(whole))
 
 
 def _failing_seed(execute, seed):
@@ -299,14 +302,19 @@ def test_table_columns_and_values(tmp_path):
         rows = list(csv.reader(fh))
     header = rows[0]
     assert len(rows) == 5 and all(len(row) == len(header) for row in rows)
-    spec_columns = list(dict.fromkeys(
+    seen = list(dict.fromkeys(
         f"{section}.{key}" for r in records for section, table in r["spec"].items()
         for key in table))
+    spec_columns = [c for section in SECTIONS for c in seen if c.startswith(f"{section}.")]
     assert header[:len(spec_columns)] == spec_columns
     assert header[len(spec_columns):] == [
         "status", "steps", "sim_time_s", "wall_s", "final.train_loss", "final.loss",
         "final.test_loss", "final.accuracy", "final.gap", "bits_per_param_per_step.total",
-        "bits_per_param_per_step.up", "bits_per_param_per_step.down", "target.time_s", "error",
+        "bits_per_param_per_step.up", "bits_per_param_per_step.down",
+        "steady_bits_per_param_per_step.total", "steady_bits_per_param_per_step.up",
+        "steady_bits_per_param_per_step.down", "target.time_s", "participation.aggregated",
+        "participation.late", "participation.lost", "participation.down",
+        "participation.abandoned", "participation.empty", "participation.adversarial", "error",
         "dir"]
 
     table = read_table(tmp_path)
@@ -315,6 +323,9 @@ def test_table_columns_and_values(tmp_path):
     # D-Lion MaVo sends one bit each way; G-Lion a float32 each way
     assert [(r["bits_per_param_per_step.up"], r["bits_per_param_per_step.total"])
             for r in table] == [(1.0, 2.0), (32.0, 64.0)] * 2
+    # neither has a warm-up of its own: the steady state is the whole run
+    assert all(r["steady_bits_per_param_per_step.total"] == r["bits_per_param_per_step.total"]
+               for r in table)
     assert tomllib.loads(f"v = {table[0]['method.betas']}")["v"] == [0.9, 0.99]
     objective = models.make("logistic", samples=256, features=7)
     for row in table:

@@ -1,4 +1,4 @@
-"""Collective communication patterns as SimPy processes over a :class:`sim.network.Network`.
+"""Collective communication patterns as SimPy processes over a :class:`sim.net.network.Network`.
 
 Run each with ``env.process(collective(net, ...))``; the process returns a float64 array of
 per-rank completion times in seconds. A rank is complete when it holds the whole result (and,
@@ -20,13 +20,14 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from sim.network import Network
+from sim.net.network import Network
 
 COLLECTIVES: dict[str, str] = {
     "ps": "parameter server: every worker pushes to the server(s), which send the result back",
     "ring": "ring all-reduce: reduce-scatter then all-gather, 2(p-1) steps of bits/p",
     "halving_doubling": "all-reduce by recursive-halving reduce-scatter then recursive-doubling all-gather (p a power of two)",
     "allgather": "ring all-gather: p-1 steps, each forwarding one rank's contribution",
+    "alltoall": "personalised all-to-all: every rank sends a distinct piece to each other rank at once",
     "tree": "binomial-tree broadcast from a root worker, ceil(lg p) rounds",
 }
 
@@ -82,13 +83,15 @@ def when_all(env, events):
     return done
 
 
-def push(net: Network, bits, delays, after=None) -> list:
+def push(net: Network, bits, delays, after=None, send=None) -> list:
     """Worker i sends bits[i] to the server(s), split in one piece per server, starting
     delays[i] seconds after ``after[i]`` fires (or after now when ``after`` is None).
 
     Returns one event per worker that fires, with that time as its value, when all of the
     worker's pieces have arrived. Chaining on ``after`` lets a worker start its next step the
     moment it holds the previous reply, while slower workers are still receiving theirs.
+    ``send(worker, server, bits, delay) -> event`` replaces ``net.transfer`` for each piece (a
+    sender that can give a message up or lose it).
     """
     env = net.env
     sizes = _bits(bits, net.n_workers)
@@ -96,8 +99,11 @@ def push(net: Network, bits, delays, after=None) -> list:
     arrived = [env.event() for _ in net.workers]
 
     def launch(w, delay):
-        sent = [net.transfer(w, s, int(pieces[w, j]), delay=delay)
-                for j, s in enumerate(net.servers)]
+        if send is None:
+            sent = [net.transfer(w, s, int(pieces[w, j]), delay=delay)
+                    for j, s in enumerate(net.servers)]
+        else:
+            sent = [send(w, s, int(pieces[w, j]), delay) for j, s in enumerate(net.servers)]
         when_all(env, sent).callbacks.append(lambda e: arrived[w].succeed(e.value))
 
     for w in net.workers:
@@ -110,13 +116,17 @@ def push(net: Network, bits, delays, after=None) -> list:
     return arrived
 
 
-def pull(net: Network, bits, delay: float = 0.0) -> list:
+def pull(net: Network, bits, delay: float = 0.0, to=None) -> list:
     """The server(s) send bits (int or (n,)) to every worker ``delay`` seconds from now, unicast
-    and concurrently, one piece per server. Returns one event per worker (value: arrival, s)."""
+    and concurrently, one piece per server. Returns one event per worker (value: arrival, s).
+
+    ``to``: bool (n,), the workers to send to; the others' events never fire (default: all).
+    """
     env = net.env
     pieces = _split(_bits(bits, net.n_workers), len(net.servers))
     return [when_all(env, [net.transfer(s, w, int(pieces[w, j]), delay=delay)
-                           for j, s in enumerate(net.servers)]) for w in net.workers]
+                           for j, s in enumerate(net.servers)]) if to is None or to[w]
+            else env.event() for w in net.workers]
 
 
 def ps_push(net: Network, start_times, bits):
@@ -246,6 +256,29 @@ def ring_allgather(net: Network, start_times, bits):
     origin = (ranks - np.arange(p - 1)[None, :]) % p
     dst = np.broadcast_to((ranks + 1) % p, origin.shape)
     return (yield from _chained(net, starts, dst, sizes[origin]))
+
+
+def alltoall(net: Network, start_times, bits):
+    """Personalised all-to-all: rank r splits bits[r] (int or (p,)) into p-1 pieces and sends
+    piece j to rank r+1+j (mod p), all at once from start_times[r], as NCCL posts grouped sends;
+    the pieces share the links max-min fairly. Returns when each rank holds the p-1 pieces
+    addressed to it (s)."""
+    env = net.env
+    starts = _starts(net, start_times)
+    p = net.n_workers
+    sizes = _bits(bits, p)
+    if p == 1:
+        yield env.timeout(starts.max() - env.now)
+        return starts.copy()
+    pieces = _split(sizes, p - 1)
+    incoming = [[] for _ in range(p)]
+    for r in range(p):
+        for j in range(p - 1):
+            to = (r + 1 + j) % p
+            incoming[to].append(net.transfer(r, to, int(pieces[r, j]),
+                                             delay=starts[r] - env.now))
+    yield env.all_of([ev for events in incoming for ev in events])
+    return np.array([max(ev.value for ev in events) for events in incoming])
 
 
 def tree_broadcast(net: Network, root: int, start_time, bits):

@@ -377,6 +377,23 @@ class TernaryCodec:
 
 
 @dataclass(frozen=True)
+class TernarySumCodec:
+    """A sum S of N values in {-1, 0, +1} (D-Lion Avg over a ternary wire, TernGrad's server),
+    sent as the level S + N at ceil(log2(2N+1)) bits."""
+
+    n_workers: int
+
+    def encode(self, total: np.ndarray) -> np.ndarray:
+        """Integer sums (n, d) or (d,) in [-N, N] -> uint8 payload."""
+        return LevelCodec(2 * self.n_workers + 1).encode(np.asarray(total, dtype=np.int64)
+                                                         + self.n_workers)
+
+    def decode(self, payload: np.ndarray, d: int) -> np.ndarray:
+        """uint8 payload -> int64 sums, (n, d) or (d,)."""
+        return LevelCodec(2 * self.n_workers + 1).decode(payload, d) - self.n_workers
+
+
+@dataclass(frozen=True)
 class DenseCodec:
     """Raw little-endian floats: dtype "float32" (32 bits per value) or "float16" (16 bits)."""
 

@@ -1,8 +1,9 @@
 """Named presets with their sources: links, model sizes and per-worker link distributions.
 
-Units: bandwidth in bit/s per direction (line rate; ``network.goodput`` removes protocol
-overhead), latency in seconds one way, host to host through one switch, step_time in seconds
-per training step, params a count.
+Units: bandwidth in bit/s per direction (line rate; the transport's framing, or
+``network.goodput``, removes protocol overhead), latency in seconds one way, host to host
+through one switch, step_time in seconds per training step, params a count. A link's
+``transport`` is the default ``network.transport`` on it (``sim.net.transport``).
 
 A preset's latency is what one message pays between two hosts. On the star with the default
 ``server_latency = 0``, a worker-to-server message pays it once; a worker-to-worker message
@@ -22,52 +23,53 @@ from sim.units import format_bandwidth
 
 LINKS: dict[str, dict] = {
     "1GbE": dict(
-        bandwidth=1e9, latency=50e-6,
+        bandwidth=1e9, latency=50e-6, transport="tcp",
         source="line rate: IEEE 802.3ab (1000BASE-T); latency: estimate, 25-100 us host to "
                "host in a rack over kernel TCP",
-        note="TCP over 1500-byte frames carries about 94% of the line rate as payload "
-             "(1448 of 1538 bytes on the wire); set network.goodput = 0.94 for that"),
+        note="TCP over 1500-byte frames carries 94% of the line rate as payload (1448 of "
+             "1538 bytes on the wire)"),
     "10GbE": dict(
-        bandwidth=1e10, latency=20e-6,
+        bandwidth=1e10, latency=20e-6, transport="tcp",
         source="line rate: IEEE 802.3ae; latency: estimate, 10-50 us host to host over kernel TCP",
         note="the usual on-premise cluster network"),
     "25GbE": dict(
-        bandwidth=2.5e10, latency=20e-6,
+        bandwidth=2.5e10, latency=20e-6, transport="tcp",
         source="line rate: IEEE 802.3by; latency: estimate, 10-50 us host to host over kernel TCP",
         note="a common cloud VM NIC"),
     "100GbE": dict(
-        bandwidth=1e11, latency=2e-6,
+        bandwidth=1e11, latency=2e-6, transport="tcp",
         source="line rate: IEEE 802.3ba; latency: estimate, 1-3 us with RDMA (RoCE)",
-        note="RDMA latency; over kernel TCP plan 10-30 us instead (network.latency)"),
+        note="RDMA latency; over kernel TCP (the default transport) plan 10-30 us instead "
+             "(network.latency)"),
     "IB-HDR": dict(
-        bandwidth=2e11, latency=1e-6,
+        bandwidth=2e11, latency=1e-6, transport="rdma",
         source="InfiniBand HDR: 4 lanes x 50 Gb/s; latency: estimate, about 1 us",
         note="A100-era training clusters"),
     "IB-NDR": dict(
-        bandwidth=4e11, latency=1e-6,
+        bandwidth=4e11, latency=1e-6, transport="rdma",
         source="InfiniBand NDR: 4 lanes x 100 Gb/s PAM4, NVIDIA DGX SuperPOD cabling guide, "
                "'NDR Overview' (docs.nvidia.com/dgx-superpod); latency: estimate, about 1 us",
         note="H100 clusters, typically one 400G port per GPU"),
     "NVLink4": dict(
-        bandwidth=3.6e12, latency=936.25e-9,
+        bandwidth=3.6e12, latency=936.25e-9, transport="fluid",
         source="NVIDIA H100: 18 NVLink links x 50 GB/s (both directions) = 900 GB/s, so "
                "450 GB/s per direction; latency: ASTRA-sim's calibrated HGX-H100 network config",
-        note="inside one 8-GPU server; that ASTRA-sim config uses 400 GB/s as the effective rate "
-             "(network.goodput = 0.89)"),
+        note="inside one 8-GPU server, no TCP (transport 'fluid'); that ASTRA-sim config "
+             "uses 400 GB/s as the effective rate (network.goodput = 0.89)"),
     "same-region": dict(
-        bandwidth=1e10, latency=0.5e-3,
+        bandwidth=1e10, latency=0.5e-3, transport="tcp",
         source="latency: AWS inter-AZ best-of-50 ping 0.25-3.37 ms RTT (xkyle.com, 'Measuring "
                "AWS Region and AZ Latency'), 1 ms RTT taken; bandwidth: estimate, top of the "
                "1-10 Gb/s usually provisioned per VM pair",
         note="two availability zones of one cloud region"),
     "cross-region": dict(
-        bandwidth=5e9, latency=20e-3,
+        bandwidth=5e9, latency=20e-3, transport="tcp",
         source="latency: Azure inter-region RTT 5-72 ms within North America (Azure network "
                "round-trip latency statistics, October 2019), 40 ms RTT taken; bandwidth: "
                "estimate, inside the 1-10 Gb/s usually provisioned per VM pair",
         note="set network.tcp_window (e.g. '4MiB'): at 40 ms RTT it caps a flow at 839 Mb/s"),
     "intercontinental": dict(
-        bandwidth=1e9, latency=40e-3,
+        bandwidth=1e9, latency=40e-3, transport="tcp",
         source="latency: estimate, 70-100 ms RTT US-Europe (fibre alone needs 56 ms for "
                "5,600 km at 5 us/km), 80 ms RTT taken; bandwidth: estimate, bottom of the "
                "1-10 Gb/s usually provisioned per VM pair",
@@ -141,7 +143,8 @@ def _lookup(kind: str, table: dict, name) -> dict:
 
 
 def link(name: str) -> dict:
-    """A copy of link preset ``name``: bandwidth (bit/s), latency (s, one way), source, note."""
+    """A copy of link preset ``name``: bandwidth (bit/s), latency (s, one way), transport,
+    source, note."""
     return _lookup("link", LINKS, name)
 
 
@@ -187,10 +190,10 @@ def _seconds(t: float) -> str:
 
 def describe() -> list[str]:
     """Text lines for ``dlion-sim list presets``: every preset's name, values and source."""
-    lines = ["links (network.preset; bandwidth per direction, latency one way):"]
+    lines = ["links (network.preset; bandwidth per direction, latency one way, transport):"]
     for name, p in LINKS.items():
         rate, delay = format_bandwidth(p["bandwidth"]), _seconds(p["latency"])
-        lines.append(f"  {name:17s} {rate:>10s}  {delay:>10s}")
+        lines.append(f"  {name:17s} {rate:>10s}  {delay:>10s}  {p['transport']}")
         lines.append(f"  {'':17s} source: {p['source']}")
         lines.append(f"  {'':17s} note: {p['note']}")
     lines.append("models (cluster.model; parameters, compute time per step):")

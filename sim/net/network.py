@@ -3,15 +3,17 @@
 A message from ``src`` to ``dst`` first waits its path latency plus a per-message software
 overhead (alpha), then becomes a *flow* that crosses a fixed route of directed links. Active
 flows share every link max-min fairly (progressive filling, as in SimGrid's fluid model), or,
-with ``sharing="fifo"``, each link serves one flow at a time in arrival order. Rates change only
-when a flow starts or ends; everything that happens at one instant is folded into a single
-recomputation.
+with ``sharing="fifo"``, each link serves one flow at a time in arrival order. The transport
+(``sim.net.transport``) sets the links' payload rate (framing) and caps each flow's rate (TCP
+windows). Rates change only when a flow starts or ends or a cap changes (a slow-start round
+ends); everything that happens at one instant is folded into a single recomputation.
 
-Units: time in float64 seconds, sizes in integer bits, rates in bits/s, ``tcp_window`` in bytes.
+Units: time in float64 seconds, sizes in integer bits, rates in bits/s, ``tcp_window`` and
+``mtu`` in bytes.
 
-Not modelled: packets, TCP incast collapse, slow start beyond the latency term, PFC/ECMP
-effects, loss. FIFO mode is not store-and-forward: a flow holds every link of its route for the
-whole time it transmits, so a message crossing a switch is not charged twice.
+Not modelled: packets, TCP incast collapse, PFC/ECMP effects, loss. FIFO mode is not
+store-and-forward: a flow holds every link of its route for the whole time it transmits, so a
+message crossing a switch is not charged twice.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from numbers import Integral, Real
 import numpy as np
 import simpy
 
+from sim.net import transport as tp
+from sim.net.sharing import SHARINGS, fifo_rates, max_min_rates
+
 TOPOLOGIES = ("star", "sharded", "racks")
-SHARINGS = ("fair", "fifo")
 
 # SimPy pops same-time events by (priority, insertion order); URGENT = 0 and NORMAL = 1.
 # Rate updates use a later priority so that every start and completion of an instant, even
@@ -80,57 +84,6 @@ def _count(name, value, low, high=None):
     return int(value)
 
 
-def max_min_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray) -> np.ndarray:
-    """Max-min fair rates (bits/s) by progressive filling.
-
-    routes: (F, R) link indices per flow; padding entries point at a link of infinite capacity.
-    capacity: (L,) bits/s per link. flow_cap: (F,) per-flow upper bound in bits/s (inf = none).
-    All unfrozen flows grow together; a flow freezes when one of its links saturates or it
-    reaches its own cap. Each round is a few array operations, and there are as many rounds as
-    distinct bottleneck levels.
-    """
-    n_flows = routes.shape[0]
-    rate = np.zeros(n_flows)
-    if n_flows == 0:
-        return rate
-    left = capacity.astype(np.float64, copy=True)
-    active = np.arange(n_flows)
-    level = 0.0
-    while active.size:
-        sub = routes[active]
-        count = np.bincount(sub.ravel(), minlength=left.size)
-        used = count > 0
-        share = np.full(left.size, np.inf)
-        share[used] = left[used] / count[used]
-        step = min(share.min(), flow_cap[active].min() - level)
-        level += step
-        left[used] -= step * count[used]
-        # Links whose fair share equals this round's step are saturated (up to float residue).
-        saturated = used & (share <= step * (1 + 1e-12))
-        frozen = saturated[sub].any(axis=1) | (flow_cap[active] <= level * (1 + 1e-12))
-        rate[active[frozen]] = level
-        active = active[~frozen]
-    return rate
-
-
-def fifo_rates(routes: np.ndarray, capacity: np.ndarray, flow_cap: np.ndarray, pad: int) -> np.ndarray:
-    """FIFO rates (bits/s): rows are in arrival order; a flow transmits, at the smallest capacity
-    on its route, only when it is the earliest flow on every one of its links (no overtaking).
-
-    The earliest flow overall always qualifies, so some flow always makes progress.
-    """
-    n_flows, width = routes.shape
-    if n_flows == 0:
-        return np.zeros(0)
-    links, first = np.unique(routes.ravel(), return_index=True)
-    head = np.full(capacity.size, -1)
-    head[links] = first // width
-    own = np.arange(n_flows)[:, None]
-    running = ((head[routes] == own) | (routes == pad)).all(axis=1)
-    rate = np.minimum(capacity[routes].min(axis=1), flow_cap)
-    return np.where(running, rate, 0.0)
-
-
 class Network:
     """Flow-level network: full-duplex NICs, latency paid first, max-min fair sharing.
 
@@ -145,14 +98,22 @@ class Network:
     rack_size / oversubscription / rack_bandwidth / rack_latency: topology "racks"; a rack
     uplink carries the sum of its workers' bandwidths / oversubscription unless rack_bandwidth
     is given, and crossing it adds rack_latency seconds.
-    tcp_window: bytes; caps a flow at 8*window/RTT with RTT = 2*path latency (no cap when 0).
-    goodput: fraction of every link's rate that carries payload.
+    transport: "tcp" (slow start, Ethernet framing), "rdma" (InfiniBand framing) or "fluid"
+    (ideal links); see ``sim.net.transport``.
+    mtu: bytes per packet (tcp: 576-9216, default 1500; rdma: an InfiniBand MTU, default 4096).
+    initial_window: segments (tcp; default 10). rto: seconds, the minimum retransmission
+    timeout that decides restart after idle (tcp; default 0.2).
+    tcp_window: bytes; caps a flow at 8*window/RTT (tcp and fluid; no cap when None). With
+    fluid, RTT = 2*path latency; with tcp, see ``TcpConnections``.
+    goodput: fraction of every link's rate that carries payload (default: the transport's
+    framing; 1 for fluid).
     """
 
     def __init__(self, env: simpy.Environment, n_workers: int, *, bandwidth, latency=0.0,
                  server_bandwidth=None, server_latency=0.0, overhead=0.0, topology="star",
                  servers=1, rack_size=None, oversubscription=1.0, rack_bandwidth=None,
-                 rack_latency=0.0, sharing="fair", tcp_window=None, goodput=1.0):
+                 rack_latency=0.0, sharing="fair", tcp_window=None, goodput=None,
+                 transport="tcp", mtu=None, initial_window=None, rto=None):
         if not isinstance(env, simpy.Environment):
             raise ValueError(f"env={env!r}: must be a simpy.Environment")
         n = _count("n_workers", n_workers, 1)
@@ -170,9 +131,13 @@ class Network:
         self.overhead = _nonnegative("overhead", overhead)
         oversubscription = _positive("oversubscription", oversubscription)
         self.rack_latency = _nonnegative("rack_latency", rack_latency)
+        self.tcp_window = None if tcp_window is None else _positive("tcp_window", tcp_window)
+        self.framing, self._transport = tp.build(transport, mtu, initial_window, rto, self.tcp_window)
+        self.transport = transport
+        if goodput is None:
+            goodput = 1.0 if self.framing is None else self.framing.goodput
         if not (isinstance(goodput, Real) and not isinstance(goodput, bool) and 0 < goodput <= 1):
             raise ValueError(f"goodput={goodput!r}: must be a number in (0, 1]")
-        self.tcp_window = None if tcp_window is None else _positive("tcp_window", tcp_window)
 
         self.env = env
         self.n_workers = n
@@ -224,9 +189,8 @@ class Network:
         self._left = np.zeros(0)
         self._size = np.zeros(0, dtype=np.int64)
         self._rate = np.zeros(0)
-        self._cap = np.zeros(0)
         self._done: list[simpy.Event] = []
-        self._pending: list[tuple[int, int, int, float, simpy.Event]] = []
+        self._pending: list[tuple[int, int, int, float, simpy.Event]] = []  # src, dst, bits, latency, done
         self._last = 0.0
         self._generation = 0
         self._wake_time = None
@@ -238,9 +202,15 @@ class Network:
         self._check_pair(src, dst)
         return self._path_latency(src, dst)
 
-    def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0) -> simpy.Event:
+    def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0,
+                 guard=None) -> simpy.Event:
         """Start a message ``delay`` seconds from now (default: now); the event fires when its
-        last bit arrives, with that time in seconds as its value."""
+        last bit arrives, with that time in seconds as its value.
+
+        ``guard``: a callable asked when the latency has elapsed and the message would start to
+        flow; if it returns False the message is never sent (its sender gave it up or went
+        down) and the event never fires.
+        """
         self._check_pair(src, dst)
         if not _is_int(bits) or bits < 0:
             raise ValueError(f"bits={bits!r}: must be an integer >= 0")
@@ -248,12 +218,15 @@ class Network:
             raise ValueError(f"delay={delay!r}: must be a finite number of seconds >= 0")
         bits = int(bits)
         latency = self._path_latency(src, dst)
-        cap = 8 * self.tcp_window / (2 * latency) if self.tcp_window is not None and latency > 0 else math.inf
         done = self.env.event()
-        self.sent_bits += bits
         start = self.env.timeout(delay + latency + self.overhead)
-        start.callbacks.append(lambda _: self._join(src, dst, bits, cap, done))
+        start.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, guard))
         return done
+
+    @property
+    def connections(self):
+        """The TCP connections (``sim.net.transport.TcpConnections``); None for fluid and rdma."""
+        return self._transport if self.transport == "tcp" else None
 
     @property
     def active_flows(self) -> int:
@@ -287,8 +260,11 @@ class Network:
             rows.insert(2, np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad))
         return np.stack(rows, axis=1)
 
-    def _join(self, src, dst, bits, cap, done):
-        self._pending.append((src, dst, bits, cap, done))
+    def _join(self, src, dst, bits, latency, done, guard):
+        if guard is not None and not guard():
+            return
+        self.sent_bits += bits
+        self._pending.append((src, dst, bits, latency, done))
         self._request_update()
 
     def _request_update(self):
@@ -315,18 +291,21 @@ class Network:
             self._left -= self._rate * (now - self._last)
         self._last = now
         changed = self._complete(now)
+        changed |= self._transport.advance(now)
         if self._pending:
             changed |= self._admit(now)
         if changed:
+            cap = self._transport.cap
             if self.sharing == "fair":
-                self._rate = max_min_rates(self._routes, self.capacity, self._cap)
+                self._rate = max_min_rates(self._routes, self.capacity, cap)
             else:
-                self._rate = fifo_rates(self._routes, self.capacity, self._cap, self._pad)
+                self._rate = fifo_rates(self._routes, self.capacity, cap, self._pad)
             self.recomputations += 1
+            self._transport.settle(self._rate, self._left, now)
         if self._left.size:
             with np.errstate(divide="ignore"):
                 finish = self._left / self._rate
-            wait = float(finish.min())
+            wait = min(float(finish.min()), self._transport.next_change() - now)
             self._schedule(now + wait, wait)
 
     def _complete(self, now):
@@ -342,26 +321,36 @@ class Network:
         self._done = [ev for ev, k in zip(done, keep.tolist()) if k]
         for i in np.flatnonzero(finished).tolist():
             done[i].succeed(now)
+        # messages that waited for their connection go first, in the order they waited
+        self._pending[:0] = self._transport.close(finished, self._size[finished], now)
         self._routes, self._left = self._routes[keep], self._left[keep]
-        self._size, self._rate, self._cap = self._size[keep], self._rate[keep], self._cap[keep]
+        self._size, self._rate = self._size[keep], self._rate[keep]
         return True
 
     def _admit(self, now):
         """Move messages whose latency has elapsed into the flow set; empty ones finish at once."""
         pending, self._pending = self._pending, []
-        src, dst, bits, cap, done = zip(*pending)
-        size = np.array(bits, dtype=np.int64)
-        empty = size == 0
-        for i in np.flatnonzero(empty).tolist():
-            done[i].succeed(now)
-        if empty.all():
+        for message in pending:
+            if message[2] == 0:
+                message[4].succeed(now)
+        messages = [m for m in pending if m[2]]
+        if not messages:
             return False
-        full = ~empty
-        routes = self._route_rows(np.array(src)[full], np.array(dst)[full])
+        *columns, done = zip(*messages)
+        src, dst, bits, latency = (np.array(column) for column in columns)
+        go, conns = self._transport.hold(messages, src, dst, now)
+        if go is not None:  # some messages wait behind their connection's current flow
+            if not go.any():
+                return False
+            src, dst, bits, latency = src[go], dst[go], bits[go], latency[go]
+            done = [event for event, starts in zip(done, go.tolist()) if starts]
+        size = bits.astype(np.int64)
+        routes = self._route_rows(src, dst)
+        self._transport.open(conns, latency, self.capacity[routes].min(axis=1), now)
         self._routes = np.concatenate([self._routes, routes])
-        self._size = np.concatenate([self._size, size[full]])
-        self._left = np.concatenate([self._left, size[full].astype(np.float64)])
+        self._size = np.concatenate([self._size, size])
+        self._left = np.concatenate([self._left, size.astype(np.float64)])
         self._rate = np.concatenate([self._rate, np.zeros(routes.shape[0])])
-        self._cap = np.concatenate([self._cap, np.array(cap)[full]])
-        self._done.extend(ev for ev, f in zip(done, full.tolist()) if f)
+        self._done.extend(done)
         return True
+

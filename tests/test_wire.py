@@ -7,24 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.compression import (
-    INDEX_BITS,
-    QuantCodec,
-    Segments,
-    SparseCodec,
-    compensate,
-    feedback,
-    gamma_end,
-    gamma_length,
-    gamma_read,
-    gamma_write,
-    keep_count,
-    next_one,
-    sampled_mask,
-    stochastic_round,
-    topk_mask,
-    walk,
-)
+from sim.wire.compressors import keep_count, sampled_mask, stochastic_round, topk_mask
+from sim.wire.elias import gamma_end, gamma_length, gamma_read, gamma_write, next_one, walk
+from sim.wire.memory import compensate, feedback
+from sim.wire.quant import QuantCodec
+from sim.wire.sparse import INDEX_BITS, SparseCodec
+from sim.wire.tensors import Segments
 
 FAST = settings(max_examples=25, deadline=None)
 
@@ -143,21 +131,49 @@ def test_topk_mask_keeps_the_largest_magnitudes():
 
 def test_keep_count_and_density_errors():
     assert keep_count(0.01, 4096) == 40
+    assert keep_count(0.01, 4096, round_up=True) == 41  # DGC's reference rounds up
     assert keep_count(0.001, 33) == 1
+    assert keep_count(0.001, 1001, round_up=True) == 2
+    assert keep_count(1 - 0.99, 100, round_up=True) == 1  # not 2: 1 - 0.99 > 0.01 in floats
     with pytest.raises(ValueError, match="density=0"):
         keep_count(0, 10)
 
 
-def test_sampled_threshold_keeps_about_the_density():
+def test_sampled_threshold_keeps_about_k():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 400_000))
-    density = 0.001
-    counts = sampled_mask(x, density, 0.01, rng).sum(axis=1)
-    # the threshold is the 100th largest of a 100 000-entry sample: count spread about 10%
-    assert np.all(np.abs(counts / (density * x.shape[1]) - 1) < 0.35)
-    # a small vector: the sample would be the whole row, so the selection is exact top-k
+    k = 400
+    counts = sampled_mask(x, 0.001, 0.01, rng).sum(axis=1)
+    # a 4,000-entry sample's 4th largest: the count settles between 0.8k and k (DGC's bounds)
+    assert np.all((counts >= 0.8 * k) & (counts <= k))
+    # the sample would be the whole row: the selection is exact top-k
     small = rng.standard_normal((2, 500))
-    assert np.array_equal(sampled_mask(small, 0.02, 0.01, rng), topk_mask(small, 10))
+    assert np.array_equal(sampled_mask(small, 0.02, 1.0, rng), topk_mask(small, 10))
+    assert np.array_equal(sampled_mask(small, 0.004, 0.01, rng), topk_mask(small, 2))  # 2/0.004
+
+
+def test_sampled_selection_of_mostly_zeros_is_not_dense():
+    # 20 non-zeros among 20,000: the sampled threshold is 0, which selects every entry; the
+    # row falls back to exact top-k (the 20 non-zeros and 180 zeros) instead of sending 20,000
+    x = np.zeros((2, 20_000))
+    x[:, ::1000] = np.arange(1, 21)
+    mask = sampled_mask(x, 0.01, 0.01, np.random.default_rng(1))
+    assert mask.sum(axis=1).tolist() == [200, 200]
+    assert np.all(mask[x != 0])
+
+
+@FAST
+@given(st.integers(1, 6), st.integers(2, 3000), st.floats(0.0, 1.0), st.floats(1e-4, 1.0),
+       st.floats(1e-3, 1.0), st.integers(0, 2**32 - 1))
+def test_sampled_selection_never_exceeds_its_target(n, d, zeros, density, sample_ratio, seed):
+    # whatever the input (exact zeros, ties, a few large entries), a row keeps 1 to k entries,
+    # within the bound of twice the target by a wide margin
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) * (rng.random((n, d)) >= zeros)
+    x[:, : d // 7] = np.round(x[:, : d // 7])  # ties
+    k = keep_count(density, d, round_up=True)
+    counts = sampled_mask(x, density, sample_ratio, rng).sum(axis=1)
+    assert np.all((counts >= 1) & (counts <= k))
 
 
 def test_stochastic_round_is_unbiased_and_neighbouring():

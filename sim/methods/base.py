@@ -1,0 +1,278 @@
+"""The method contract, the registry, and the small pieces several methods share.
+
+A method is a few small pure functions over arrays (optax-style), bundled in a ``Method``:
+
+``init(x, n_workers, hp, shapes) -> state``
+    per-worker state arrays are shaped (n_workers, d); global state is shaped (d,). ``shapes``
+    is the objective's list of (name, tensor shape) covering x in order, or None.
+``encode(state, grads, hp, rng) -> (payloads, state)``
+    worker side: grads (n_workers, d) -> the packed uint8 messages: an array (n_workers, nbytes)
+    when all have one size, else a list of n_workers 1-D uint8 arrays.
+``aggregate(payloads, d, hp, rng) -> reply``
+    server side: the received messages -> one packed uint8 reply (nbytes,) for every worker.
+``apply(x, reply, state, hp, lr) -> (x, state)``
+    every worker applies the same reply, so x stays identical across workers and is kept once.
+``rounds(state, payloads, reply) -> [(up bits (N,), down bits), ...]`` (optional)
+    the step's messages split into exchanges that travel one after the other (TernGrad's
+    scales before its ternaries, PowerSGD's P before its Q); None: one round, the whole message.
+    It is called once before the server aggregates, with ``reply = None``: the last round's
+    down bits are then None (the reply is not known yet).
+
+    In a peer step a round may name its own collective as a third element ("alltoall",
+    "allgather", ...; ``sim.cluster.ROUND_COLLECTIVES``): 1-bit Adam's all-to-all then
+    all-gather.
+``steady_from(hp) -> int`` (optional)
+    the first step (0-based) after the method's own warm-up (DGC's sparsity warm-up, 1-bit
+    Adam's full-precision phase), from which the summary's steady-state bits are counted.
+
+Per-worker state arrays have the worker on their first axis, (n_workers, ...): when a worker
+does not finish a step (it was down, or still computing when the step closed) the simulator
+puts its rows back as they were, and a worker that rejoins after a crash gets ``init``'s rows.
+
+When a server policy or faults can leave messages out (``sim.step``), ``aggregate`` receives
+only the messages that arrived, in worker order, and two optional parts of a method say how it
+handles the rest:
+
+``arrivals``: the functions that take a keyword ``arrived``, bool (N,)
+    ``"apply"``: the workers whose messages the reply aggregates (an average divides by their
+    count). ``"encode"``: a multi-round method's encode runs its earlier rounds' reductions
+    (TernGrad's shared scale, PowerSGD's P); it is run again with ``arrived`` set to the
+    workers that made it into the first round, when some did not.
+``discard(state, rows) -> state``
+    called after ``apply``: ``rows`` (bool (N,)) computed and sent a message that was not
+    aggregated (late, dropped); an error-feedback method gives those workers back all they
+    tried to send (``keep_unsent``).
+
+Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
+the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
+a validation rule in ``HYPERPARAMETERS``, which the spec layer uses. Each method family lives in
+a module of its own that calls ``register``; ``sim.methods`` imports them all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from sim.schedules import SCHEDULES
+from sim.wire.codecs import DenseCodec, SignCodec, TernaryCodec
+
+SIGN_RULES = ("random", "plus", "minus", "zero")
+
+#: Validation rules for every hyperparameter any method accepts (used by the spec layer);
+#: method modules add their own through ``register``.
+HYPERPARAMETERS: dict[str, dict] = {
+    "lr": {"type": "float", "min": 0.0, "min_open": True, "doc": "learning rate"},
+    "betas": {"type": "pair", "min": 0.0, "max": 1.0, "max_open": True,
+              "doc": "momentum interpolation b1 and momentum/second-moment decay b2"},
+    "weight_decay": {"type": "float", "min": 0.0, "doc": "decoupled weight decay (times lr)"},
+    "momentum": {"type": "float", "min": 0.0, "max": 1.0, "max_open": True,
+                 "doc": "heavy-ball momentum"},
+    "nesterov": {"type": "bool", "doc": "Nesterov momentum"},
+    "eps": {"type": "float", "min": 0.0, "min_open": True, "doc": "AdamW denominator epsilon"},
+    "schedule": {"type": "choice", "choices": tuple(SCHEDULES), "doc": "learning-rate schedule"},
+    "warmup_steps": {"type": "int", "min": 0, "doc": "linear warm-up length in steps"},
+    "min_lr_ratio": {"type": "float", "min": 0.0, "max": 1.0,
+                     "doc": "final lr of the cosine schedule, as a fraction of lr"},
+    "zero_sign": {"type": "choice", "choices": SIGN_RULES,
+                  "doc": "what a worker sends for sign(0): random ±1, +1, -1 or 0 (ternary wire)"},
+    "tie": {"type": "choice", "choices": SIGN_RULES,
+            "doc": "MaVo reply on a tied vote: random ±1, +1, -1 or 0 (ternary wire)"},
+    "error_feedback": {"type": "bool",
+                       "doc": "keep what was not sent and add it to the next step's input"},
+}
+
+SCHEDULE_DEFAULTS = {"schedule": "constant", "warmup_steps": 0, "min_lr_ratio": 0.0}
+#: collectives of a method whose messages can be summed in flight (dense or shared-index)
+ALLREDUCE = ("ps", "ring", "halving_doubling")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One optimizer: its numerics, its hyperparameters and how its messages travel."""
+
+    name: str
+    description: str
+    wire: str                      # wire cost per parameter per step, for `dlion-sim list`
+    defaults: dict                 # hyperparameter -> default value
+    init: Callable
+    encode: Callable
+    aggregate: Callable
+    apply: Callable
+    collectives: tuple = ("ps",)   # collectives it can use; the first is the default
+    max_workers: int | None = None
+    rounds: Callable | None = None  # see the module docstring
+    steady_from: Callable | None = None  # see the module docstring
+    notes: str = ""                # deliberate differences from the reference, and why
+    arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
+    discard: Callable | None = None
+    rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method, hyperparameters: dict | None = None) -> Method:
+    """Add ``method`` (and validation rules for its new hyperparameters) to the registry."""
+    for key, rule in (hyperparameters or {}).items():
+        if key in HYPERPARAMETERS and HYPERPARAMETERS[key] != rule:
+            raise ValueError(f"hyperparameter {key!r} already has a different rule")
+        HYPERPARAMETERS[key] = rule
+    missing = set(method.defaults) - set(HYPERPARAMETERS) - set(method.rules)
+    if missing:
+        raise ValueError(f"method {method.name!r}: no validation rule for {sorted(missing)}")
+    METHODS[method.name] = method
+    return method
+
+
+def rule_for(method: Method, key: str) -> dict:
+    """The validation rule of hyperparameter ``key`` for ``method``: its own, or the shared one
+    (D-Lion's ``aggregate`` names mavo and avg, the global methods' mean, median, ...)."""
+    return method.rules.get(key) or HYPERPARAMETERS[key]
+
+
+def get(name: str) -> Method:
+    """The registered method ``name``; ``ValueError`` listing the valid names otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"method.name = {name!r} is not a method; choose one of "
+                         f"{', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def differences(doc: str, name: str | None = None) -> str:
+    """The bullets of the "Differences from ..." section that ends a method module's docstring,
+    one per line (``Method.notes``, printed by ``dlion-sim list methods --verbose``): all of
+    them, or only those that start "name:" (without it) when the module holds several methods."""
+    _, found, section = doc.partition("\nDifferences from")
+    bullets = [" ".join(b.split()).rstrip(";.") + "." for b in section.split("\n- ")[1:]] \
+        if found else []
+    if name is None:
+        return "\n".join(bullets)
+    return "\n".join(b[len(name) + 2:] for b in bullets if b.startswith(f"{name}: "))
+
+
+def message_bits(payloads) -> np.ndarray:
+    """Bits of each worker's message: int64 (n_workers,), from the bytes really produced."""
+    if isinstance(payloads, np.ndarray):
+        return np.full(payloads.shape[0], 8 * payloads.shape[-1], dtype=np.int64)
+    return np.array([8 * p.size for p in payloads], dtype=np.int64)
+
+
+def message_rounds(method: Method, state, payloads, reply) -> list[tuple[np.ndarray, int]]:
+    """The step's messages as rounds of (up bits per worker, down bits), from the real bytes."""
+    if method.rounds is not None:
+        return method.rounds(state, payloads, reply)
+    return [(message_bits(payloads), None if reply is None else 8 * reply.shape[-1])]
+
+
+def two_rounds(first_bytes: int, payloads, reply) -> list[tuple[np.ndarray, int | None]]:
+    """Round 1 carries the first ``first_bytes`` of every message and of the reply, round 2 the
+    rest: [(up bits (N,), down bits), ...] for the cluster (the last down None without a
+    reply)."""
+    n, up = payloads.shape[0], payloads.shape[-1]
+    last = None if reply is None else 8 * (reply.shape[-1] - first_bytes)
+    return [(np.full(n, 8 * first_bytes), 8 * first_bytes),
+            (np.full(n, 8 * (up - first_bytes)), last)]
+
+
+def keep_unsent(key: str):
+    """A ``discard`` for error feedback in ``state[key]``: a worker whose message was not
+    aggregated keeps the whole compensated input (``state["compensated"]``, which ``encode``
+    leaves there) as its memory, as if it had sent nothing."""
+    def discard(state, rows):
+        state[key][rows] = state["compensated"][rows]
+        return state
+    return discard
+
+
+def worker_arrays(state: dict, n_workers: int) -> list[str]:
+    """The keys of ``state`` that hold per-worker arrays (the worker on the first axis)."""
+    return [k for k, v in state.items()
+            if isinstance(v, np.ndarray) and v.ndim >= 2 and v.shape[0] == n_workers]
+
+
+def snapshot_rows(state: dict, n_workers: int) -> dict:
+    """Copies of the per-worker arrays of ``state`` (to put rows back with ``restore_rows``)."""
+    return {k: state[k].copy() for k in worker_arrays(state, n_workers)}
+
+
+def restore_rows(state: dict, saved: dict, rows: np.ndarray) -> None:
+    """Put the ``rows`` (bool (N,)) of every saved per-worker array back, in place."""
+    if rows.any():
+        for key, values in saved.items():
+            if key in state:
+                state[key][rows] = values[rows]
+
+
+# --- dense float32 messages: the global methods and the baselines' replies --------------------
+
+F32 = DenseCodec("float32")
+
+
+def mean_encode(state, grads, hp, rng):
+    """Worker side of the global methods: the fp32 gradient itself."""
+    return F32.encode(grads), state
+
+
+def mean_aggregate(payloads, d, hp, rng):
+    """The server's float32 mean of float32 messages, as the float32 reply (as many values as
+    each message carries, which may be fewer than d)."""
+    p = np.asarray(payloads)
+    return F32.encode(F32.decode(p, p.shape[1] // 4).mean(axis=0, dtype=np.float32))
+
+
+def decode_f32(reply, dtype) -> np.ndarray:
+    """A float32 reply -> its values in the parameters' ``dtype``."""
+    return F32.decode(reply, reply.size // 4).astype(dtype, copy=False)
+
+
+# --- updates ---------------------------------------------------------------------------------
+
+def ema_(m, g, b):
+    """m <- b*m + (1-b)*g in place (an exponential moving average)."""
+    m *= b
+    m += np.multiply(g, 1 - b, dtype=m.dtype)
+
+
+def decoupled_step(x, direction, lr, wd):
+    """x - lr*(direction + wd*x): decoupled weight decay on the old x, scaled by lr."""
+    step = np.multiply(x, wd, dtype=x.dtype)
+    step += direction
+    step *= x.dtype.type(lr)
+    return x - step
+
+
+# --- signs: zero and tie rules, the vote ------------------------------------------------------
+
+def resolve_zeros(signs, rule, rng):
+    """Replace the zeros of an int8 sign array in place by the ``rule`` (random/plus/minus)."""
+    zeros = signs == 0
+    count = np.count_nonzero(zeros)
+    if count == 0 or rule == "zero":
+        return signs
+    if rule == "random":
+        # draws only where needed, from the run's seeded generator: unbiased and reproducible
+        signs[zeros] = np.where(rng.random(count) < 0.5, 1, -1)
+    else:
+        signs[zeros] = 1 if rule == "plus" else -1
+    return signs
+
+
+def sign_codec(rule):
+    """The wire of a sign vector under a zero/tie ``rule``: ternary when zeros are sent."""
+    return TernaryCodec() if rule == "zero" else SignCodec()
+
+
+def vote_sum(payloads, d, hp):
+    """Integer vote sum S = sum_i delta_i (d,) from the received sign messages."""
+    if hp["zero_sign"] == "zero":
+        return TernaryCodec().decode(payloads, d).sum(axis=0, dtype=np.int32)
+    return SignCodec().sum(payloads, d)
+
+
+def majority_reply(payloads, d, hp, rng):
+    """sign(S) of the received sign messages, ties resolved by ``hp['tie']``, as its wire."""
+    vote = np.sign(vote_sum(payloads, d, hp)).astype(np.int8)
+    resolve_zeros(vote, hp["tie"], rng)
+    return sign_codec(hp["tie"]).encode(vote)

@@ -1,0 +1,176 @@
+"""The Lion family: Lion on one worker, Distributed Lion, and global Lion on the mean gradient.
+
+Lion (Chen et al. 2023), in the reference order, for each step:
+
+    c = b1*m + (1-b1)*g              the sign's input uses the OLD momentum
+    x = x - lr*(sign(c) + wd*x)      decoupled weight decay on the old x
+    m = b2*m + (1-b2)*g              the momentum is updated after the sign was taken
+
+Distributed Lion (Liu et al. 2024): every worker keeps its own momentum m_i and sends
+delta_i = sign(c_i) (1 bit per parameter); the server replies sign(sum_i delta_i) (majority
+vote, ``aggregate = "mavo"``) or the sum itself, applied as S/N (``"avg"``). Every worker applies
+the same reply, so x stays identical everywhere.
+
+Differences from the references (lion-pytorch; the D-Lion paper):
+- lion: none (lion-pytorch's order and decoupled decay; sign(0) = 0 as torch.sign).
+- dlion: the paper leaves a zero c_i and a tied vote open: both default to a random +-1
+  (unbiased, and the wire stays 1-bit); ``zero`` sends a ternary wire instead.
+- glion: none (one Lion state on the mean gradient; sign(0) = 0).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sim.methods.base import (
+    ALLREDUCE,
+    SCHEDULE_DEFAULTS,
+    Method,
+    decode_f32,
+    decoupled_step,
+    differences,
+    ema_,
+    majority_reply,
+    mean_encode,
+    register,
+    resolve_zeros,
+    sign_codec,
+    vote_sum,
+)
+from sim.methods import robust
+from sim.wire.codecs import SignCodec, SumCodec, TernaryCodec, TernarySumCodec
+
+RULES = {
+    "aggregate": {"type": "choice", "choices": ("mavo", "avg"),
+                  "doc": "server rule: majority vote or average of the signs"},
+}
+LION_DEFAULTS = {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.1, **SCHEDULE_DEFAULTS}
+
+
+def lion_direction(m, g, b1):
+    """c = b1*m + (1-b1)*g, the interpolation whose sign Lion steps along (old momentum)."""
+    c = np.multiply(m, b1, dtype=m.dtype)
+    c += np.multiply(g, 1 - b1, dtype=m.dtype)
+    return c
+
+
+# --- Lion on one worker ----------------------------------------------------------------------
+
+def _momentum_init(x, n_workers, hp, shapes):
+    return {"m": np.zeros((n_workers, x.size), dtype=x.dtype)}
+
+
+def _lion_encode(state, grads, hp, rng):
+    # One worker, nothing travels: the update direction is kept in the state for `apply`.
+    m = state["m"]
+    c = lion_direction(m, grads, hp["betas"][0])
+    ema_(m, grads, hp["betas"][1])
+    signs = resolve_zeros(np.sign(c).astype(np.int8), hp["zero_sign"], rng)
+    state["direction"] = signs[0].astype(m.dtype)
+    return np.zeros((1, 0), dtype=np.uint8), state
+
+
+def _lion_apply(x, reply, state, hp, lr):
+    return decoupled_step(x, state["direction"], lr, hp["weight_decay"]), state
+
+
+# --- Distributed Lion --------------------------------------------------------------------------
+
+_BLOCK = 1 << 16  # elements per block of the worker kernel: its temporaries stay in L2 cache
+
+
+def _dlion_signs_1bit(m, g, b1, b2, rule, rng):
+    """Worker side of D-Lion on a 1-bit wire, for all workers: the packed signs (N, ceil(d/8)).
+
+    Computes c = b1*m + (1-b1)*g, then m <- b2*m + (1-b2)*g, over contiguous blocks of the
+    flattened arrays so that the temporaries stay in cache and m and g stream from memory once
+    (several times faster than whole-array ufuncs). Same operations, same order, same rounding
+    as the whole-array form.
+    """
+    n, d = m.shape
+    if not m.flags.c_contiguous:  # the momentum is updated in place through a flat view
+        raise ValueError("dlion: the momentum state must be a C-contiguous (N, d) array")
+    flat_m, flat_g = m.reshape(-1), g.reshape(-1)
+    plus = np.empty(n * d, dtype=bool)
+    c, tmp, zero = (np.empty(_BLOCK, m.dtype), np.empty(_BLOCK, m.dtype),
+                    np.empty(_BLOCK, bool))
+    for j in range(0, n * d, _BLOCK):
+        w = min(_BLOCK, n * d - j)
+        mj, gj, cj, tj = flat_m[j:j + w], flat_g[j:j + w], c[:w], tmp[:w]
+        np.multiply(mj, b1, out=cj)
+        np.multiply(gj, 1 - b1, out=tj)
+        np.add(cj, tj, out=cj)
+        np.multiply(mj, b2, out=mj)  # after the sign's input was formed: the reference order
+        np.multiply(gj, 1 - b2, out=tj)
+        np.add(mj, tj, out=mj)
+        pj = np.greater(cj, 0, out=plus[j:j + w])
+        zj = np.equal(cj, 0, out=zero[:w])
+        if rule != "minus" and zj.any():  # (minus: c > 0 already sends -1 for a zero)
+            if rule == "random":
+                pj[zj] = rng.random(np.count_nonzero(zj)) < 0.5
+            elif rule == "plus":
+                pj |= zj
+    return SignCodec.pack(plus.reshape(n, d))
+
+
+def _dlion_encode(state, grads, hp, rng):
+    m = state["m"]
+    b1, b2 = hp["betas"]
+    if hp["zero_sign"] != "zero":
+        return _dlion_signs_1bit(m, grads, b1, b2, hp["zero_sign"], rng), state
+    c = lion_direction(m, grads, b1)
+    ema_(m, grads, b2)
+    return TernaryCodec().encode(np.sign(c).astype(np.int8)), state
+
+
+def _avg_codec(n, hp):
+    """The Avg reply's wire: a sum of N signs (N+1 levels), or of N ternaries (2N+1 levels)."""
+    return SumCodec(n) if hp["zero_sign"] != "zero" else TernarySumCodec(n)
+
+
+def _dlion_aggregate(payloads, d, hp, rng):
+    if hp["aggregate"] == "avg":
+        return _avg_codec(len(payloads), hp).encode(vote_sum(payloads, d, hp))
+    return majority_reply(payloads, d, hp, rng)
+
+
+def _dlion_apply(x, reply, state, hp, lr, arrived=None):
+    # the sum counts the signs that arrived (absent workers abstain): Avg divides by them
+    n = state["m"].shape[0] if arrived is None else int(arrived.sum())
+    if hp["aggregate"] == "avg":
+        direction = _avg_codec(n, hp).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
+    else:
+        direction = sign_codec(hp["tie"]).decode(reply, x.size, dtype=x.dtype)
+    return decoupled_step(x, direction, lr, hp["weight_decay"]), state
+
+
+# --- Global Lion: one Lion state on the mean of the fp32 gradients ---------------------------
+
+def _glion_init(x, n_workers, hp, shapes):
+    return {"m": np.zeros(x.size, dtype=x.dtype)}
+
+
+def _glion_apply(x, reply, state, hp, lr):
+    g = decode_f32(reply, x.dtype)
+    c = lion_direction(state["m"], g, hp["betas"][0])
+    ema_(state["m"], g, hp["betas"][1])
+    # sign(0) = 0 here: nothing forces a 1-bit wire on the global method
+    return decoupled_step(x, np.sign(c), lr, hp["weight_decay"]), state
+
+
+register(Method("lion", "Lion on a single worker (no communication)", "0 (one worker)",
+                {**LION_DEFAULTS, "zero_sign": "zero"},
+                _momentum_init, _lion_encode, lambda p, d, hp, rng: np.zeros(0, np.uint8),
+                _lion_apply, collectives=("none",), max_workers=1,
+                notes=differences(__doc__, "lion")))
+register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_i); the server "
+                "votes (mavo) or averages (avg)",
+                "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
+                {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
+                _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
+                collectives=("ps", "allgather"), arrivals=("apply",),
+                notes=differences(__doc__, "dlion")), RULES)
+register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
+                "32 bits up, 32 bits down", {**LION_DEFAULTS, **robust.DEFAULTS},
+                _glion_init, mean_encode, robust.robust_aggregate, _glion_apply,
+                collectives=ALLREDUCE, rules={"aggregate": robust.AGGREGATE_RULE},
+                notes=differences(__doc__, "glion")), robust.RULES)

@@ -1,0 +1,226 @@
+"""Byzantine workers and robust aggregation, against hand computations and small independent
+implementations written here from the papers' definitions."""
+import itertools
+
+import numpy as np
+import pytest
+
+import experiments
+from sim.adversaries import Adversaries, choose
+from sim.methods.robust import combine, krum_scores
+
+# three workers with fixed gradients (each row: one worker, every step)
+G = np.array([[1.0, 1.0, -1.0, -1.0],
+              [1.0, -1.0, 1.0, -1.0],
+              [-1.0, -1.0, -1.0, 1.0]])
+
+
+class Fixed:
+    """Worker i's gradient is rows[i] at every step (a linear loss, never used)."""
+
+    def __init__(self, rows):
+        self.rows = np.asarray(rows, dtype=np.float64)
+        self.dim = self.rows.shape[1]
+
+    def init(self, rng):
+        return np.zeros(self.dim)
+
+    def grads(self, params, n_workers, batch_size, rng):
+        return np.zeros(n_workers), self.rows[:n_workers].copy()
+
+    def evaluate(self, params):
+        return {"loss": float(np.sum(params))}
+
+
+def _run(method, rows=G, steps=1, **faults):
+    return experiments.simulate(objective=Fixed(rows), workers=len(rows), steps=steps,
+                                dtype="float64", method={"lr": 1.0, "weight_decay": 0.0,
+                                                         **method},
+                                faults=faults or None)
+
+
+def test_one_flipping_worker_in_a_majority_vote_by_hand():
+    # first step: momentum 0, so each worker sends sign(g); worker 2 sends -sign(g_2). The
+    # vote S = s0 + s1 - s2 = [3, 1, 1, -3], MaVo replies [1, 1, 1, -1] and x = -reply
+    result = _run({"name": "dlion", "aggregate": "mavo", "tie": "zero"}, byzantine=[2])
+    assert result.params.tolist() == [-1.0, -1.0, -1.0, 1.0]
+    honest = _run({"name": "dlion", "aggregate": "mavo", "tie": "zero"})
+    assert honest.params.tolist() == [-1.0, 1.0, 1.0, 1.0]  # S = [1, -1, -1, -1]
+    assert result.summary["adversaries"] == [2]
+    assert result.history["adversarial"].tolist() == [1]
+
+
+def test_flipping_shifts_the_avg_sum_by_twice_the_honest_sign_every_step():
+    # with Avg the step is S/N, so S = -N * (x_t+1 - x_t) / lr; over several steps (the
+    # momentum then matters) the adversary's vote is always the negation of its honest one
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((3, 16))
+    def sums(result_history_x):
+        xs = np.vstack([np.zeros(16), result_history_x])
+        return -3 * np.diff(xs, axis=0)
+
+    def trajectory(**faults):
+        xs = []
+        for steps in range(1, 5):
+            xs.append(_run({"name": "dlion", "aggregate": "avg"}, rows, steps, **faults).params)
+        return sums(np.array(xs))
+
+    honest, flipped = trajectory(), trajectory(byzantine=[2])
+    lone = []  # worker 2's own signs: Lion on its gradient alone (a run of one worker)
+    for steps in range(1, 5):
+        lone.append(_run({"name": "dlion", "aggregate": "avg"}, rows[2:], steps).params)
+    sign_2 = -np.diff(np.vstack([np.zeros(16), np.array(lone)]), axis=0)
+    assert np.array_equal(np.abs(sign_2), np.ones_like(sign_2))
+    assert flipped == pytest.approx(honest - 2 * sign_2, abs=1e-12)
+
+
+def test_scale_breaks_the_mean_by_hand():
+    # G-SGD without momentum steps by the mean: (g0 + g1 - 10 g2) / 3
+    result = _run({"name": "gsgd", "momentum": 0.0}, attack="scale", byzantine=[2])
+    assert result.params == pytest.approx(-(G[0] + G[1] - 10 * G[2]) / 3)
+    lam = _run({"name": "gsgd", "momentum": 0.0}, attack="scale", scale_factor=100.0,
+               byzantine=[2])
+    assert lam.params == pytest.approx(-(G[0] + G[1] - 100 * G[2]) / 3)
+
+
+def test_colluding_adversaries_send_one_vector_against_the_honest_mean():
+    rows = np.random.default_rng(1).standard_normal((5, 8))
+    result = _run({"name": "gsgd", "momentum": 0.0}, rows, byzantine=[3, 4], collude=True)
+    honest_mean = rows[:3].mean(axis=0)
+    expected = (rows[:3].sum(axis=0) - 2 * honest_mean) / 5
+    assert result.params == pytest.approx(-expected, rel=1e-6, abs=1e-8)  # a float32 wire
+    # without collusion each flips its own gradient
+    alone = _run({"name": "gsgd", "momentum": 0.0}, rows, byzantine=[3, 4])
+    assert alone.params == pytest.approx(-(rows[:3].sum(axis=0) - rows[3] - rows[4]) / 5)
+
+
+def test_random_adversaries_stay_inside_their_wire_and_carry_no_signal():
+    d = 20_000
+    rows = np.tile(np.linspace(0.5, 1.5, d), (3, 1))  # every worker pushes x down everywhere
+    signs = _run({"name": "dlion", "aggregate": "avg"}, rows, attack="random", byzantine=[2])
+    s = -3 * signs.params  # S = 1 + 1 + the adversary's sign
+    adversary = s - 2
+    assert set(np.unique(adversary)) == {-1.0, 1.0}
+    assert abs(adversary.mean()) < 0.03  # a fair coin, not the honest +1
+    assert signs.summary["bits_per_param_per_step"]["up"] == pytest.approx(1.0, rel=1e-3)
+    # for a full-precision method: Gaussian noise of the honest gradient's RMS
+    noise = _run({"name": "gsgd", "momentum": 0.0}, rows, attack="random", byzantine=[2])
+    sent = -3 * noise.params - rows[0] - rows[1]
+    rms = np.sqrt(np.mean(rows[2] ** 2))
+    assert np.std(sent) == pytest.approx(rms, rel=0.03)
+    assert abs(np.mean(sent)) < 0.05 * rms
+
+
+def test_identities_are_drawn_from_the_seed_and_fixed():
+    common = dict(objective={"name": "quadratic", "dim": 8}, workers=9, steps=3,
+                  method="dlion", faults={"byzantine": 3})
+    a = experiments.simulate(seed=5, **common).summary["adversaries"]
+    b = experiments.simulate(seed=5, **common).summary["adversaries"]
+    c = experiments.simulate(seed=6, **common).summary["adversaries"]
+    assert a == b and len(a) == 3 and len(set(a)) == 3 and a != c
+    assert choose(0.5, 9, np.random.default_rng(0)).sum() == 4  # a fraction, rounded down
+
+
+def test_no_adversary_changes_nothing():
+    common = dict(objective={"name": "logistic", "samples": 256, "features": 15}, workers=4,
+                  steps=10, method="dlion")
+    plain = experiments.simulate(**common)
+    none = experiments.simulate(faults={"byzantine": 0}, **common)
+    assert np.array_equal(plain.params, none.params)
+    assert none.summary["adversaries"] == []
+    grads = np.ones((3, 4))
+    assert Adversaries(np.zeros(3, bool)).corrupt(grads, None) is grads
+
+
+# --- robust aggregation against independent implementations -----------------------------------
+
+V = np.array([[1.0, -2.0, 0.5], [1.5, 8.0, 0.4], [0.9, -1.0, 0.6], [1.1, -3.0, 50.0],
+              [1.2, -2.5, 0.5], [-40.0, -2.2, 0.45]], dtype=np.float32)
+
+
+def _median(values):
+    out = []
+    for column in values.T:
+        s = sorted(column)
+        m = len(s)
+        out.append(s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2)
+    return np.array(out)
+
+
+def _trimmed(values, trim):
+    k = int(trim * len(values))
+    return np.array([np.mean(sorted(c)[k:len(c) - k]) for c in values.T])
+
+
+def _krum_scores(values, f):
+    n = len(values)
+    scores = []
+    for i in range(n):
+        distances = sorted(float(np.sum((values[i].astype(float) - values[j]) ** 2))
+                           for j in range(n) if j != i)
+        scores.append(sum(distances[:n - f - 2]))
+    return scores
+
+
+def _multi_krum(values, f, m):
+    scores = _krum_scores(values, f)
+    best = sorted(range(len(values)), key=lambda i: (scores[i], i))[:m]
+    return np.mean([values[i] for i in best], axis=0)
+
+
+def test_median_trimmed_mean_and_krum_against_their_definitions():
+    assert combine(V, {"aggregate": "median"}) == pytest.approx(_median(V), rel=1e-6)
+    for trim in (0.0, 0.1, 0.2, 0.49):
+        assert combine(V, {"aggregate": "trimmed_mean", "trim": trim}) == pytest.approx(
+            _trimmed(V, trim), rel=1e-6)
+    for f in (0, 1, 2):
+        assert krum_scores(V, f) == pytest.approx(_krum_scores(V, f), rel=1e-9)
+    for f, m in itertools.product((0, 1), (1, 3, 4)):
+        assert combine(V, {"aggregate": "krum", "krum_f": f, "krum_m": m}) == pytest.approx(
+            _multi_krum(V, f, m), rel=1e-6)
+    # the defaults: trim 0.1, f = 1 and m = M - f
+    assert combine(V, {"aggregate": "krum"}) == pytest.approx(_multi_krum(V, 1, 5), rel=1e-6)
+    # the outliers (rows 3 and 5) do not move the robust rules the way they move the mean
+    assert abs(combine(V, {"aggregate": "median"})[0] - 1.1) < 0.2
+    assert combine(V, {"aggregate": "mean"})[0] < -5
+
+
+def test_krum_with_too_few_messages_falls_back_to_the_median():
+    few = V[:4]  # M = 4 is not more than 2f + 2 with f = 1
+    assert combine(few, {"aggregate": "krum", "krum_f": 1}) == pytest.approx(_median(few))
+
+
+def test_robust_rules_hold_off_one_scaled_adversary():
+    rows = np.random.default_rng(2).standard_normal((7, 32)) + 1.0
+    honest = -rows[:6].mean(axis=0)
+    for rule, extra in (("median", {}), ("trimmed_mean", {"trim": 0.2}), ("krum", {})):
+        robust = _run({"name": "gsgd", "momentum": 0.0, "aggregate": rule, **extra}, rows,
+                      attack="scale", byzantine=[6])
+        mean = _run({"name": "gsgd", "momentum": 0.0}, rows, attack="scale", byzantine=[6])
+        assert np.linalg.norm(robust.params - honest) < 0.5 * np.linalg.norm(mean.params - honest)
+
+
+@pytest.mark.parametrize("setting,words", [
+    (["faults.byzantine=4"], "at least one must be honest"),
+    (["faults.byzantine=[0, 1, 2, 3]"], "at least one must be honest"),
+    (["faults.byzantine=[7]"], "worker 7 does not exist"),
+    (["faults.byzantine=1.0"], "out of range"),
+    (["faults.byzantine=-0.5"], "out of range"),
+    (["faults.byzantine=-1"], "out of range"),
+    (["faults.byzantine=1", "faults.attack=\"fllip\""], "did you mean 'flip'"),
+    (["faults.byzantine=1", "faults.attack=\"scale\""], "only a full-precision gradient"),
+    (["faults.attack=\"flip\"", "faults.scale_factor=5"], "needs faults.attack = 'scale'"),
+    (["faults.collude=true"], "needs adversaries"),
+    (["method.name=\"gsgd\"", "method.aggregate=\"krum\""], "Multi-Krum needs more than"),
+    (["method.name=\"gsgd\"", "method.aggregate=\"krum\"", "method.krum_f=0",
+      "method.krum_m=5"], "more than cluster.workers"),
+    (["method.name=\"gsgd\"", "method.aggregate=\"trimmed_mean\"", "method.trim=0.5"],
+     "out of range"),
+    (["method.name=\"gsgd\"", "method.trim=0.1"], "needs method.aggregate = 'trimmed_mean'"),
+    (["method.name=\"gsgd\"", "method.aggregate=\"median\"", "network.collective=\"ring\""],
+     "an all-reduce can only sum"),
+    (["method.aggregate=\"median\""], "is not allowed"),  # D-Lion's rule: mavo or avg
+])
+def test_bad_adversary_settings_are_one_line_errors(refused, setting, words):
+    err = refused(setting)
+    assert words in err, err
