@@ -62,17 +62,19 @@ mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
 
 # Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in
-# studies/, so finished points are reused; a few minutes on 2 cores).
+# studies/, so finished points are reused; a few minutes on 2 cores, plus about an hour for the
+# transformer studies unless `make transformer-studies` already ran them).
 figures: $(STAMP)
 	nice $(BIN)/python docs/make_figures.py --work studies
 
 # The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
-# figures: about 1.5 hours on 2 cores, one run at a time.
+# figures into studies/: about an hour on 2 cores. One run at a time, so each run's wall time
+# is that of one process on one core (the README quotes them).
 transformer-studies: $(STAMP)
-	$(STUDY) sweep gpt -o studies/gpt --jobs 1
-	$(STUDY) plot studies/gpt --metric eval_bits_per_char -o studies/gpt.png
-	$(STUDY) sweep vit -o studies/vit --jobs 1
-	$(STUDY) plot studies/vit --metric eval_accuracy -o studies/vit.png
+	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep gpt -o studies/gpt --jobs 1
+	$(BIN)/python docs/transformer_figure.py studies/gpt -o studies/gpt.png
+	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep vit -o studies/vit --jobs 1
+	$(BIN)/python docs/transformer_figure.py studies/vit -o studies/vit.png
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
