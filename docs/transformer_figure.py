@@ -68,7 +68,7 @@ def main():
               f"{bits['up'] + bits['down']:.3g} | {run.summary['wall_s']:.0f} | "
               f"{run.summary['steps'] / run.summary['wall_s']:.1f} |")
 
-    fig, panels = plt.subplots(1, 3, figsize=(13.5, 4.3), sharey=True)
+    fig, panels = plt.subplots(1, 3, figsize=(13.5, 4.6), sharey=True)
     for ax, axis in zip(panels, ("step", "time", "bits")):
         for group in groups:
             x, mean, _ = mean_curve(group.runs, column, axis)
@@ -86,7 +86,8 @@ def main():
         panels[0].set_ylim(min(finals + [target]) - 0.1, max(finals) + 0.9)
     else:
         panels[0].set_ylim(max(finals) - 15, max(finals + [target]) + 2)
-    panels[0].legend(fontsize=8, frameon=False)
+    fig.legend(*panels[0].get_legend_handles_labels(), loc="lower center", ncol=7, fontsize=9,
+               frameon=False)
     name = spec["cluster"]["model"]
     model = presets.model(name)
     n = spec["cluster"]["workers"]
@@ -94,7 +95,7 @@ def main():
                  f"{n} workers, {spec['network']['bandwidth'] / 1e9:g} Gb/s; messages and "
                  f"compute sized as {MODEL_NAMES.get(name, name)} ({model['params'] / 1e6:.0f}M "
                  "parameters)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     save(fig, output)
 
 
