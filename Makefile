@@ -62,13 +62,13 @@ mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
 
 # Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in
-# studies/, so finished points are reused; a few minutes on 2 cores, plus about an hour for the
+# studies/, so finished points are reused; a few minutes on 2 cores, plus about 80 minutes for the
 # transformer studies unless `make transformer-studies` already ran them).
 figures: $(STAMP)
 	nice $(BIN)/python docs/make_figures.py --work studies
 
 # The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
-# figures into studies/: about an hour on 2 cores. One run at a time, so each run's wall time
+# figures into studies/: about 80 minutes on 2 cores. One run at a time, so each run's wall time
 # is that of one process on one core (the README quotes them).
 transformer-studies: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep gpt -o studies/gpt --jobs 1
