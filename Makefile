@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench data studies figures tutorials validation clean mutants
+.PHONY: demo test bench data studies transformer-studies figures tutorials validation clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,9 +64,19 @@ mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
 
 # Regenerate every figure in docs/figures and its manifest from the bundled studies (runs kept in
-# studies/, so finished points are reused; a few minutes on 2 cores).
+# studies/, so finished points are reused; a few minutes on 2 cores, plus about 80 minutes for the
+# transformer studies unless `make transformer-studies` already ran them).
 figures: $(STAMP)
 	nice $(BIN)/python docs/make_figures.py --work studies
+
+# The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
+# figures into studies/: about 80 minutes on 2 cores. One run at a time, so each run's wall time
+# is that of one process on one core (the README quotes them).
+transformer-studies: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep gpt -o studies/gpt --jobs 1
+	$(BIN)/python docs/transformer_figure.py studies/gpt -o studies/gpt.png
+	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep vit -o studies/vit --jobs 1
+	$(BIN)/python docs/transformer_figure.py studies/vit -o studies/vit.png
 
 # Performance figures as ratios to references measured in the same run, recorded afresh in
 # benchmarks/results.json (committed, so changes compare over time). The compiled kernels are

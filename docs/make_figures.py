@@ -42,6 +42,8 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "deadline.png": ("deadline", ["--script", "docs/deadline_figure.py"]),
     "faults.png": ("faults", ["--script", "docs/faults_figure.py"]),
     "byzantine.png": ("byzantine", ["--script", "docs/byzantine_figure.py"]),
+    "gpt.png": ("gpt", ["--script", "docs/transformer_figure.py"]),
+    "vit.png": ("vit", ["--script", "docs/transformer_figure.py"]),
     "faults_timeline.png": ("timeline_faults", ["--kind", "timeline", "--steps", "1-8"]),
     "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }

@@ -1,5 +1,6 @@
 """Objectives: synthetic and real training problems behind one protocol (``Objective``)."""
 from models.base import REGISTRY, Objective, make, register
-from models import synthetic, mlp, softmax, charlm  # noqa: F401,E402  (register the built-ins)
+# importing the modules registers the built-ins
+from models import synthetic, mlp, softmax, charlm, gpt, vit  # noqa: F401,E402
 
 __all__ = ["Objective", "REGISTRY", "make", "register"]

@@ -18,6 +18,27 @@ from models.mlp import (ACTIVATIONS, ShardedClassifier, dense_backward, dense_fo
 TEXT_PARTITIONS = ("iid", "contiguous")
 
 
+def embed(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rows of ``table``, shared (rows, width) or per worker (N, rows, width), at integer
+    ``ids`` (N, ...) -> (N, ..., width)."""
+    if table.ndim == 2:
+        return table[ids]
+    worker = np.arange(ids.shape[0]).reshape((-1,) + (1,) * (ids.ndim - 1))
+    return table[worker, ids]
+
+
+def embed_backward(ids: np.ndarray, d_rows: np.ndarray, out: np.ndarray) -> None:
+    """Write d loss / d table (N, rows, width) into ``out`` from ``d_rows`` (N, ..., width),
+    the gradient of ``embed(table, ids)``.
+
+    The scatter-add is one batched matmul with a one-hot (N, n_ids, rows) matrix, so repeated
+    ids add up correctly without a Python loop or ``np.add.at``.
+    """
+    n_workers, n_rows, width = out.shape
+    one_hot = (ids.reshape(n_workers, -1, 1) == np.arange(n_rows)).astype(out.dtype)
+    np.matmul(one_hot.swapaxes(1, 2), d_rows.reshape(n_workers, -1, width), out=out)
+
+
 @register("charlm", "character-level MLP language model (Bengio style) on real text")
 class CharLM(ShardedClassifier):
     """Next-character classifier; losses in nats, ``evaluate`` also in bits per character.
@@ -79,11 +100,7 @@ class CharLM(ShardedClassifier):
         tensors = split_params(params, self.shapes)
         table, layers = tensors[0], tensors[1:]
         windows = ids[idx[..., None] + np.arange(self.context)]            # (N, B, context)
-        if table.ndim == 2:
-            emb = table[windows]
-        else:
-            emb = table[np.arange(idx.shape[0])[:, None, None], windows]
-        x = emb.reshape(idx.shape + (self.context * self.embed,))
+        x = embed(table, windows).reshape(idx.shape + (self.context * self.embed,))
         logits, cache = dense_forward(layers, x, self.activation)
         return logits, labels[idx], (layers, cache, windows)
 
@@ -91,9 +108,4 @@ class CharLM(ShardedClassifier):
         layers, dense_cache, windows = cache
         dx = dense_backward(layers, dense_cache, dlogits, self.activation, grads[1:],
                             need_input_grad=True)
-        n_workers = windows.shape[0]
-        # scatter-add of the window gradients into the table rows, as one batched matmul with
-        # a one-hot (N, B*context, vocab) matrix: repeated characters add up correctly
-        one_hot = (windows.reshape(n_workers, -1, 1) == np.arange(self.n_classes)
-                   ).astype(self.dtype)
-        np.matmul(one_hot.swapaxes(1, 2), dx.reshape(n_workers, -1, self.embed), out=grads[0])
+        embed_backward(windows, dx, grads[0])

@@ -16,6 +16,13 @@ def check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
+def check_bool(name: str, value) -> bool:
+    """``value`` unchanged, or ``ValueError`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} = {value!r} must be true or false")
+    return value
+
+
 def check_seed(seed) -> int:
     """A random seed: an integer >= 0."""
     return check_int("seed", seed, 0)

@@ -47,6 +47,7 @@ S = "tests/test_server.py"
 A = "tests/test_adversaries.py"
 B = "tests/test_baselines.py"
 K = "tests/test_kernels.py"
+TRANSFORMER_GRADS = "tests/test_transformer.py::test_every_tensor_matches_finite_differences"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
 
 MUTANTS = [
@@ -315,6 +316,19 @@ MUTANTS = [
            "    nearest = values.shape[0] - f - 2\n", "    nearest = values.shape[0] - f - 1\n",
            (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
            "Krum scores each gradient over N - f - 1 neighbours"),
+    # issue 17: the transformer's hand-written backward pass, against finite differences
+    Mutant("layer-norm-backward-keeps-scale", "models/transformer.py",
+           "    return rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)\n"
+           "                   - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))\n",
+           "    return rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True))\n",
+           (TRANSFORMER_GRADS,),
+           "layer norm's input gradient forgets that the scale is normalised"),
+    Mutant("attention-softmax-uncentred", "models/transformer.py",
+           "        dscores -= (dscores * weights).sum(axis=-1, keepdims=True)\n", "",
+           (TRANSFORMER_GRADS,), "attention's softmax backward drops the Jacobian's outer term"),
+    Mutant("attention-key-unscaled", "models/transformer.py",
+           "        dqkv[0] *= 1.0 / np.sqrt(dh)\n", "",
+           (TRANSFORMER_GRADS,), "the query gradient misses the 1/sqrt(head width) of the scores"),
 ]
 
 # An obviously broken copy (every d-vector of signs would take no bytes); if the tests pass
