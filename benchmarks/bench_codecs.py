@@ -52,7 +52,7 @@ def main() -> None:
             f"round/copy throughput ratio {t_copy / t_round:5.3f}  "
             f"payload {payload.nbytes / x.size * 8:.2f} bits/value"
         )
-        record(f"codec_{label.split()[0]}_round_vs_copy", t_copy / t_round, None,
+        record(f"codec_{label.split('(')[0].split()[0]}_round_vs_copy", t_copy / t_round, None,
                "np.copyto of the same bytes (throughput ratio)", encode_ms=t_enc * 1e3,
                decode_ms=t_dec * 1e3, bits_per_value=payload.nbytes / x.size * 8)
     write()

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.datasets import MissingDataError
 from models.gpt import GPT
-from timing import best_seconds
+from timing import best_seconds, record, write
 
 
 def flops_per_token(obj: GPT) -> int:
@@ -61,6 +61,10 @@ def main() -> None:
         rate = n * b * t / seconds
         print(f"grads, {label:22s} {seconds * 1e3:8.1f} ms  {rate:9.0f} tokens/s  "
               f"{rate * flops / 1e9:6.1f} GFLOP/s  = {rate * flops / peak:5.3f} of matmul rate")
+        record(f"gpt_grads_{'shared' if params is x else 'per_worker'}_vs_matmul",
+               rate * flops / peak, None, "float32 matmul 1024^3 FLOP rate",
+               tokens_per_s=rate, ms=seconds * 1e3)
+    write()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from models.datasets import MissingDataError
 from models.gpt import GPT
 from models.vit import ViT
-from timing import best_seconds
+from timing import best_seconds, record, write
 
 #: (objective, width, blocks): the bundled size first, then wider and deeper ones
 SIZES = (("gpt", 64, 2), ("gpt", 64, 4), ("gpt", 128, 2), ("vit", 64, 2), ("vit", 64, 4),
@@ -72,6 +72,9 @@ def main() -> None:
         name = f"{objective} width {width}, {blocks} blocks"
         print(f"{name:28s} {obj.dim / 1e3:7.0f}k {seconds * 1e3:8.1f} {1 / seconds:8.1f} "
               f"{rate / peak:15.3f}")
+        record(f"{objective}_w{width}_b{blocks}_grads_vs_matmul", rate / peak, None,
+               "float32 matmul 1024^3 FLOP rate", steps_per_s=1 / seconds, params=obj.dim)
+    write()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from models.base import register
@@ -198,6 +197,9 @@ class Logistic(_LinearModel):
     def optimum(self) -> tuple[np.ndarray, float]:
         """(w*, f*) of the full regularised train loss, float64, cached after the first call."""
         if self._optimum is None:
+            # imported here: scipy.optimize is a third of the import time of a sweep worker
+            # process, and only the logistic objective's evaluation needs it
+            from scipy.optimize import minimize
             res = minimize(lambda w: _log_loss_grad(self._x64, self._y64, w, self.l2),
                            np.zeros(self.dim), jac=True, method="L-BFGS-B",
                            options={"maxiter": 10000, "ftol": 1e-15, "gtol": 1e-11})
