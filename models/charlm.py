@@ -61,14 +61,10 @@ class CharLM(ShardedClassifier):
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
-        text = load_text(dataset, test_fraction=test_fraction)
+        text = load_text(dataset, test_fraction=test_fraction, context=self.context)
         self.vocab = text.vocab
         self.n_classes = len(text.vocab)
         self.train_text, self.test_text = text.train, text.test
-        for split, ids in (("train", text.train), ("test", text.test)):
-            if ids.size <= self.context:
-                raise ValueError(f"context = {context!r} leaves no {split} window: the {split} "
-                                 f"text has {ids.size} characters")
         # sample i is the window ids[i : i + context] and its label ids[i + context]
         self.train_labels = self.train_text[self.context:].astype(np.int64)
         self.test_labels = self.test_text[self.context:].astype(np.int64)

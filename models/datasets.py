@@ -204,11 +204,12 @@ def _load_classification(name: str, seed: int, root: str | None) -> LabeledData:
     return _blobs(seed)
 
 
-def load_text(name: str, *, test_fraction: float = 0.1) -> TextData:
+def load_text(name: str, *, test_fraction: float = 0.1, context: int = 0) -> TextData:
     """Load corpus ``name`` (``kjv`` or ``pydoc``) as character ids.
 
     The last ``test_fraction`` of the text is held out as one block, so no training context
-    window overlaps the test text.
+    window overlaps the test text. ``context``: the window (characters) a model reads; both
+    parts must be longer than it, so each holds at least one window and its next character.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction = {test_fraction!r} must lie strictly between 0 and 1")
@@ -227,6 +228,10 @@ def load_text(name: str, *, test_fraction: float = 0.1) -> TextData:
     lut[[ord(c) for c in vocab]] = np.arange(len(vocab))
     ids = lut[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
     cut = int(round(len(ids) * (1.0 - test_fraction)))
+    for split, part in (("train", ids[:cut]), ("test", ids[cut:])):
+        if part.size <= context:
+            raise ValueError(f"context = {context!r} leaves no {split} window: the {split} "
+                             f"text has {part.size} characters")
     return TextData(name, vocab, ids[:cut], ids[cut:])
 
 

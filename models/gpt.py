@@ -39,14 +39,10 @@ class GPT(TransformerObjective):
         self.tie_head = check_bool("tie_head", tie_head)
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
-        text = load_text(dataset, test_fraction=test_fraction)
+        text = load_text(dataset, test_fraction=test_fraction, context=self.context)
         self.vocab = text.vocab
         self.n_classes = len(text.vocab)
         self.train_text, self.test_text = text.train, text.test
-        for split, ids in (("train", text.train), ("test", text.test)):
-            if ids.size <= self.context:
-                raise ValueError(f"context = {context!r} leaves no {split} window: the {split} "
-                                 f"text has {ids.size} characters")
         # built after the checks above: its causal mask is context x context
         self.core = Transformer(tokens=self.context, width=width, heads=heads, blocks=blocks,
                                 mlp_ratio=mlp_ratio, causal=True)
