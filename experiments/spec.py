@@ -259,34 +259,11 @@ def check_value(where: str, field: Field, value):
             raise SpecError(f"{where} = {value!r} is not allowed{_suggest(value, field.choices)}")
         return value
     elif kind == "portion":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{where} = {value!r}: expected a count (an integer >= 1) or a "
-                            f"fraction of the workers in (0, 1], got {_type_name(value)}")
-        if isinstance(value, int):
-            if value < 1:
-                raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 1 "
-                                "or a fraction in (0, 1]")
-            return value
-        if not 0 < value <= 1:
-            raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 1 or a "
-                            "fraction in (0, 1]")
-        return float(value)
+        return _count_or_fraction(where, value, zero_allowed=False)
     elif kind == "workers":
         if isinstance(value, (list, tuple)):
             return check_value(where, Field("ids"), value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{where} = {value!r}: expected a count (an integer >= 0), a "
-                            f"fraction of the workers in [0, 1) or a list of worker ids, got "
-                            f"{_type_name(value)}")
-        if isinstance(value, int):
-            if value < 0:
-                raise SpecError(f"{where} = {value!r} is out of range; allowed: a count >= 0, "
-                                "a fraction in [0, 1) or a list of worker ids")
-            return value
-        if not 0 <= value < 1:
-            raise SpecError(f"{where} = {value!r} is out of range; allowed: a fraction in "
-                            "[0, 1), a count >= 0 or a list of worker ids")
-        return float(value)
+        return _count_or_fraction(where, value, zero_allowed=True)
     elif kind == "ids":
         if not isinstance(value, (list, tuple)) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
@@ -312,6 +289,25 @@ def check_value(where: str, field: Field, value):
         raise SpecError(f"{where} = {value!r} is out of range; allowed: {describe_range(field)}")
     return out
 
+
+
+def _count_or_fraction(where: str, value, zero_allowed: bool):
+    """A number of workers given as a count (int) or a fraction of them (float): counts from 1
+    and fractions in (0, 1], or, when ``zero_allowed`` (nobody is a valid answer, and a list of
+    ids is the alternative), counts from 0 and fractions in [0, 1)."""
+    if zero_allowed:
+        allowed = "a count >= 0, a fraction in [0, 1) or a list of worker ids"
+    else:
+        allowed = "a count >= 1 or a fraction in (0, 1]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{where} = {value!r}: expected {allowed}, got {_type_name(value)}")
+    if isinstance(value, int):
+        if value < (0 if zero_allowed else 1):
+            raise SpecError(f"{where} = {value!r} is out of range; allowed: {allowed}")
+        return value
+    if not (0 <= value < 1 if zero_allowed else 0 < value <= 1):
+        raise SpecError(f"{where} = {value!r} is out of range; allowed: {allowed}")
+    return float(value)
 
 def describe_range(field: Field, technical: bool = True) -> str:
     """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit.
