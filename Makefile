@@ -39,13 +39,13 @@ studies: $(STAMP)
 	$(STUDY) plot studies/bandwidth --kind bandwidth -o studies/bandwidth.png
 	$(STUDY) plot studies/bandwidth --kind heatmap -o studies/heatmap.png
 	$(STUDY) sweep rtt -o studies/rtt
-	$(BIN)/python docs/rtt_figure.py studies/rtt -o studies/rtt.png
+	$(STUDY) plot studies/rtt --kind rtt -o studies/rtt.png
 	$(STUDY) sweep deadline -o studies/deadline
-	$(BIN)/python docs/deadline_figure.py studies/deadline -o studies/deadline.png
+	$(STUDY) plot studies/deadline --kind deadline -o studies/deadline.png
 	$(STUDY) sweep faults -o studies/faults
-	$(BIN)/python docs/faults_figure.py studies/faults -o studies/faults.png
+	$(STUDY) plot studies/faults --kind faults -o studies/faults.png
 	$(STUDY) sweep byzantine -o studies/byzantine
-	$(BIN)/python docs/byzantine_figure.py studies/byzantine -o studies/byzantine.png
+	$(STUDY) plot studies/byzantine --kind byzantine -o studies/byzantine.png
 
 # The transport against real Linux TCP: tables and docs/figures/validation.png (docs/validation.md).
 validation: $(STAMP)
@@ -74,9 +74,9 @@ figures: $(STAMP)
 # is that of one process on one core (the README quotes them).
 transformer-studies: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep gpt -o studies/gpt --jobs 1
-	$(BIN)/python docs/transformer_figure.py studies/gpt -o studies/gpt.png
+	$(STUDY) plot studies/gpt --kind transformer -o studies/gpt.png
 	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep vit -o studies/vit --jobs 1
-	$(BIN)/python docs/transformer_figure.py studies/vit -o studies/vit.png
+	$(STUDY) plot studies/vit --kind transformer -o studies/vit.png
 
 # Performance figures as ratios to references measured in the same run, recorded afresh in
 # benchmarks/results.json (committed, so changes compare over time). The compiled kernels are

@@ -14,6 +14,7 @@ from pathlib import Path
 from experiments.spec import SpecError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def _notes(notes: list[str]) -> None:
@@ -58,12 +59,33 @@ def _second_interrupt_exits():
             for child in multiprocessing.active_children():
                 child.kill()
             print("dlion-sim: interrupted again: exiting now", file=sys.stderr)
-            raise SystemExit(130)  # not os._exit: the exit still removes the pool's semaphores
+            raise SystemExit(EXIT_INTERRUPTED)  # not os._exit: the exit still removes the pool's semaphores
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _first_interrupt_stops():
+    """While inside: the first Ctrl-C sets the event it yields (a run ends after its current
+    step and keeps what it computed); a second one interrupts at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may handle signals
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt("interrupted again: stopped at once; nothing written")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -86,7 +108,10 @@ def cmd_run(args) -> int:
     path, original, raw = _load(args)
     if "sweep" in raw:
         from experiments.grid import axis_keys
+        from experiments.grid import expand
 
+        for point in expand(raw):  # a typo anywhere is named first: it would stop the sweep
+            resolve(point)
         raise SpecError(f"{path} has a [sweep] table (it varies {', '.join(axis_keys(raw))}): "
                         f"run it with `dlion-sim sweep {args.spec}`, or pin each varied key "
                         "with --set")
@@ -96,9 +121,18 @@ def cmd_run(args) -> int:
     else:
         out = default_name(path.stem, _changed(original, raw, resolve), spec_hash(spec))
     check_run_dir(out, spec, force=args.force)
-    result = execute(spec, progress=_progress(), label=path.stem)  # memory and data first
-    result.save(out)
-    s = result.summary
+    with _first_interrupt_stops() as interrupted:  # memory and data are checked first
+        result = execute(spec, progress=_progress(), label=path.stem, stop=interrupted.is_set,
+                         keep_when_stopped=True)
+        s = result.summary
+        if s["status"] == "interrupted" and s["steps"] == 0:
+            raise KeyboardInterrupt("interrupted before the first step; nothing written")
+        result.save(out)
+    if s["status"] == "interrupted":
+        print(f"dlion-sim: interrupted after step {s['steps']} of {spec['run']['steps']}: the "
+              f"steps run so far are in {out} (status 'interrupted' in its summary.json)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     final = ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items() if isinstance(v, float))
     steady = s["steady_bits_per_param_per_step"]["total"]
     after = "" if s["steady_from_step"] == 1 or steady is None else \
@@ -150,11 +184,12 @@ def cmd_plot(args) -> int:
     from plots import bandwidth, curves, heatmap, sweep, timeline, tradeoff
     from plots.data import PlotError
 
+
     # options that only some kinds take; naming a wrong one is an error, not silently ignored
     takes = {"curves": {"metric", "x"}, "tradeoff": {"metric", "target", "bits"},
              "bandwidth": {"metric", "target"},
              "heatmap": {"metric", "target", "method", "baseline"}, "timeline": {"steps"},
-             "sweep": {"metric", "target", "key", "series"}}
+             "sweep": {"metric", "target", "key", "series"}, **{k: set() for k in STUDY_KINDS}}
     given = {k for k in ("metric", "x", "target", "steps", "method", "baseline", "key", "series",
                          "bits") if getattr(args, k) is not None}
     if given - takes[args.kind]:
@@ -187,14 +222,28 @@ def cmd_plot(args) -> int:
             sweep.plot_sweep(args.directory, out, key=args.key or "cluster.workers",
                              metric=args.metric or "loss", series=args.series,
                              target=args.target)
-        else:
+        elif args.kind == "timeline":
             timeline.plot_timeline(args.directory, out, steps=_step_range(args.steps))
+        else:  # a bundled study's own figure, plots/<kind>.py; it returns its numbers
+            import importlib
+
+            draw = getattr(importlib.import_module(f"plots.{args.kind}"), f"plot_{args.kind}")
+            for line in draw(args.directory, out):
+                print(line)
     except PlotError as err:
         raise SpecError(str(err)) from None
     for warning in _incomplete_sweeps(args.directory):
         print(f"dlion-sim: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
     return 0
+
+
+#: --kind of the bundled studies' own figures: plots/<kind>.py draws it with plot_<kind>
+STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp and fluid",
+               "deadline": "deadline study: policies against heavy-tailed stragglers",
+               "faults": "faults study: time to target against message loss and crashes",
+               "byzantine": "byzantine study: accuracy against the number of adversaries",
+               "transformer": "gpt or vit study: the metric against steps, time and bits"}
 
 
 def _incomplete_sweeps(directory) -> list[str]:
@@ -381,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dlion-sim",
         description="Co-simulate Distributed Lion and other optimizers on a simulated network.")
+    from sim import __version__
+
+    parser.add_argument("--version", action="version", version=f"dlion-sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one experiment from a TOML spec")
@@ -427,12 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw figures from a run or sweep directory")
     plot.add_argument("directory")
     plot.add_argument("--kind", default="curves",
-                      choices=["curves", "tradeoff", "bandwidth", "heatmap", "timeline", "sweep"],
+                      choices=["curves", "tradeoff", "bandwidth", "heatmap", "timeline", "sweep",
+                               *STUDY_KINDS],
                       help="curves: a metric over training; tradeoff: final metric against "
                            "bits/param/step; bandwidth: time-to-target against bandwidth; "
                            "heatmap: D-Lion's speed-up over G-AdamW per bandwidth and workers; "
                            "timeline: Gantt chart of a few steps (needs run.trace=true); "
-                           "sweep: final metric against a swept key (--key)")
+                           "sweep: final metric against a swept key (--key); "
+                           + "; ".join(f"{k}: {v}" for k, v in STUDY_KINDS.items()))
     plot.add_argument("--metric", help="history column or evaluation metric (train_loss, "
                                        "eval_loss or loss, eval_accuracy, ...)")
     plot.add_argument("--x", choices=["step", "time", "bits"],
@@ -483,9 +537,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early (e.g. `head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt as err:
-        print(f"dlion-sim: {err or 'interrupted; finished runs are kept'}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # str() of a bare Ctrl-C is empty
+        print(f"dlion-sim: {str(err) or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as err:  # the file system refused something no check could foresee
         where = f": {err.filename}" if err.filename else ""
         print(f"dlion-sim: error: {err.strerror or err}{where}", file=sys.stderr)

@@ -152,3 +152,17 @@ def axis_keys(raw: dict) -> list[str]:
         for group in values if isinstance(values, list) else [values]:
             keys.extend(group if isinstance(group, dict) else [])
     return keys
+
+
+def point_settings(point: dict, axes: list[str]) -> list[tuple[str, str]]:
+    """(axis, its value in ``point`` as TOML text) for each key or whole section of ``axes``:
+    what sets a grid point apart from the others."""
+    from experiments.spec import _toml_value
+
+    out = []
+    for axis in axes:
+        section, _, key = axis.partition(".")
+        table = point.get(section, {})
+        value = table.get(key) if key else {k: v for k, v in table.items()}
+        out.append((axis, _toml_value(value)))
+    return out

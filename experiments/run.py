@@ -40,7 +40,8 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
     everyday keys may be flat: workers, batch_size, steps, seed, eval_every, target, dtype.
     Switching the objective's or method's name drops the spec's keys the new one does not
     take. An override of a key that the spec's [sweep] varies pins it to that value, so
-    ``simulate("quickstart", method="gadamw", steps=5)`` runs one point of that study.
+    ``simulate("quickstart", method="gadamw", steps=5)`` runs one point of that study; a spec
+    whose [sweep] still varies keys runs its first point, with a warning naming it.
     ``progress``: show a progress bar (default: when stderr is a terminal).
     """
     custom_objective = None
@@ -96,13 +97,30 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
 
         raw = pin(override(raw, items), overridden(items))
     if "sweep" in raw:
-        raise SpecError("this spec has a [sweep] table: run it with `dlion-sim sweep` "
-                        "(or experiments.sweep.run_sweep), or pin the keys it varies, e.g. "
-                        "simulate('quickstart', method='gadamw')")
+        raw = _first_point(raw)
     resolved = resolve(raw, custom_objective)
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     return execute(resolved, custom_objective, progress=progress)
+
+
+def _first_point(raw: dict) -> dict:
+    """The first grid point of a spec that still has a [sweep] table, with a warning naming it
+    and how to choose another; every point is checked first, so a typo anywhere is named."""
+    import warnings
+
+    from experiments.grid import axis_keys, expand, point_settings
+
+    points = expand(raw)
+    for point in points:
+        resolve(point)
+    shown = "; ".join(f"{key} = {value}" for key, value in point_settings(points[0],
+                                                                          axis_keys(raw)))
+    warnings.warn(f"the spec's [sweep] has {len(points)} points: ran the first ({shown}); pin "
+                  "the keys it varies to run another (e.g. simulate('quickstart', "
+                  "method='gadamw')), or run them all with `dlion-sim sweep` "
+                  "(experiments.sweep.run_sweep)", stacklevel=3)
+    return points[0]
 
 
 def _registered(method: methods.Method) -> str:
@@ -139,11 +157,13 @@ def check_data(spec: dict) -> None:
 
 
 def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
-            stop=None) -> Result:
+            stop=None, keep_when_stopped: bool = False) -> Result:
     """Run a resolved ``spec`` (see ``experiments.spec.resolve``).
 
     ``stop``: a callable checked before every step; once it returns true the run raises
-    ``Cancelled``. A run whose arrays would not fit in memory is refused before they exist.
+    ``Cancelled``, or, with ``keep_when_stopped``, ends there with status "interrupted" and
+    returns what it computed (``dlion-sim run`` on Ctrl-C). A run whose arrays would not fit in
+    memory is refused before they exist.
     """
     wall_start = time.perf_counter()
     run, cl, net = spec["run"], spec["cluster"], spec["network"]
@@ -202,6 +222,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     done = 0
     for t in range(steps):
         if stop is not None and stop():
+            if keep_when_stopped:
+                status = "interrupted"
+                break
             bar.close()
             raise Cancelled(f"stopped before step {t + 1}")
         losses, grads = objective.grads(x, n, batch, data_rng)
@@ -248,7 +271,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         history["abandoned"][t] = record.abandoned
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
     steady = method.steady_from(hp) if method.steady_from else 0  # after the method's warm-up
-    final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down") else {
+    final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down",
+                                                     "interrupted") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
     summary = {

@@ -345,6 +345,7 @@ def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> di
 def objective_fields(name: str) -> dict[str, Field]:
     """The keyword parameters of the built-in objective ``name``, as Fields typed by their default."""
     factory = models.REGISTRY[name][0]
+    choices = getattr(factory, "CHOICES", {})
     fields = {}
     for pname, param in inspect.signature(factory).parameters.items():
         if param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
@@ -353,7 +354,10 @@ def objective_fields(name: str) -> dict[str, Field]:
         kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "any")
         if isinstance(default, (list, tuple)):
             kind = "list"
-        fields[pname] = Field(kind, default)
+        if pname in choices:
+            fields[pname] = Field("choice", default, choices=tuple(choices[pname]))
+        else:
+            fields[pname] = Field(kind, default)
     return fields
 
 
@@ -678,12 +682,14 @@ def bundled_spec(text) -> Path:
     from importlib import resources
 
     path = Path(text)
-    if path.exists():
+    if path.is_file():
         return path
     if path.suffix in ("", ".toml") and path.parent == Path("."):
         candidate = resources.files("experiments").joinpath(f"{path.stem}.toml")
-        if candidate.is_file():
+        if candidate.is_file():  # also when a folder here has that name (a study's output)
             return Path(str(candidate))
+    if path.exists():
+        return path  # a folder: load_toml says a spec is a file
     raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
                     f"{', '.join(bundled_names())})")
 

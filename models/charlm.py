@@ -50,15 +50,18 @@ class CharLM(ShardedClassifier):
     subsample of ``eval_size`` held-out windows.
     """
 
+    #: the values a choice argument allows (the spec checks them before loading any data)
+    CHOICES = {"dataset": TEXT_SETS, "activation": ACTIVATIONS}
+
     def __init__(self, *, dataset: str = "kjv", context: int = 8, embed: int = 16,
                  hidden=(256,), activation: str = "tanh", partition: str = "iid",
                  test_fraction: float = 0.1, eval_size: int = 10000,
                  dtype: str = "float32", seed: int = 0):
-        self.dataset = check_choice("dataset", dataset, TEXT_SETS)
+        self.dataset = check_choice("dataset", dataset, self.CHOICES["dataset"])
         self.context = check_int("context", context, 1)
         self.embed = check_int("embed", embed, 1)
         self.hidden = check_widths("hidden", hidden)
-        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.activation = check_choice("activation", activation, self.CHOICES["activation"])
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         text = load_text(dataset, test_fraction=test_fraction, context=self.context)

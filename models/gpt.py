@@ -30,11 +30,14 @@ class GPT(TransformerObjective):
     held-out windows (so early positions, with little context, count too).
     """
 
+    #: the values a choice argument allows (the spec checks them before loading any data)
+    CHOICES = {"dataset": TEXT_SETS}
+
     def __init__(self, *, dataset: str = "kjv", context: int = 64, width: int = 64,
                  heads: int = 4, blocks: int = 2, mlp_ratio: int = 4, tie_head: bool = False,
                  partition: str = "iid", test_fraction: float = 0.1, eval_size: int = 256,
                  init_std: float = 0.02, dtype: str = "float32", seed: int = 0):
-        self.dataset = check_choice("dataset", dataset, TEXT_SETS)
+        self.dataset = check_choice("dataset", dataset, self.CHOICES["dataset"])
         self.context = check_int("context", context, 1)
         self.tie_head = check_bool("tie_head", tie_head)
         self.dtype = check_dtype(dtype)

@@ -183,13 +183,16 @@ class MLP(ShardedClassifier):
     by_label). ``evaluate`` uses a fixed subsample of ``eval_size`` test samples.
     """
 
+    #: the values a choice argument allows (the spec checks them before loading any data)
+    CHOICES = {"dataset": CLASSIFICATION_SETS, "activation": ACTIVATIONS}
+
     def __init__(self, *, dataset: str = "fashion_mnist", hidden=(256,),
                  activation: str = "relu", partition: str = "iid", alpha: float = 1.0,
                  classes_per_worker: int = 2, eval_size: int = 10000,
                  dtype: str = "float32", seed: int = 0):
-        self.dataset = check_choice("dataset", dataset, CLASSIFICATION_SETS)
+        self.dataset = check_choice("dataset", dataset, self.CHOICES["dataset"])
         self.hidden = check_widths("hidden", hidden)
-        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.activation = check_choice("activation", activation, self.CHOICES["activation"])
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         data = load_classification(dataset, seed=self.seed)

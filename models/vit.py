@@ -30,14 +30,17 @@ class ViT(TransformerObjective):
     ``alpha``, ``classes_per_worker``, ``eval_size`` as for ``mlp``.
     """
 
+    #: the values a choice argument allows (the spec checks them before loading any data)
+    CHOICES = {"dataset": IMAGE_SETS, "pool": POOLS}
+
     def __init__(self, *, dataset: str = "fashion_mnist", patch: int = 7, width: int = 64,
                  heads: int = 4, blocks: int = 2, mlp_ratio: int = 4, pool: str = "class",
                  partition: str = "iid", alpha: float = 1.0, classes_per_worker: int = 2,
                  eval_size: int = 10000, init_std: float = 0.02, dtype: str = "float32",
                  seed: int = 0):
-        self.dataset = check_choice("dataset", dataset, IMAGE_SETS)
+        self.dataset = check_choice("dataset", dataset, self.CHOICES["dataset"])
         self.patch = check_int("patch", patch, 1)
-        self.pool = check_choice("pool", pool, POOLS)
+        self.pool = check_choice("pool", pool, self.CHOICES["pool"])
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         data = load_classification(dataset, seed=self.seed)

@@ -16,7 +16,7 @@ from plots.data import PlotError, sweep_progress  # noqa: E402
 FORMATS = (".png", ".svg", ".pdf")
 
 
-def save(fig, out_file=None, results=None):
+def save(fig, out_file=None, results=None, dpi: int = 130):
     """Write ``fig`` to ``out_file`` (format from the suffix) when given; returns ``fig``.
 
     When ``results`` is a sweep directory whose points are not all finished, the figure says
@@ -32,7 +32,7 @@ def save(fig, out_file=None, results=None):
         return fig
     out = check_format(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return fig
 

@@ -155,8 +155,16 @@ def test_simulate_takes_a_bundled_name_and_overrides():
     spec = r.summary["spec"]
     assert spec["method"]["name"] == "gadamw" and spec["run"]["steps"] == 3
     assert spec["cluster"]["model_params"] == 25_600_000  # the rest is the bundled study's
-    with pytest.raises(SpecError, match="sweep"):
-        experiments.simulate("quickstart", steps=3)
+    # still varying keys: the first point runs, and a warning names it and the alternatives
+    with pytest.warns(UserWarning, match=r"\[sweep\] has 4 points: ran the first \(method = "
+                                         r"\{name = \"dlion\", aggregate = \"mavo\"") as caught:
+        first = experiments.simulate("quickstart", steps=3, run={"eval_every": 0})
+    assert "dlion-sim sweep" in str(caught[0].message)
+    pinned = experiments.simulate("quickstart", method={"name": "dlion", "aggregate": "mavo",
+                                                        "lr": 0.003},
+                                  steps=3, run={"eval_every": 0})
+    assert first.summary["spec"] == pinned.summary["spec"]
+    assert (first.params == pinned.params).all()
 
 
 def test_simulate_overrides_a_spec_file(tmp_path):
@@ -227,3 +235,14 @@ def test_sweep_help_describes_the_spec_and_set(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for words in ("bundled spec", "--set KEY=VALUE", "--unset KEY", "--force"):
         assert words in out
+
+
+def test_a_folder_named_like_a_bundled_spec_does_not_hide_it(tmp_path, monkeypatch):
+    """`dlion-sim sweep workers` where a study's output folder `workers/` lies (or the demo's
+    `-o tour`): the name still means the bundled spec."""
+    from experiments.spec import bundled_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "workers").mkdir()
+    assert bundled_spec("workers").is_file()
+    assert bundled_spec("workers").name == "workers.toml"

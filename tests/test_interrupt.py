@@ -112,3 +112,59 @@ def test_workers_exit_when_the_sweep_is_killed(tmp_path, started):
     proc.kill()
     proc.communicate(timeout=HANG)
     _wait_until(lambda: not any(map(_alive, workers)), "the workers of a killed sweep to exit")
+
+
+RUN_SPEC = ('[objective]\nname = "quadratic"\n[method]\nname = "dlion"\n'
+            '[cluster]\nworkers = 4\nbatch_size = 4\n[run]\nsteps = 1000000\neval_every = 0\n')
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (s, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_run_keeps_the_steps_it_computed(tmp_path, started):
+    """Ctrl-C in `dlion-sim run`: the run ends after its current step, writes what it computed
+    (summary status 'interrupted', one history row per step done) and says where, in one line."""
+    import json
+
+    spec = tmp_path / "long.toml"
+    spec.write_text(RUN_SPEC)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "run", str(spec), "-o",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    started.append(proc.pid)
+    # well past start-up (imports take well under a second of CPU): the steps are running
+    _wait_until(lambda: proc.poll() is not None or _cpu_seconds(proc.pid) > 3.0,
+                "the run to be under way")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 130
+    _no_traceback(err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlion-sim: interrupted after step "), err
+    summary = json.loads((out / "summary.json").read_text())
+    done = summary["steps"]
+    assert summary["status"] == "interrupted" and 0 < done < 1000000
+    assert f"step {done} of 1000000" in lines[0] and str(out) in lines[0]
+    assert len((out / "history.csv").read_text().splitlines()) == done + 1  # header + steps
+
+
+def test_a_stopped_run_returns_what_it_computed():
+    """execute(stop=..., keep_when_stopped=True): exactly the steps before the stop, and the
+    same numbers as a run of that many steps."""
+    from experiments import resolve, simulate
+    from experiments.run import execute
+
+    raw = {"objective": {"name": "quadratic", "dim": 8}, "cluster": {"workers": 4},
+           "run": {"steps": 50, "eval_every": 0}}
+    asked = []
+    stopped = execute(resolve(raw), stop=lambda: len(asked) >= 6 or asked.append(1),
+                      keep_when_stopped=True)
+    assert stopped.summary["status"] == "interrupted" and stopped.summary["steps"] == 6
+    short = simulate({**raw, "run": {"steps": 6, "eval_every": 0}}, progress=False)
+    assert (stopped.params == short.params).all()
+    assert list(stopped.history["time_s"]) == list(short.history["time_s"])

@@ -35,6 +35,9 @@ BAD_SPECS = [
     ("[objective]\nname = 'logistic'\nsamples = -5", ["objective", "samples"]),
     ("[network\nbandwidth = 1", ["not valid TOML"]),
     ("[run]\nsteps = 5\n[sweep]\n'method.name' = ['dlion']", ["[sweep]", "dlion-sim sweep"]),
+    # a typo is named before the [sweep] table, which the user would fix next
+    ("[run]\nsteps = 5\n[network]\nbandwith = '1Gbps'\n[sweep]\n'method.name' = ['dlion']",
+     ["bandwith", "did you mean 'bandwidth'"]),
     ("[method]\nname = ['dlion']", ["method.name", "dlion"]),
     ("[objective]\nname = ['logistic']", ["objective.name", "logistic"]),
     ("[method]\nname = 'glion'\n[network]\ncollective = 'halving_doubling'\n"

@@ -260,3 +260,20 @@ def test_bundled_studies_resolve_with_messages_sized_by_the_preset(study, preset
     for p in points:
         assert p["objective"]["name"] == study
         assert p["cluster"]["model_params"] == presets.model(preset)["params"]
+
+
+def test_a_data_set_the_objective_does_not_take_is_named_before_any_install_hint(
+        tmp_path, capsys, monkeypatch):
+    """vit with dataset = 'wine' and no scikit-learn: the error says wine is not an image set
+    (what the user must change), not that scikit-learn is missing (which would not help)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sklearn" else real(name, *a))
+    spec = tmp_path / "small.toml"
+    spec.write_text('[objective]\nname = "vit"\ndataset = "wine"\n[run]\nsteps = 2\n')
+    assert main(["run", str(spec), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset = 'wine'" in err and "fashion_mnist" in err
+    assert "scikit-learn" not in err

@@ -6,22 +6,18 @@ the evaluation metric against the step, the simulated wall-clock time and the bi
 sent (messages sized as the model preset of the study), one line per method, with the issue's
 target as a grey line. Prints, per method, the final metric, the simulated time, the bits per
 parameter per step and the real (wall) seconds and steps per second of the run, as a Markdown
-table, and writes the figure (default docs/figures/gpt.png or vit.png).
-Run: .venv/bin/python docs/transformer_figure.py DIR [-o FIGURE]   (make figures runs it)
+table, and draws the figure.
+Drawn by ``dlion-sim plot DIR --kind transformer`` (make figures runs it).
 """
 from __future__ import annotations
 
-from study_figure import ROOT, plt, save  # noqa: E402  (sets up the path)
-import argparse  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from pathlib import Path  # noqa: E402
+import matplotlib.ticker
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from plots.curves import X_AXES, mean_curve  # noqa: E402
-from plots.data import group_runs, load_runs, spec_of  # noqa: E402
-from plots.style import color_for, marker_for, method_key, method_rank, pretty  # noqa: E402
-from sim.net import presets  # noqa: E402
+from plots.figure import plt, save
+from plots.curves import X_AXES, mean_curve
+from plots.data import group_runs, load_runs, spec_of
+from plots.style import color_for, marker_for, method_key, method_rank, pretty
 
 #: objective -> (history column, axis label, scale for display, the issue's target, its words)
 METRICS = {
@@ -35,35 +31,28 @@ TITLES = {
 MODEL_NAMES = {"gpt2-small": "GPT-2 small", "vit-b16": "ViT-B/16"}
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, help="the gpt or vit study's sweep directory")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="figure file (default docs/figures/<objective>.png)")
-    return parser.parse_args()
-
-
 def final(run, column: str) -> float:
     values = run.history[column]
     return float(values[np.isfinite(values)][-1])
 
 
-def main():
-    args = arguments()
-    runs = load_runs(args.directory)
+def plot_transformer(directory, out_file=None) -> list[str]:
+    """Draw the figure into ``out_file`` (when given); returns the numbers as the lines of a
+    Markdown table."""
+    lines = []
+    runs = load_runs(directory)
     spec = spec_of(runs[0])
     objective = spec["objective"]["name"]
     column, label, scale, target, target_words = METRICS[objective]
-    output = args.output or ROOT / "docs" / "figures" / f"{objective}.png"
     groups = sorted(group_runs(runs), key=lambda g: method_rank(g.key))
 
-    print(f"| method | {label} | steps | simulated time (s) | bits/param/step (up + down) "
+    lines.append(f"| method | {label} | steps | simulated time (s) | bits/param/step (up + down) "
           f"| wall (s) | steps/s |")
-    print("|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     for group in groups:
         run = group.runs[0]
         bits = run.summary["bits_per_param_per_step"]
-        print(f"| {pretty(group.key)} | {scale * final(run, column):.{1 if scale > 1 else 3}f} | "
+        lines.append(f"| {pretty(group.key)} | {scale * final(run, column):.{1 if scale > 1 else 3}f} | "
               f"{run.summary['steps']} | {run.summary['sim_time_s']:.0f} | "
               f"{bits['up'] + bits['down']:.3g} | {run.summary['wall_s']:.0f} | "
               f"{run.summary['steps'] / run.summary['wall_s']:.1f} |")
@@ -89,15 +78,13 @@ def main():
     fig.legend(*panels[0].get_legend_handles_labels(), loc="lower center", ncol=7, fontsize=9,
                frameon=False)
     name = spec["cluster"]["model"]
-    model = presets.model(name)
     n = spec["cluster"]["workers"]
+    virtual = runs[0].summary["model_params"]
     fig.suptitle(f"{TITLES[objective]}: {runs[0].summary['n_params'] / 1e3:.0f}k parameters, "
                  f"{n} workers, {spec['network']['bandwidth'] / 1e9:g} Gb/s; messages and "
-                 f"compute sized as {MODEL_NAMES.get(name, name)} ({model['params'] / 1e6:.0f}M "
+                 f"compute sized as {MODEL_NAMES.get(name, name)} ({virtual / 1e6:.0f}M "
                  "parameters)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    save(fig, output)
+    save(fig, out_file, directory)
+    return lines
 
-
-if __name__ == "__main__":
-    main()

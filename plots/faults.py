@@ -4,20 +4,20 @@ Reads the runs of the ``faults`` study (``dlion-sim sweep faults -o DIR``): D-Li
 G-AdamW; each message lost with probability 0 to 10% (retransmitted while the server waits,
 or dropped under a deadline), or workers crashing at random. Draws the time to the target
 (mean over seeds) against the loss probability and against the expected share of workers down,
-one line per method and loss handling; prints the numbers as a Markdown table and writes the
-figure (default docs/figures/faults.png).
-Run: .venv/bin/python docs/faults_figure.py DIR [-o FIGURE]   (make figures runs it)
+one line per method and loss handling; prints the numbers as a Markdown table and draws the
+figure.
+Drawn by ``dlion-sim plot DIR --kind faults`` (make figures runs it).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+from plots.figure import plt, save
+import matplotlib.ticker
+import numpy as np
 
-from plots.data import load_runs, spec_of, time_to_target  # noqa: E402
-from plots.style import color_for, method_key, method_rank, pretty  # noqa: E402
+from plots.data import load_runs, spec_of, time_to_target
+from plots.style import color_for, method_key, method_rank, pretty
 
 HANDLING = {"retransmit": ("-", "o", "retransmitted, server waits for all"),
             "drop": ("--", "s", "dropped, server closes at a deadline")}
@@ -40,22 +40,24 @@ def table(runs) -> dict[tuple[str, str], dict[tuple[float, float], list[float]]]
     return dict(sorted(out.items(), key=lambda item: (method_rank(item[0][0]), item[0][1])))
 
 
-def main():
-    args = arguments(__doc__, "faults.png")
-    runs = load_runs(args.directory)
+def plot_faults(directory, out_file=None) -> list[str]:
+    """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
+    of a Markdown table."""
+    lines = []
+    runs = load_runs(directory)
     lines = table(runs)
     spec_for = {method_key(spec_of(r)): spec_of(r) for r in runs}
     some = spec_of(runs[0])
     recover = some["faults"]["recover_after"]
 
-    print("| method | lost messages | loss | crash rate (/s) | time to target (s) | x fault-free |")
-    print("|---|---|---|---|---|---|")
+    lines.append("| method | lost messages | loss | crash rate (/s) | time to target (s) | x fault-free |")
+    lines.append("|---|---|---|---|---|---|")
     fig, (by_loss, by_crash) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for (key, handling), points in lines.items():
         style, marker, words = HANDLING[handling]
         clean = np.mean(points[0.0, 0.0])
         for (loss, rate), times in sorted(points.items()):
-            print(f"| {pretty(key)} | {handling} | {loss:.0%} | {rate:g} | {np.mean(times):.1f} | "
+            lines.append(f"| {pretty(key)} | {handling} | {loss:.0%} | {rate:g} | {np.mean(times):.1f} | "
                   f"{np.mean(times) / clean:.2f} |")
         color = color_for(spec_for[key])
         loss = sorted((p, np.mean(t)) for (p, rate), t in points.items() if rate == 0)
@@ -81,8 +83,6 @@ def main():
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("16 workers, 10 Gb/s, ResNet-50-sized messages, mean over seeds", fontsize=11)
     fig.tight_layout()
-    save(fig, args.output)
+    save(fig, out_file, directory)
+    return lines
 
-
-if __name__ == "__main__":
-    main()

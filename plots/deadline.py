@@ -4,19 +4,19 @@ Reads the runs of the ``deadline`` study (``dlion-sim sweep deadline -o DIR``): 
 G-AdamW, each waiting for all 16 workers, closing each step at a deadline, or after the first
 12 messages. Draws, per method, the evaluation loss against simulated time for every policy
 (mean over seeds), and the time to the target as bars with 95% t-intervals; prints the numbers
-as a Markdown table and writes the figure (default docs/figures/deadline.png).
-Run: .venv/bin/python docs/deadline_figure.py DIR [-o FIGURE]   (make figures runs it)
+as a Markdown table and draws the figure.
+Drawn by ``dlion-sim plot DIR --kind deadline`` (make figures runs it).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
-import numpy as np  # noqa: E402
+from plots.figure import plt, save
+import numpy as np
 
-from plots.curves import mean_curve  # noqa: E402
-from plots.data import load_runs, spec_of, t_interval, time_to_target  # noqa: E402
-from plots.style import color_for, method_key, method_rank, policy_text, pretty  # noqa: E402
+from plots.curves import mean_curve
+from plots.data import load_runs, spec_of, t_interval, time_to_target
+from plots.style import color_for, method_key, method_rank, policy_text, pretty
 
 STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 
@@ -36,16 +36,18 @@ def groups(directory) -> dict[str, dict[str, list]]:
     return dict(sorted(out.items(), key=lambda item: method_rank(item[0])))
 
 
-def main():
-    args = arguments(__doc__, "deadline.png")
-    by_method = groups(args.directory)
+def plot_deadline(directory, out_file=None) -> list[str]:
+    """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
+    of a Markdown table."""
+    lines = []
+    by_method = groups(directory)
     target = spec_of(next(iter(next(iter(by_method.values())).values()))[0])["run"]["target"]
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3),
                              gridspec_kw={"width_ratios": [1, 1, 1.15]})
     bars = []
-    print("| method | policy | time to target (s) | steps to target | messages aggregated |")
-    print("|---|---|---|---|---|")
+    lines.append("| method | policy | time to target (s) | steps to target | messages aggregated |")
+    lines.append("|---|---|---|---|---|")
     for ax, (key, policies) in zip(axes[:2], by_method.items()):
         for style, (policy, runs) in zip(STYLES, policies.items()):
             x, mean, _ = mean_curve(runs, "eval_loss", "time")
@@ -57,7 +59,7 @@ def main():
                              for r in runs])
             mean_t, half = t_interval(times)
             bars.append((f"{pretty(key)}, {policy}", mean_t, half, color_for(spec_of(runs[0]))))
-            print(f"| {pretty(key)} | {policy} | {mean_t:.1f} ± {half:.1f} | "
+            lines.append(f"| {pretty(key)} | {policy} | {mean_t:.1f} ± {half:.1f} | "
                   f"{np.mean(steps):.0f} | {share:.0%} |")
         ax.axhline(target, color="grey", lw=0.8, ls=":")
         ax.set(xscale="log", title=pretty(key), xlabel="simulated time (s, log scale)",
@@ -75,8 +77,6 @@ def main():
                  "messages: closing each step early against waiting for every worker",
                  fontsize=11)
     fig.tight_layout()
-    save(fig, args.output)
+    save(fig, out_file, directory)
+    return lines
 
-
-if __name__ == "__main__":
-    main()

@@ -2,19 +2,19 @@
 
 Reads the runs of the ``byzantine`` study (``dlion-sim sweep byzantine -o DIR``). One panel per
 attack (columns) and number of workers (rows); one line per method and server rule, the mean
-over seeds with a 95% t-interval band. Prints the numbers as a Markdown table and writes the
-figure (default docs/figures/byzantine.png).
-Run: .venv/bin/python docs/byzantine_figure.py DIR [-o FIGURE]   (make figures runs it)
+over seeds with a 95% t-interval band. Prints the numbers as a Markdown table and draws the
+figure.
+Drawn by ``dlion-sim plot DIR --kind byzantine`` (make figures runs it).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
-import numpy as np  # noqa: E402
+from plots.figure import plt, save
+import numpy as np
 
-from plots.data import load_runs, spec_of, t_interval  # noqa: E402
-from plots.style import color_for, method_key, method_rank, pretty  # noqa: E402
+from plots.data import load_runs, spec_of, t_interval
+from plots.style import color_for, method_key, method_rank, pretty
 
 ATTACKS = {"flip": "flip: the negated message", "random": "random: noise in the wire format",
            "scale": "scale: -10x the gradient"}
@@ -44,15 +44,17 @@ def curves(directory):
     return out, specs
 
 
-def main():
-    args = arguments(__doc__, "byzantine.png")
-    panels, specs = curves(args.directory)
+def plot_byzantine(directory, out_file=None) -> list[str]:
+    """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
+    of a Markdown table."""
+    lines = []
+    panels, specs = curves(directory)
     sizes = sorted({n for _, n in panels})
     order = sorted(specs, key=lambda name: (method_rank(method_key(specs[name])), name))
     fig, axes = plt.subplots(len(sizes), len(ATTACKS), figsize=(13, 3.6 * len(sizes)),
                              sharey=True, squeeze=False)
-    print("| attack | N | method | accuracy with 0, 1, ... adversaries |")
-    print("|---|---|---|---|")
+    lines.append("| attack | N | method | accuracy with 0, 1, ... adversaries |")
+    lines.append("|---|---|---|---|")
     for row, n in enumerate(sizes):
         for col, attack in enumerate(ATTACKS):
             ax = axes[row, col]
@@ -69,7 +71,7 @@ def main():
                         label=name)
                 ax.fill_between(count, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1),
                                 color=color_for(spec), alpha=0.15, lw=0)
-                print(f"| {attack} | {n} | {name} | "
+                lines.append(f"| {attack} | {n} | {name} | "
                       f"{', '.join(f'{m:.3f}' for m in mean)} |")
             ax.axvline((n - 1) / 2, color="grey", lw=0.8, ls=":")
             ax.set(title=f"{ATTACKS[attack]}, N = {n}", xlabel="adversarial workers")
@@ -86,8 +88,6 @@ def main():
     fig.suptitle("Logistic regression with adversarial workers (mean over 3 seeds, 95% "
                  "t-interval bands; dotted line: half of the workers)", fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    save(fig, args.output, dpi=120)
+    save(fig, out_file, directory, dpi=120)
+    return lines
 
-
-if __name__ == "__main__":
-    main()

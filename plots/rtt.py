@@ -3,14 +3,14 @@
 Reads the runs of the ``rtt`` study (``dlion-sim sweep rtt -o DIR``): the speed-up at one
 setting is G-AdamW's simulated time to the target over D-Lion MaVo's. Draws one line per
 bandwidth and transport against RTT = 2 x one-way latency, prints the numbers as a Markdown
-table, and writes the figure (default docs/figures/rtt.png).
-Run: .venv/bin/python docs/rtt_figure.py DIR [-o FIGURE]   (make studies runs it)
+table, and draws the figure.
+Drawn by ``dlion-sim plot DIR --kind rtt`` (make figures runs it).
 """
 from __future__ import annotations
 
-from study_figure import arguments, plt, save  # noqa: E402  (sets up the path)
+from plots.figure import plt, save
 
-from plots.data import load_runs, spec_of, time_to_target  # noqa: E402
+from plots.data import load_runs, spec_of, time_to_target
 
 TRANSPORTS = {"tcp": ("-", "s", "tcp: slow start, restart after idle, framing"),
               "fluid": ("--", "o", "fluid: no slow start, no framing")}
@@ -33,15 +33,17 @@ def speedups(directory) -> dict[tuple[float, str], list[tuple[float, float, floa
     return lines
 
 
-def main():
-    args = arguments(__doc__, "rtt.png")
-    lines = speedups(args.directory)
+def plot_rtt(directory, out_file=None) -> list[str]:
+    """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
+    of a Markdown table."""
+    lines = []
+    lines = speedups(directory)
 
-    print("| bandwidth | RTT (ms) | transport | G-AdamW (s) | D-Lion MaVo (s) | speed-up |")
-    print("|---|---|---|---|---|---|")
+    lines.append("| bandwidth | RTT (ms) | transport | G-AdamW (s) | D-Lion MaVo (s) | speed-up |")
+    lines.append("|---|---|---|---|---|---|")
     for (bandwidth, transport), points in sorted(lines.items()):
         for rtt, ratio, slow, fast in points:
-            print(f"| {bandwidth / 1e9:g} Gb/s | {rtt * 1e3:g} | {transport} | {slow:,.0f} | "
+            lines.append(f"| {bandwidth / 1e9:g} Gb/s | {rtt * 1e3:g} | {transport} | {slow:,.0f} | "
                   f"{fast:,.0f} | {ratio:.1f}x |")
 
     fig, ax = plt.subplots(figsize=(8.6, 4.4))
@@ -73,8 +75,6 @@ def main():
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
               title="link, transport", title_fontsize=8)
     fig.tight_layout()
-    save(fig, args.output)
+    save(fig, out_file, directory)
+    return lines
 
-
-if __name__ == "__main__":
-    main()
