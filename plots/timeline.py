@@ -8,6 +8,7 @@ each step's deadline (dashed).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -24,8 +25,10 @@ _EXCEPTIONS = {"abandoned": ("compute", "////"), "late": ("send", "xxxx"),
 _LEGEND = {"abandoned": "given up (step closed)", "late": "late (discarded)",
            "lost": "lost", "down": "down"}
 
-#: A step label needs this fraction of the time axis before the next step begins.
+#: A step label needs this fraction of the time axis before the next labelled step begins.
 STEP_LABEL_ROOM = 0.07
+#: Steps drawn when none are asked for (the demo traces six).
+DEFAULT_STEPS = 6
 
 #: (seconds per unit, unit) for the time axis, chosen by the length of the window.
 _UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
@@ -60,12 +63,13 @@ def window_events(events: list[dict], steps: tuple[int, int]) -> dict[str, list[
 
 def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
                   title: str | None = None):
-    """Gantt chart of steps ``steps`` (first, last; 1-based, inclusive; default the first 3).
+    """Gantt chart of steps ``steps`` (first, last; 1-based, inclusive; default the first 6).
 
     One panel per traced run in ``results``, one row per worker and one for the server (or the
-    collective); bars coloured by phase. The panels share their time axis (one unit, one
-    scale), so a run that takes 20 times longer looks 20 times longer. Returns the Figure;
-    writes PNG/SVG/PDF to ``out_file`` when given.
+    collective); bars coloured by phase. Each panel has its own time axis, so the steps of a
+    fast method are as legible as a slow one's; its title gives the window's length and how
+    many times shorter it is than the longest panel's. Returns the Figure; writes PNG/SVG/PDF
+    to ``out_file`` when given.
     """
     runs = load_runs(results)
     traced = [r for g in group_runs(runs) for r in g.runs if r.trace is not None]
@@ -73,24 +77,26 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
         raise PlotError(f"none of the {len(runs)} runs has a trace.csv; re-run with "
                         "--set run.trace=true")
     total = min(int(r.summary["steps"]) for r in traced)
-    first, last = steps if steps is not None else (1, min(3, total))
+    first, last = steps if steps is not None else (1, min(DEFAULT_STEPS, total))
     if not 1 <= first <= last <= total:
         raise PlotError(f"steps {first}-{last} are not in the trace; it holds steps 1-{total}")
     heights = [len({e["node"] for e in trace_events(r)}) for r in traced]
-    inches = 1.4 + sum(0.32 * h + 0.9 for h in heights)
+    inches = 1.2 + sum(0.32 * h + 1.3 for h in heights)
     fig, axes = plt.subplots(len(traced), 1, figsize=(10, inches),
-                             squeeze=False, gridspec_kw={"height_ratios": heights}, sharex=True)
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
     specs = [spec_of(r) for r in traced]
     windows = [window_events(trace_events(r), (first, last)) for r in traced]
-    longest = max(_span(w)[1] - _span(w)[0] for w in windows)
-    scale, unit = next((s, u) for s, u in _UNITS if longest >= s or s == 1e-9)
-    for ax, run, window in zip(axes[:, 0], traced, windows):
-        _draw_run(ax, window, (first, last), scale, longest / scale)
-        ax.set_title(run_label(spec_of(run), specs), fontsize=9, loc="left")
-        ax.set_xlim(0, longest / scale)
-        ax.xaxis.set_tick_params(labelbottom=True)
-        ax.set_xlabel("")
-    axes[-1, 0].set_xlabel(f"simulated time since step {first} began ({unit})")
+    lengths = [_span(w)[1] - _span(w)[0] for w in windows]
+    shown = f"step {first}" if first == last else f"steps {first}-{last}"
+    for ax, run, window, length in zip(axes[:, 0], traced, windows, lengths):
+        scale, unit = next((s, u) for s, u in _UNITS if length >= s or s == 1e-9)
+        _draw_run(ax, window, (first, last), scale, length / scale)
+        ratio = max(lengths) / length
+        shorter = f", {ratio:.0f}x shorter than the longest panel" if ratio >= 1.5 else ""
+        ax.set_title(f"{run_label(spec_of(run), specs)}: {shown} in "
+                     f"{length / scale:.3g} {unit}{shorter}", fontsize=9, loc="left", pad=16)
+        ax.set_xlim(0, length / scale)
+        ax.set_xlabel(f"simulated time since step {first} began ({unit})", fontsize=8.5)
     seen = {e["phase"] for w in windows for rows in w.values() for e in rows}
     shown_phases = [p for p in PHASES if p in PHASES[:5] or p in seen]
     handles = [_patch(p) for p in shown_phases]
@@ -99,8 +105,7 @@ def plot_timeline(results, out_file=None, steps: tuple[int, int] | None = None,
         handles.append(plt.Line2D([], [], color="black", ls="--", lw=1))
         labels.append("deadline")
     # the title on the first lines, the legend of phases on its own line below it
-    shown = f"step {first}" if first == last else f"steps {first}-{last}"
-    heading = wrap(title or f"Timeline of {shown}, {describe(specs)}", 100)
+    heading = wrap(title or f"Timeline of {shown}, {describe(specs)}", 120)
     lines = heading.count("\n") + 1
     fig.suptitle(heading, fontsize=11, x=0.01, ha="left", y=1 - 0.06 / inches, va="top")
     fig.legend(handles, labels, loc="upper right", ncol=min(len(labels), 7), fontsize=8,
@@ -156,14 +161,18 @@ def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale:
            for step in numbers]
     for at in ats:
         ax.axvline(at, color="black", lw=0.6, ls=":")
-    if all(b - a >= STEP_LABEL_ROOM * width for a, b in zip(ats, ats[1:])):
-        for step, at in zip(numbers, ats):
-            ax.text(at, -0.6, f" step {step}", fontsize=7.5, va="bottom", ha="left")
-    else:  # boundaries too close to label each: one label for the lot
-        shown = f"steps {steps[0]}-{steps[1]}"
-        ax.text(ats[0], -0.6, f" {shown} (dotted lines)", fontsize=7.5, va="bottom", ha="left")
+    # step numbers above the panel, at the dotted boundaries, skipping those without room
+    labelled, last_at = [], -math.inf
+    for step, at in zip(numbers, ats):
+        if at - last_at >= STEP_LABEL_ROOM * width:
+            labelled.append((step, at))
+            last_at = at
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([at for _, at in labelled], [f"step {step}" for step, _ in labelled],
+                   fontsize=7.5, ha="left")
+    top.tick_params(length=0, pad=2)
     ax.set_yticks(range(len(rows)), [_row_name(n) for n in rows], fontsize=7.5)
-    ax.set_ylim(len(rows) - 0.5, -1.1)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_ylabel("node")
 
 
