@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 
-from experiments.spec import SECTIONS, SpecError, _suggest
+from experiments.spec import SECTIONS, SpecError, suggest
 
 
 def _axis(where: str, dotted: str, values) -> tuple[str, str, list]:
@@ -17,7 +17,7 @@ def _axis(where: str, dotted: str, values) -> tuple[str, str, list]:
     section, _, key = dotted.partition(".")
     if section not in SECTIONS:
         raise SpecError(f"{where} key {dotted!r}: unknown section {section!r}"
-                        f"{_suggest(section, SECTIONS)}")
+                        f"{suggest(section, SECTIONS)}")
     if not isinstance(values, list) or not values:
         raise SpecError(f"{where}.{dotted!r} = {values!r}: expected a non-empty list of values")
     if not key and not all(isinstance(v, dict) for v in values):
@@ -157,12 +157,12 @@ def axis_keys(raw: dict) -> list[str]:
 def point_settings(point: dict, axes: list[str]) -> list[tuple[str, str]]:
     """(axis, its value in ``point`` as TOML text) for each key or whole section of ``axes``:
     what sets a grid point apart from the others."""
-    from experiments.spec import _toml_value
+    from experiments.spec import toml_value
 
     out = []
     for axis in axes:
         section, _, key = axis.partition(".")
         table = point.get(section, {})
         value = table.get(key) if key else {k: v for k, v in table.items()}
-        out.append((axis, _toml_value(value)))
+        out.append((axis, toml_value(value)))
     return out

@@ -13,7 +13,7 @@ from tqdm import tqdm
 import models
 from experiments import footprint
 from experiments.results import Result
-from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, _suggest, bundled_spec, load_toml,
+from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, suggest, bundled_spec, load_toml,
                               objective_fields, overridden, override, resolve)
 from sim import methods
 from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
@@ -57,7 +57,7 @@ def simulate(spec=None, *, objective=None, method=None, cluster=None, network=No
     for key, value in flat.items():
         if key not in FLAT_KEYS:
             raise SpecError(f"simulate: unknown keyword {key!r}"
-                            f"{_suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
+                            f"{suggest(key, list(FLAT_KEYS) + list(SECTIONS))}")
         section = FLAT_KEYS[key]
         if (section, key) in sections and sections[section, key] != value:
             raise SpecError(f"simulate: {key}={value!r} and {section}={{{key!r}: "
@@ -194,7 +194,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     shapes = getattr(objective, "shapes", None)
     state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
-    collective = net["collective"] or method.collectives[0]
+    collective = net["collective"]
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
@@ -370,7 +370,7 @@ class _Target:
         self.value, self.metric = value, metric
         if value is not None and metric not in initial:
             raise SpecError(f"run.target_metric = {metric!r}: the objective reports "
-                            f"{', '.join(initial)}{_suggest(metric, list(initial))}")
+                            f"{', '.join(initial)}{suggest(metric, list(initial))}")
         self.maximise = "acc" in metric
 
     def reached(self, evals: dict, t: int) -> bool:

@@ -3,464 +3,34 @@
 A resolved spec is a plain nested dict ``{section: {key: value}}`` with every default filled
 in and every quantity in base units (bit/s, seconds, bytes). Errors are ``SpecError``: one line
 naming the key, the bad value, what is allowed and, for a misspelt key, the closest valid one.
+
+The parts: ``experiments.keys`` (the key table), ``experiments.values`` (one value against its
+key), ``experiments.named`` (the objective's and method's keys), ``experiments.overrides``
+(``--set``, ``--unset`` and keywords); here, whole specs: ``resolve``, the checks that involve
+more than one key, presets, and the spec's text forms (TOML, hash, the bundled specs).
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
-import inspect
 import json
 import math
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-import models
-from sim import methods, units
-from sim.methods.base import rule_for
-from sim.cluster import STEP_COLLECTIVES
-from sim.adversaries import ATTACKS, FULL_PRECISION, SCALE_DEFAULT
+from experiments.keys import (FLAT_KEYS, KIND_BOUNDS, SCHEMA, SECTIONS, TCP_WINDOW_DEFAULT,  # noqa: F401
+                              Field, SpecError, bounds, describe_range)
+from experiments.named import (check_method, check_objective, method_fields,  # noqa: F401
+                               method_keys, objective_fields)
+from experiments.overrides import (override, overridden, parse_assignment,  # noqa: F401
+                                   parse_unset, with_assignments)
+from experiments.values import check_section, check_value, shown, suggest, type_name  # noqa: F401
+from sim import methods
+from sim.adversaries import FULL_PRECISION
+from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
-from sim.compute import DISTRIBUTIONS, read_trace
-from sim.faults import LOSS_HANDLING
 from sim.net import presets, transport
-from sim.server import POLICIES
-
-SECTIONS = ("objective", "method", "cluster", "network", "compute", "server", "faults", "run")
-FLAT_KEYS = {"workers": "cluster", "batch_size": "cluster", "steps": "run", "seed": "run",
-             "eval_every": "run", "target": "run", "dtype": "run"}
-
-
-TCP_WINDOW_DEFAULT = 4 * 2**20  # bytes: a common Linux maximum receive window
-
-#: Bounds every field of a kind gets unless it declares its own, so an absurd but finite value
-#: (a latency of 1e308 s) is refused up front, also for keys added later. (min, max) in base
-#: units: bit/s, s, bytes; plain numbers; whole numbers (what an int64 holds).
-KIND_BOUNDS = {
-    "bandwidth": (1.0, 1e15),      # 1 bit/s to 1 Pb/s
-    "time": (None, 86400.0),       # a day
-    "size": (None, 1e15),          # a petabyte
-    "float": (-1e18, 1e18),
-    "int": (-(2**63), 2**63 - 1),
-}
-
-
-class SpecError(ValueError):
-    """A spec the simulator cannot run; the message is one line meant for the user."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """How one spec key is checked: its type, default, bounds or choices."""
-
-    kind: str                      # int | float | bool | str | choice | pair | bandwidth | time |
-                                   # size | portion (a count >= 1 or a fraction in (0, 1]) |
-                                   # ids (a list of worker ids) | workers (a count, a
-                                   # fraction in [0, 1) or ids)
-    default: object = None
-    doc: str = ""
-    min: float | None = None
-    max: float | None = None
-    min_open: bool = False
-    max_open: bool = False
-    choices: tuple = ()
-    per_worker: bool = False       # also accepts a list with one value per worker
-
-
-def _f(kind, default=None, doc="", **kw):
-    return Field(kind, default, doc, **kw)
-
-
-def bounds(field: Field) -> tuple:
-    """(min, min_open, max, max_open) a value of ``field`` is checked against: its own bounds,
-    tightened by the bounds of its kind (``KIND_BOUNDS``)."""
-    low, high = KIND_BOUNDS.get(field.kind, (None, None))
-    lo, lo_open = field.min, field.min_open
-    if low is not None and (lo is None or lo < low):
-        lo, lo_open = low, False
-    hi, hi_open = field.max, field.max_open
-    if high is not None and (hi is None or hi > high):
-        hi, hi_open = high, False
-    return lo, lo_open, hi, hi_open
-
-
-SCHEMA: dict[str, dict[str, Field]] = {
-    "cluster": {
-        "workers": _f("int", 8, "number of workers N", min=1, max=65535),
-        "batch_size": _f("int", 32, "minibatch size per worker", min=1),
-        "partition": _f("choice", "iid", "how the data is split across workers",
-                        choices=("iid", "dirichlet", "by_label", "contiguous")),
-        "alpha": _f("float", 1.0, "Dirichlet concentration of the label skew", min=0.0,
-                    min_open=True, max=1e6),
-        "classes_per_worker": _f("int", 2, "classes per worker for partition = 'by_label'", min=1),
-        "model_params": _f("int", 0, "virtual model size: messages are sized as for this many "
-                           "parameters (0 = the objective's own)", min=0, max=10**15),
-        "model": _f("choice", None, "model preset: fills model_params and compute.step_time",
-                    choices=tuple(presets.MODELS)),
-    },
-    "network": {
-        "bandwidth": _f("bandwidth", 1e9, "each worker's link, bit/s", min=0.0, min_open=True,
-                        per_worker=True),
-        "latency": _f("time", 50e-6, "one-way latency of a worker's link, s", min=0.0,
-                      per_worker=True),
-        "server_bandwidth": _f("bandwidth", None, "the server's link, bit/s (default: the "
-                               "fastest worker link)", min=0.0, min_open=True),
-        "preset": _f("choice", None, "link preset: fills bandwidth and latency",
-                     choices=tuple(presets.LINKS)),
-        "links": _f("choice", None, "draw per-worker bandwidth and latency from a named "
-                    "distribution (seeded by run.seed)", choices=tuple(presets.DISTRIBUTIONS)),
-        "server_latency": _f("time", 0.0, "the server link's latency, s", min=0.0),
-        "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
-        "topology": _f("choice", "star", "network shape",
-                       choices=("star", "sharded", "racks")),
-        "servers": _f("int", 1, "server shards (topology 'sharded')", min=1, max=65535),
-        "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1, max=65535),
-        "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0,
-                               max=1e6),
-        "rack_bandwidth": _f("bandwidth", None, "rack uplink, bit/s (overrides oversubscription)",
-                             min=0.0, min_open=True),
-        "sharing": _f("choice", "fair", "how flows share a link", choices=("fair", "fifo")),
-        "transport": _f("choice", "tcp", "how bytes travel: tcp (slow start, Ethernet "
-                        "framing), rdma (InfiniBand framing) or fluid (ideal links); a link "
-                        "preset sets its own", choices=transport.TRANSPORTS),
-        "mtu": _f("int", None, "bytes per packet (tcp: 576-9216, default 1500; rdma: an "
-                  "InfiniBand MTU, default 4096)"),
-        "initial_window": _f("int", None, "TCP initial congestion window, segments (default "
-                             f"{transport.INITIAL_WINDOW})", min=1),
-        "rto": _f("time", None, "TCP minimum retransmission timeout, s: a connection idle for "
-                  "longer halves its window (default 200ms)", min=0.0, min_open=True),
-        "tcp_window": _f("size", None, "TCP window, bytes (rate <= window/RTT); true = 4MiB",
-                         min=0.0, min_open=True),
-        "goodput": _f("float", None, "fraction of link rate that carries payload (default: "
-                      "the transport's framing)", min=0.0, max=1.0, min_open=True),
-        "collective": _f("choice", None, "how messages travel (default: the method's first)",
-                         choices=tuple(STEP_COLLECTIVES)),
-        "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
-    },
-    "compute": {
-        "step_time": _f("time", 0.0, "compute time per step, s", min=0.0),
-        "per_sample": _f("time", 0.0, "compute time per sample, s", min=0.0),
-        "flops_per_sample": _f("float", 0.0, "FLOPs per sample", min=0.0),
-        "device_flops": _f("float", 0.0, "device speed, FLOP/s", min=0.0),
-        "distribution": _f("choice", "lognormal", "law of the per-step compute-time factor "
-                           "(stragglers)", choices=DISTRIBUTIONS),
-        "jitter": _f("float", 0.0, "lognormal sigma of per-step compute time", min=0.0,
-                     max=10.0),
-        "tail": _f("float", None, "shifted_exponential: mean of the exponential part, as a "
-                   "fraction of the base time", min=0.0, min_open=True),
-        "pareto_shape": _f("float", None, "pareto: shape of the factor (heavy tail; mean "
-                           "shape/(shape-1))", min=0.0, min_open=True),
-        "trace_file": _f("str", None, "distribution 'trace': CSV of per-worker step times in "
-                         "s, one column per worker, one row per step (a relative path is "
-                         "relative to the spec file)"),
-        "straggler_prob": _f("float", 0.0, "probability a worker straggles on a step",
-                             min=0.0, max=1.0),
-        "straggler_slowdown": _f("float", 1.0, "a straggler's compute-time factor", min=1.0,
-                                 max=1e6),
-        "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
-        "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
-    },
-    "server": {
-        "policy": _f("choice", "all", "when the server closes a step: every message, a "
-                     "deadline, or the first k", choices=POLICIES),
-        "deadline": _f("time", None, "policy 'deadline': seconds after the step opens (the "
-                       "previous reply is sent)", min=0.0, min_open=True),
-        "k": _f("portion", None, "policy 'first_k': messages to wait for, a count or a "
-                "fraction of the workers", min=0.0, min_open=True),
-    },
-    "faults": {
-        "crash_workers": _f("ids", [], "workers that crash (at crash_time or crash_step)"),
-        "crash_time": _f("time", None, "when the listed workers crash, s", min=0.0),
-        "crash_step": _f("int", None, "or: the step from which the listed workers are down",
-                         min=1),
-        "crash_rate": _f("float", 0.0, "random crashes per worker per simulated second",
-                         min=0.0),
-        "recover_after": _f("time", None, "a crashed worker is back after this long, s "
-                            "(default: never)", min=0.0, min_open=True),
-        "detect_after": _f("time", 1.0, "the server notices a crash after this long (heartbeat "
-                           "timeout), s", min=0.0),
-        "loss": _f("float", 0.0, "probability that a worker's message is lost", min=0.0,
-                   max=1.0, max_open=True),
-        "on_loss": _f("choice", "retransmit", "a lost message is sent again after rto, or "
-                      "dropped", choices=LOSS_HANDLING),
-        "rto": _f("time", 0.2, "retransmission timeout, s", min=0.0, min_open=True),
-        "byzantine": _f("workers", 0, "adversarial workers: a count, a fraction of the workers "
-                        "in [0, 1), or a list of ids (others drawn from run.seed)"),
-        "attack": _f("choice", "flip", "what adversaries send: the negation, random noise, or "
-                     "-scale_factor x the gradient (full-precision methods)", choices=ATTACKS),
-        "scale_factor": _f("float", None, f"attack 'scale': lambda (default {SCALE_DEFAULT:g})",
-                           min=0.0, min_open=True, max=1e12),
-        "collude": _f("bool", False, "adversaries all send one vector, against the honest "
-                      "workers' mean"),
-    },
-    "run": {
-        "steps": _f("int", 100, "number of steps", min=1),
-        "seed": _f("int", 0, "seed of the run's random streams", min=0),
-        "eval_every": _f("int", 10, "evaluate every k steps (0: only at the end)", min=0),
-        "target": _f("float", None, "stop once the target metric reaches this value"),
-        "target_metric": _f("str", "loss", "evaluation metric the target applies to"),
-        "dtype": _f("choice", "float32", "floating point of the numerics",
-                    choices=("float32", "float64")),
-        "trace": _f("bool", False, "write trace.csv of timeline events"),
-    },
-}
-
-
-def _suggest(key, valid) -> str:
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{hint} Allowed: {', '.join(valid)}"
-
-
-def _shown(key) -> str:
-    """A key as the user wrote it, quoted when it holds anything but a plain name."""
-    text = str(key)
-    return text if text.replace("_", "").replace("-", "").isalnum() else repr(text)
-
-
-def _type_name(value) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def check_value(where: str, field: Field, value):
-    """Return ``value`` converted to base units, or raise SpecError naming ``where``."""
-    if value is None:
-        return None
-    if field.per_worker and isinstance(value, (list, tuple)):
-        if not value:
-            raise SpecError(f"{where} = []: a per-worker list needs one value per worker")
-        return [check_value(f"{where}[{i}]", Field(**{**field.__dict__, "per_worker": False}), v)
-                for i, v in enumerate(value)]
-    kind = field.kind
-    if kind in ("bandwidth", "time", "size"):
-        try:
-            out = units.parse(value, kind)
-        except ValueError as err:
-            raise SpecError(f"{where} = {value!r}: {err}") from None
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            raise SpecError(f"{where} = {value!r}: expected true or false, got {_type_name(value)}")
-        return value
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{where} = {value!r}: expected an integer, got {_type_name(value)}")
-        out = value
-    elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{where} = {value!r}: expected a number, got {_type_name(value)}")
-        out = float(value)
-    elif kind in ("str", "choice"):
-        if not isinstance(value, str):
-            raise SpecError(f"{where} = {value!r}: expected a string, got {_type_name(value)}")
-        if kind == "choice" and value not in field.choices:
-            raise SpecError(f"{where} = {value!r} is not allowed{_suggest(value, field.choices)}")
-        return value
-    elif kind == "portion":
-        return _count_or_fraction(where, value, zero_allowed=False)
-    elif kind == "workers":
-        if isinstance(value, (list, tuple)):
-            return check_value(where, Field("ids"), value)
-        return _count_or_fraction(where, value, zero_allowed=True)
-    elif kind == "ids":
-        if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-            raise SpecError(f"{where} = {value!r}: expected a list of worker ids (integers "
-                            ">= 0), e.g. [0, 3]")
-        if len(set(value)) != len(value):
-            raise SpecError(f"{where} = {value!r}: a worker is listed twice")
-        return sorted(value)
-    elif kind == "pair":
-        if not (isinstance(value, (list, tuple)) and len(value) == 2):
-            raise SpecError(f"{where} = {value!r}: expected a pair of numbers like [0.9, 0.99]")
-        item = Field("float", min=field.min, max=field.max, min_open=field.min_open,
-                     max_open=field.max_open)
-        return [check_value(f"{where}[{i}]", item, v) for i, v in enumerate(value)]
-    else:
-        raise AssertionError(kind)
-    if isinstance(out, float) and not math.isfinite(out):
-        raise SpecError(f"{where} = {value!r}: expected a finite number")
-    low, low_open, high, high_open = bounds(field)
-    low_bad = low is not None and (out <= low if low_open else out < low)
-    high_bad = high is not None and (out >= high if high_open else out > high)
-    if low_bad or high_bad:
-        raise SpecError(f"{where} = {value!r} is out of range; allowed: {describe_range(field)}")
-    return out
-
-
-
-def _count_or_fraction(where: str, value, zero_allowed: bool):
-    """A number of workers given as a count (int) or a fraction of them (float): counts from 1
-    and fractions in (0, 1], or, when ``zero_allowed`` (nobody is a valid answer, and a list of
-    ids is the alternative), counts from 0 and fractions in [0, 1)."""
-    if zero_allowed:
-        allowed = "a count >= 0, a fraction in [0, 1) or a list of worker ids"
-    else:
-        allowed = "a count >= 1 or a fraction in (0, 1]"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{where} = {value!r}: expected {allowed}, got {_type_name(value)}")
-    if isinstance(value, int):
-        if value < (0 if zero_allowed else 1):
-            raise SpecError(f"{where} = {value!r} is out of range; allowed: {allowed}")
-        return value
-    if not (0 <= value < 1 if zero_allowed else 0 < value <= 1):
-        raise SpecError(f"{where} = {value!r} is out of range; allowed: {allowed}")
-    return float(value)
-
-def describe_range(field: Field, technical: bool = True) -> str:
-    """'0 < value <= 1e+15 bit/s': the range a field allows, in its base unit.
-
-    ``technical=False`` leaves out the bounds plain numbers get only to stay finite
-    (``KIND_BOUNDS`` of 'int' and 'float'), which say nothing about the key.
-    """
-    if technical or field.kind not in ("int", "float"):
-        low, low_open, high, high_open = bounds(field)
-    else:
-        low, low_open, high, high_open = field.min, field.min_open, field.max, field.max_open
-    if low is None and high is None:
-        return "any"
-    unit = {"bandwidth": " bit/s", "time": " s", "size": " bytes"}.get(field.kind, "")
-    lo = "" if low is None else f"{low:g} {'<' if low_open else '<='} "
-    hi = "" if high is None else f" {'<' if high_open else '<='} {high:g}"
-    return f"{lo}value{hi}{unit}"
-
-
-def _check_section(section: str, table, fields: dict[str, Field], skip=()) -> dict:
-    if not isinstance(table, dict):
-        raise SpecError(f"[{section}] must be a table of keys, got {_type_name(table)}")
-    for key, value in table.items():
-        if key not in fields and key not in skip:
-            raise SpecError(f"[{section}] {_shown(key)}: unknown key{_suggest(key, list(fields))}")
-        if value is None and key in fields and fields[key].default is not None:
-            raise SpecError(f"{section}.{key} = None: give a value (default "
-                            f"{fields[key].default!r}) or leave the key out")
-    return {key: check_value(f"{section}.{key}", field, table.get(key, field.default))
-            for key, field in fields.items()}
-
-
-# --- objectives and methods are checked against what they accept ----------------------------
-
-def objective_fields(name: str) -> dict[str, Field]:
-    """The keyword parameters of the built-in objective ``name``, as Fields typed by their default."""
-    factory = models.REGISTRY[name][0]
-    choices = getattr(factory, "CHOICES", {})
-    fields = {}
-    for pname, param in inspect.signature(factory).parameters.items():
-        if param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
-            continue
-        default = None if param.default is param.empty else param.default
-        kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "any")
-        if isinstance(default, (list, tuple)):
-            kind = "list"
-        if pname in choices:
-            fields[pname] = Field("choice", default, choices=tuple(choices[pname]))
-        else:
-            fields[pname] = Field(kind, default)
-    return fields
-
-
-# objective parameters that the spec sets from other sections, so a run has one truth
-_SET_ELSEWHERE = {"partition": "cluster.partition", "alpha": "cluster.alpha",
-                  "classes_per_worker": "cluster.classes_per_worker", "dtype": "run.dtype"}
-
-
-def _check_objective(table, cluster: dict, dtype: str) -> dict:
-    if not isinstance(table, dict):
-        raise SpecError(f"[objective] must be a table of keys, got {_type_name(table)}")
-    name = table.get("name", "logistic")
-    if not isinstance(name, str) or name not in models.REGISTRY:
-        raise SpecError(f"objective.name = {name!r} is not a built-in objective"
-                        f"{_suggest(name, sorted(models.REGISTRY))}")
-    fields = objective_fields(name)
-    out = {"name": name}
-    for key, value in table.items():
-        if key == "name":
-            continue
-        if key in _SET_ELSEWHERE and key in fields:
-            source = dtype if key == "dtype" else cluster[key]
-            if value != source:  # a resolved spec repeats the value; a different one is a clash
-                raise SpecError(f"objective.{key} = {value!r}: set {_SET_ELSEWHERE[key]} "
-                                f"instead (now {source!r}); it applies to every objective")
-            continue
-        if key not in fields:
-            raise SpecError(f"[objective] {_shown(key)}: {name!r} has no such parameter"
-                            f"{_suggest(key, list(fields))}")
-        kind = fields[key].kind
-        if kind == "list":
-            if not isinstance(value, (list, tuple)):
-                raise SpecError(f"objective.{key} = {value!r}: expected a list")
-            value = list(value)
-        elif kind != "any":
-            value = check_value(f"objective.{key}", fields[key], value)
-        out[key] = value
-    # the cluster's partition and the run's dtype reach the objective when it has such a knob
-    for key in ("partition", "alpha", "classes_per_worker"):
-        if key in fields and key not in out:
-            out[key] = cluster[key]
-    if cluster["partition"] != "iid" and "partition" not in fields:
-        raise SpecError(f"cluster.partition = {cluster['partition']!r}: objective {name!r} has "
-                        "no data to partition; allowed: 'iid'")
-    if "dtype" in fields:
-        out["dtype"] = dtype
-    return out
-
-
-def method_fields(name: str) -> dict[str, Field]:
-    """The hyperparameters of method ``name`` as Fields, defaults from the method."""
-    method = methods.get(name)
-    fields = {}
-    for key, default in method.defaults.items():
-        rule = dict(rule_for(method, key))
-        kind = rule.pop("type")
-        rule.pop("doc", None)
-        if "choices" in rule:
-            rule["choices"] = tuple(rule["choices"])
-        fields[key] = Field(kind, list(default) if isinstance(default, tuple) else default, **rule)
-    return fields
-
-
-def method_keys() -> dict[str, Field]:
-    """Every [method] hyperparameter as a Field: the default when all methods that take it
-    agree (else None), and the doc naming which methods take it when not all do."""
-    out = {}
-    everyone = set(methods.METHODS)
-    for key in methods.HYPERPARAMETERS:
-        takers = [m for m in methods.METHODS.values() if key in m.defaults]
-        if not takers:
-            continue
-        fields = [method_fields(m.name)[key] for m in takers]
-        defaults = {repr(f.default) for f in fields}
-        docs = list(dict.fromkeys(rule_for(m, key).get("doc", "") for m in takers))
-        doc = "; ".join(docs)
-        if {m.name for m in takers} != everyone:
-            doc += f" ({', '.join(m.name for m in takers)})"
-        choices = tuple(dict.fromkeys(c for f in fields for c in f.choices))
-        out[key] = Field(**{**fields[0].__dict__, "doc": doc, "choices": choices,
-                            "default": fields[0].default if len(defaults) == 1 else None})
-    return out
-
-
-def _check_method(table, workers: int) -> dict:
-    if not isinstance(table, dict):
-        raise SpecError(f"[method] must be a table of keys, got {_type_name(table)}")
-    name = table.get("name", "dlion")
-    if not isinstance(name, str) or name not in methods.METHODS:
-        raise SpecError(f"method.name = {name!r} is not a method"
-                        f"{_suggest(name, list(methods.METHODS))}")
-    method = methods.METHODS[name]
-    if method.max_workers is not None and workers > method.max_workers:
-        raise SpecError(f"cluster.workers = {workers}: method {name!r} runs on at most "
-                        f"{method.max_workers} worker(s); use 'dlion' or 'glion' for more")
-    hp = _check_section("method", table, method_fields(name), skip=("name",))
-    if hp.get("nesterov") and hp.get("momentum") == 0:  # it would change nothing (torch refuses)
-        raise SpecError("method.nesterov = true needs method.momentum > 0 (momentum = 0); set "
-                        "nesterov = false for plain SGD")
-    return {"name": name, **hp}
-
-
-# --- whole specs ------------------------------------------------------------------------------
 
 def resolve(raw: dict, custom_objective=None) -> dict:
     """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
@@ -468,16 +38,16 @@ def resolve(raw: dict, custom_objective=None) -> dict:
     ``custom_objective``: a user's Objective object, which then stands for [objective].
     """
     if not isinstance(raw, dict):
-        raise SpecError(f"a spec must be a table of sections, got {_type_name(raw)}")
+        raise SpecError(f"a spec must be a table of sections, got {type_name(raw)}")
     for section in raw:
         if section not in SECTIONS:
-            raise SpecError(f"[{_shown(section)}]: unknown section{_suggest(section, SECTIONS)}")
+            raise SpecError(f"[{shown(section)}]: unknown section{suggest(section, SECTIONS)}")
     raw = _apply_presets(raw)
-    spec = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
-    spec["network"] = _check_section("network", raw.get("network", {}), SCHEMA["network"])
-    spec["compute"] = _check_section("compute", raw.get("compute", {}), SCHEMA["compute"])
+    spec = {s: check_section(s, raw.get(s, {}), SCHEMA[s]) for s in ("cluster", "run")}
+    spec["network"] = check_section("network", raw.get("network", {}), SCHEMA["network"])
+    spec["compute"] = check_section("compute", raw.get("compute", {}), SCHEMA["compute"])
     if custom_objective is None:
-        spec["objective"] = _check_objective(raw.get("objective", {}), spec["cluster"],
+        spec["objective"] = check_objective(raw.get("objective", {}), spec["cluster"],
                                              spec["run"]["dtype"])
     else:
         if spec["cluster"]["partition"] != "iid":
@@ -485,10 +55,13 @@ def resolve(raw: dict, custom_objective=None) -> dict:
                             "objective splits its own data; allowed: 'iid'")
         spec["objective"] = {"name": f"custom:{type(custom_objective).__name__}",
                              "dim": int(custom_objective.dim)}
-    spec["server"] = _check_section("server", raw.get("server", {}), SCHEMA["server"])
-    spec["faults"] = _check_section("faults", raw.get("faults", {}), SCHEMA["faults"])
-    spec["method"] = _check_method(raw.get("method", {}), spec["cluster"]["workers"])
+    spec["server"] = check_section("server", raw.get("server", {}), SCHEMA["server"])
+    spec["faults"] = check_section("faults", raw.get("faults", {}), SCHEMA["faults"])
+    spec["method"] = check_method(raw.get("method", {}), spec["cluster"]["workers"])
     _check_consistency(spec)
+    # the resolved spec names the collective the run uses, also when it is the method's own
+    spec["network"]["collective"] = (spec["network"]["collective"]
+                                     or methods.METHODS[spec["method"]["name"]].collectives[0])
     _check_time_and_faults(spec)
     return {s: spec[s] for s in SECTIONS}
 
@@ -507,6 +80,8 @@ _BELONGS_TO = {
     ("faults", "crash_time"): ("crash_workers", None),
     ("faults", "crash_step"): ("crash_workers", None),
 }
+
+
 #: what a setting needs: (section, key, value) -> the key that must be given
 _NEEDS = {
     ("compute", "distribution", "shifted_exponential"): "tail",
@@ -546,7 +121,7 @@ def _check_time_and_faults(spec: dict) -> None:
     crashes = bool(faults["crash_workers"]) or faults["crash_rate"] > 0
     if (crashes or faults["loss"] > 0 or server["policy"] != "all"):
         method = methods.METHODS[spec["method"]["name"]]
-        collective = spec["network"]["collective"] or method.collectives[0]
+        collective = spec["network"]["collective"]
         if collective != "ps":
             what = (f"server.policy = {server['policy']!r}" if server["policy"] != "all"
                     else "faults")
@@ -571,7 +146,7 @@ def _check_adversaries(spec: dict) -> None:
     send, aggregation rules the collective can compute."""
     n = spec["cluster"]["workers"]
     method, faults = spec["method"], spec["faults"]
-    collective = spec["network"]["collective"] or methods.METHODS[method["name"]].collectives[0]
+    collective = spec["network"]["collective"]
     rule = method.get("aggregate")
     if rule in ("median", "trimmed_mean", "krum") and collective != "ps":
         raise SpecError(f"method.aggregate = {rule!r} needs network.collective = 'ps' (now "
@@ -666,34 +241,6 @@ def _check_consistency(spec: dict) -> None:
                         "a power of two; allowed: 1, 2, 4, 8, ...")
 
 
-def bundled_names() -> list[str]:
-    """Names of the specs shipped with the package (``experiments/NAME.toml``), sorted."""
-    from importlib import resources
-
-    return sorted(p.name[:-5] for p in resources.files("experiments").iterdir()
-                  if p.name.endswith(".toml"))
-
-
-def bundled_spec(text) -> Path:
-    """The spec file ``text`` names: a path, or the name of a bundled spec ('quickstart').
-
-    SpecError listing the bundled specs when it is neither.
-    """
-    from importlib import resources
-
-    path = Path(text)
-    if path.is_file():
-        return path
-    if path.suffix in ("", ".toml") and path.parent == Path("."):
-        candidate = resources.files("experiments").joinpath(f"{path.stem}.toml")
-        if candidate.is_file():  # also when a folder here has that name (a study's output)
-            return Path(str(candidate))
-    if path.exists():
-        return path  # a folder: load_toml says a spec is a file
-    raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
-                    f"{', '.join(bundled_names())})")
-
-
 # the transports each option applies to
 _TRANSPORT_OPTIONS = {"mtu": ("tcp", "rdma"), "initial_window": ("tcp",), "rto": ("tcp",),
                       "tcp_window": ("tcp", "fluid")}
@@ -732,6 +279,34 @@ def _check_transport(network: dict) -> None:
         network["mtu"] = transport.DEFAULT_MTU["rdma"]
 
 
+def bundled_names() -> list[str]:
+    """Names of the specs shipped with the package (``experiments/NAME.toml``), sorted."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("experiments").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def bundled_spec(text) -> Path:
+    """The spec file ``text`` names: a path, or the name of a bundled spec ('quickstart').
+
+    SpecError listing the bundled specs when it is neither.
+    """
+    from importlib import resources
+
+    path = Path(text)
+    if path.is_file():
+        return path
+    if path.suffix in ("", ".toml") and path.parent == Path("."):
+        candidate = resources.files("experiments").joinpath(f"{path.stem}.toml")
+        if candidate.is_file():  # also when a folder here has that name (a study's output)
+            return Path(str(candidate))
+    if path.exists():
+        return path  # a folder: load_toml says a spec is a file
+    raise SpecError(f"spec file {str(text)!r} does not exist (bundled specs: "
+                    f"{', '.join(bundled_names())})")
+
+
 def load_toml(path) -> dict:
     """Read a TOML spec file into a raw dict (SpecError for a missing or malformed file)."""
     path = Path(path)
@@ -758,130 +333,7 @@ def load_toml(path) -> dict:
     return raw
 
 
-_NAMED = {"objective": "logistic", "method": "dlion"}  # sections chosen by a name, and defaults
-
-
-def parse_assignment(text: str) -> tuple[str, str, object]:
-    """``'network.bandwidth=10Gbps'`` -> ('network', 'bandwidth', '10Gbps'); values are TOML.
-
-    A whole section may be given as a TOML inline table (key ''):
-    ``'method={name="gadamw", lr=1e-3}'`` -> ('method', '', {...}); for [objective] and
-    [method] a bare name stands for ``{name = ...}``.
-    """
-    if "=" not in text:
-        raise SpecError(f"--set {text!r}: expected section.key=value, e.g. network.bandwidth=10Gbps")
-    dotted, raw_value = text.split("=", 1)
-    section, _, key = dotted.strip().partition(".")
-    if section not in SECTIONS:
-        raise SpecError(f"--set {text!r}: unknown section {section!r}{_suggest(section, SECTIONS)}")
-    try:
-        value = tomllib.loads(f"v = {raw_value}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw_value.strip()  # a bare word such as dlion or 10Gbps is meant as a string
-    if not key:
-        if isinstance(value, str) and section in _NAMED:
-            value = {"name": value}
-        if not isinstance(value, dict):
-            raise SpecError(f"--set {text!r}: a whole section takes a table, e.g. "
-                            f"{section}={{name = \"...\"}}; or set one key: {section}.KEY=VALUE")
-    return section, key.strip(), value
-
-
-def parse_unset(text: str) -> tuple[str, str]:
-    """``'method.aggregate'`` -> ('method', 'aggregate'); ``'compute'`` -> ('compute', '')."""
-    section, _, key = text.strip().partition(".")
-    if section not in SECTIONS:
-        raise SpecError(f"--unset {text!r}: unknown section {section!r}"
-                        f"{_suggest(section, SECTIONS)}")
-    return section, key
-
-
-def _accepted(section: str, name) -> set | None:
-    """The keys [objective] or [method] named ``name`` takes (None for an unknown name)."""
-    if section == "method" and isinstance(name, str) and name in methods.METHODS:
-        return {"name", *method_fields(name)}
-    if section == "objective" and isinstance(name, str) and name in models.REGISTRY:
-        return {"name", *objective_fields(name), *_SET_ELSEWHERE}
-    return None
-
-
-def _fits(section: str, name: str, key: str, value) -> bool:
-    """Whether the new [method] ``name`` takes ``value`` for ``key`` (D-Lion's aggregate =
-    'mavo' does not fit G-AdamW's aggregate); objective keys are checked when resolved."""
-    if section != "method" or key == "name":
-        return True
-    try:
-        check_value(f"method.{key}", method_fields(name)[key], value)
-    except SpecError:
-        return False
-    return True
-
-
-def override(raw: dict, items, unset=(), notes: list | None = None) -> dict:
-    """A copy of ``raw`` with keys removed (``unset``), then set (``items``).
-
-    ``items``: (section, key, value); key '' replaces the whole section with the table
-    ``value``. ``unset``: (section, key); key '' removes the whole section. When an item
-    switches ``objective.name`` or ``method.name``, the keys of that section the new one does
-    not take, or takes with other values, are dropped too (a D-Lion spec's ``aggregate =
-    'mavo'`` when switching to G-AdamW), each named in ``notes``.
-    """
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for section, key in unset:
-        table = out.get(section)
-        if not key:
-            if section not in out:
-                raise SpecError(f"--unset {section}: the spec has no [{section}] section")
-            del out[section]
-        elif not isinstance(table, dict) or key not in table:
-            present = ", ".join(f"{section}.{k}" for k in (table or {})) or "none"
-            raise SpecError(f"--unset {section}.{key}: the spec does not set it; keys set in "
-                            f"[{section}]: {present}")
-        else:
-            del table[key]
-    replaced, given = set(), set()
-    for section, key, value in items:
-        if not key:
-            out[section] = dict(value)
-            replaced.add(section)
-            continue
-        table = out.get(section)
-        if not isinstance(table, dict):
-            table = out[section] = {}
-        table[key] = value
-        given.add((section, key))
-    for section, default in _NAMED.items():
-        if (section, "name") not in given or section in replaced:
-            continue
-        before = raw.get(section, {}).get("name", default) if isinstance(raw.get(section),
-                                                                         dict) else default
-        table = out[section]
-        keep = _accepted(section, table["name"])
-        if table["name"] == before or keep is None:
-            continue
-        dropped = [k for k in table if (section, k) not in given
-                   and (k not in keep or not _fits(section, table["name"], k, table[k]))]
-        for k in dropped:
-            del table[k]
-        if dropped and notes is not None:
-            notes.append(f"{section}.name = {table['name']!r} does not take "
-                         f"{', '.join(f'{section}.{k}' for k in dropped)}: dropped")
-    return out
-
-
-def overridden(items, unset=()) -> set[str]:
-    """The dotted keys (or section names, for whole sections) that overrides set or remove."""
-    return {f"{s}.{k}" if k else s for s, k, _ in items} | {f"{s}.{k}" if k else s
-                                                              for s, k in unset}
-
-
-def with_assignments(raw: dict, assignments, unset=(), notes: list | None = None) -> dict:
-    """A copy of ``raw`` with command-line ``--unset KEY`` and ``--set KEY=VALUE`` applied."""
-    return override(raw, [parse_assignment(t) for t in assignments],
-                    [parse_unset(t) for t in unset], notes)
-
-
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -891,9 +343,9 @@ def _toml_value(value) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()
                                if v is not None) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
 
@@ -907,7 +359,7 @@ def to_toml(spec: dict) -> str:
     lines = []
     for section, table in spec.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None)
+        lines.extend(f"{_toml_key(k)} = {toml_value(v)}" for k, v in table.items() if v is not None)
         lines.append("")
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from experiments.results import _write_atomic, is_complete
-from experiments.spec import SECTIONS, _toml_value
+from experiments.spec import SECTIONS, toml_value
 
 TABLE = "runs.csv"
 MANIFEST = "sweep.json"
@@ -37,7 +37,7 @@ def _cell(value) -> str:
         return repr(value)  # every bit of a float64 survives the round trip
     if isinstance(value, str):
         return value
-    return _toml_value(value)
+    return toml_value(value)
 
 
 def _row(run: Path) -> dict:

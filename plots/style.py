@@ -100,14 +100,22 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
     return pretty(key) + (f" ({', '.join(extras)})" if extras else "")
 
 
+#: Settings whose default follows from the method (each method's own collective): like its
+#: hyperparameters they count only against runs of the same method.
+METHOD_SETTINGS = {("network", "collective")}
+
+
 def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
-    """'key=value' for every non-method spec key (except the seed) that differs among specs."""
+    """'key=value' for every non-method spec key (except the seed) that differs among specs;
+    a setting of ``METHOD_SETTINGS`` only where it differs among the runs of spec's method."""
     extras = []
+    same_method = [s for s in all_specs if method_key(s) == method_key(spec)]
     if len({repr(s.get("server")) for s in all_specs}) > 1:
         extras.append(policy_text(spec.get("server") or {}))
     for section in ("cluster", "network", "compute", "faults", "run", "objective"):
         for name, value in spec.get(section, {}).items():
-            differs = len({repr(s.get(section, {}).get(name)) for s in all_specs}) > 1
+            among = same_method if (section, name) in METHOD_SETTINGS else all_specs
+            differs = len({repr(s.get(section, {}).get(name)) for s in among}) > 1
             if name != "seed" and differs:
                 extras.append(f"{name}={format_value(section, name, value)}")
     return extras

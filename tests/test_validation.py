@@ -3,8 +3,8 @@
 Every case of linux_tcp_cubic.csv is run as a user would: a spec that sets only the links
 (worker and server bandwidth, one-way latency), one parameter-server step whose messages carry
 the case's bytes. The median makespan of each phase over the repetitions must be matched
-within 5%. The restart-after-idle measurements (linux_tcp_idle_cubic.csv) are matched within
-5% too. The cases are read and simulated by docs/validation.py, which draws the figure and the
+within 3%, as README.md and docs/validation.md say. The restart-after-idle measurements
+(linux_tcp_idle_cubic.csv) are matched within 3% too. The cases are read and simulated by docs/validation.py, which draws the figure and the
 tables of docs/validation.md from the same functions.
 """
 import importlib.util
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TOLERANCE = 0.05
+TOLERANCE = 0.03  # the bound README.md states
 
 
 def _validation():
@@ -30,7 +30,7 @@ IDLE = VALIDATION.idle_cases()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_measured_case_within_five_percent(case):
+def test_every_measured_case_within_the_stated_bound(case):
     measured = CASES[case]["measured"]
     simulated = VALIDATION.simulated(CASES[case])  # the default transport, as a user gets it
     for phase in ("up", "down"):
@@ -38,7 +38,7 @@ def test_every_measured_case_within_five_percent(case):
 
 
 @pytest.mark.parametrize("idle", IDLE, ids=[f"{c['bytes']}B-{c['gap']}s" for c in IDLE])
-def test_restart_after_idle_within_five_percent(idle):
+def test_restart_after_idle_within_the_stated_bound(idle):
     durations = VALIDATION.idle_simulated(idle["bytes"], idle["gap"])
     assert durations[0] == pytest.approx(idle["first"], rel=TOLERANCE)
     assert statistics.median(durations[1:]) == pytest.approx(idle["later"], rel=TOLERANCE)

@@ -323,7 +323,7 @@ plt.show()
 #   $N P$ on the server.
 # - Set `T_COMPUTE = 0.4`: compute hides more communication and the crossovers move left by
 #   a factor of 4.
-# - Tune G-AdamW's step size up (`ADAMW["lr"] = 3e-2`): $r$ grows to about 5 and the
+# - Tune G-AdamW's step size up (`ADAMW["lr"] = 3e-2`): $r$ grows to about 7 and the
 #   crossover moves left (lesson 3 shows how the steps to the target change).
 #
 # ## The lesson's claims, checked on the numbers above
