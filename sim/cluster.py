@@ -87,6 +87,7 @@ class Cluster:
         self._targets = np.ones(n_workers, dtype=bool)  # who gets the next reply
         self._rejoined = np.zeros(n_workers, dtype=bool)
         self._pending = None  # the step gathered but not yet replied to
+        self._opened = -1  # the number of records when the last step was opened (``open``)
 
     # ------------------------------------------------------------------ public API
 
@@ -98,8 +99,22 @@ class Cluster:
 
     @property
     def rejoining(self) -> np.ndarray:
-        """bool (N,): workers that come back from a crash in the next step (cold state)."""
+        """bool (N,): workers that come back from a crash in the step being opened (cold
+        state); final once ``open`` has been called for it."""
         return self._rejoined
+
+    def open(self, step: int = 0) -> None:
+        """Settle the opening of step ``step`` (0-based) before its workers compute: who gets
+        the reply, who rejoins. When every worker is down it waits for the first to come back
+        (``AllWorkersDown`` if none will), so the workers back then are in ``rejoining``.
+        ``gather`` calls it too; a second call for the same step does nothing."""
+        if self.collective != "ps" or self._opened == len(self.records):
+            return
+        self._opened = len(self.records)
+        if self._replies is None:
+            self._next_opening(0.0)
+        if self.faults is not None and not self._targets.any():
+            self._wait_for_a_worker(step)
 
     def step(self, rounds, batch_size: int, n_params: int,
              rng: np.random.Generator) -> StepRecord:
@@ -211,10 +226,7 @@ class Cluster:
         if any(len(r) > 2 for r in rounds):
             raise ValueError("network.collective = 'ps': this method's rounds travel by peer "
                              "collectives; choose one of its other collectives")
-        if self._replies is None:
-            self._next_opening(0.0)
-        if self.faults is not None and not self._targets.any():
-            self._wait_for_a_worker(step)
+        self.open(step)
         opening = self._opening
         after = self._replies
         if after is not None and self.partial:

@@ -56,6 +56,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         grads = adversaries.corrupt(grads, attack_rng)
     partial = cluster.partial
     if partial:
+        cluster.open(step)  # an all-down wait decides who rejoins: before anyone encodes
         rejoining = cluster.rejoining
         if cold is not None and rejoining.any():
             restore_rows(state, cold, rejoining)
