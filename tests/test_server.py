@@ -261,3 +261,53 @@ def test_a_discarded_message_stays_in_its_workers_memory(name, hp, memory):
     assert state[memory][2] == pytest.approx(grads[2], rel=1e-6)
     # the two aggregated workers kept only what they did not send
     assert not np.allclose(state[memory][:2], grads[:2])
+
+
+def _gram_schmidt(p):
+    q = p.copy()
+    for j in range(q.shape[1]):
+        q[:, j] -= q[:, :j] @ (q[:, :j].T @ q[:, j])
+        q[:, j] /= np.linalg.norm(q[:, j])
+    return q
+
+
+def test_powersgd_memory_of_a_worker_that_gave_steps_up_is_untouched():
+    # worker 2 computes ten times slower in steps 2, 3 and 6 and gives them up at the 50 ms
+    # deadline. PowerSGD (rank 2, no momentum) over the workers that took part, written here
+    # from the paper: M_i = g_i + e_i, P_hat = orth(mean M_i Q), Q = mean M_i^T P_hat,
+    # G = P_hat Q^T, e_i = M_i - G for those workers; the others' memory is left as it was
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+    from sim.step import train_step
+
+    n, shapes, lr, steps = 3, [("w", (4, 3))], 0.1, 6
+    slow = [False, True, True, False, False, True]
+    trace = np.array([[0.01, 0.01, 0.1 if s else 0.01] for s in slow])
+    cluster = Cluster(n, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+                      ComputeModel(distribution="trace", trace=trace),
+                      policy=Policy("deadline", deadline=0.05))
+    method = methods.get("powersgd")
+    hp = {**method.defaults, "lr": lr, "momentum": 0.0, "rank": 2}
+    rng = np.random.default_rng(4)
+    grads = [rng.standard_normal((n, 12)) for _ in range(steps)]
+    x = np.linspace(-1.0, 1.0, 12)
+    state = method.init(x, n, hp, shapes)
+    q = state["q"][0].astype(np.float64)
+    want, e = x.copy(), np.zeros((n, 12))
+    for t, g in enumerate(grads):
+        out = train_step(method, cluster, x, state, g.copy(), hp, lr, method_rng=rng,
+                         compute_rng=rng, batch_size=1, n_params=12, step=t)
+        x, state = out.x, out.state
+        took_part = [0, 1] if slow[t] else [0, 1, 2]
+        m = {i: (g[i] + e[i]).reshape(4, 3) for i in took_part}
+        p_hat = _gram_schmidt(np.mean([m[i] @ q for i in took_part], axis=0))
+        q = np.mean([m[i].T @ p_hat for i in took_part], axis=0)
+        approx = p_hat @ q.T
+        for i in took_part:
+            e[i] = (m[i] - approx).reshape(-1)
+        want = want - lr * approx.reshape(-1)
+        assert out.record.n_aggregated == len(took_part)
+        assert state["memory"] == pytest.approx(e, rel=1e-4, abs=1e-5), f"step {t + 1}"
+    assert x == pytest.approx(want, rel=1e-4, abs=1e-5)

@@ -126,7 +126,7 @@ def _rounds(state, payloads, reply):
     return two_rounds(4 * p_values, payloads, reply)
 
 
-def _apply(x, reply, state, hp, lr):
+def _apply(x, reply, state, hp, lr, arrived=None):
     mats, dense, qs = state["mats"], state["dense"], state["q"]
     sizes = [dense.size] + [a * q.shape[1] for (_, _, a, _), q in zip(mats, qs)] + [q.size for q in qs]
     parts = _split(F32.decode(reply, reply.size // 4), sizes)
@@ -140,9 +140,12 @@ def _apply(x, reply, state, hp, lr):
         new_q.append(q_hat.astype(old.dtype))
     g = g.astype(x.dtype)
     if hp["error_feedback"]:
-        memory = feedback(state["compensated"], g)
+        # only the workers the reply aggregates: one that did not finish computing changed
+        # nothing, one whose message was discarded keeps all of it (``discard``, next)
+        took_part = slice(None) if arrived is None else arrived
+        memory = feedback(state["compensated"][took_part], g)
         memory[:, dense] = 0  # dense tensors travel exactly: nothing to remember
-        state["memory"] = memory
+        state["memory"][took_part] = memory
     if hp["warm_start"]:
         state["q"] = new_q
     # the paper code's Nesterov form: g + buf (PyTorch's is g + momentum*buf)
@@ -157,5 +160,5 @@ register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per mat
                  "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
                 collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
-                arrivals=("encode",), discard=keep_unsent("memory"),
+                arrivals=("encode", "apply"), discard=keep_unsent("memory"),
                 notes=differences(__doc__)), RULES)
