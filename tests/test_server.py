@@ -311,3 +311,28 @@ def test_powersgd_memory_of_a_worker_that_gave_steps_up_is_untouched():
         assert out.record.n_aggregated == len(took_part)
         assert state["memory"] == pytest.approx(e, rel=1e-4, abs=1e-5), f"step {t + 1}"
     assert x == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
+def test_dgc_discarded_message_keeps_its_momentum_as_if_nothing_was_sent():
+    # as above, worker 2's message arrives late. DGC from zero, momentum 0.9: u = g, v = u;
+    # sending would subtract the sent entries from v and zero u there (momentum masking), but
+    # a discarded message was not sent: worker 2 keeps u = v = g everywhere
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    grads = np.random.default_rng(2).standard_normal((3, 20))
+    net = {"bandwidth": [1e9, 1e9, 1e6], "latency": 1e-5, "transport": "fluid"}
+    cluster = Cluster(3, net, ComputeModel(step_time=0.01), policy=Policy("first_k", k=2))
+    hp = {"lr": 0.05, "momentum": 0.9, "selection": "exact", "density": 0.25}
+    _, state = _train("dgc", grads, cluster, hp, steps=1)
+    cluster.finish()
+    assert cluster.records[0].late == 1
+    assert state["u"][2] == pytest.approx(grads[2], rel=1e-6)
+    assert state["v"][2] == pytest.approx(grads[2], rel=1e-6)
+    # the aggregated workers did send their 5 largest entries: taken out of v (but for the
+    # float32 wire's rounding) and masked in u
+    for w in (0, 1):
+        sent = np.abs(grads[w]) >= np.sort(np.abs(grads[w]))[-5]
+        assert np.all(np.abs(state["v"][w][sent]) < 1e-6) and np.all(state["u"][w][sent] == 0)
+        assert state["u"][w][~sent] == pytest.approx(grads[w][~sent], rel=1e-6)

@@ -100,11 +100,20 @@ def _encode(state, grads, hp, rng):
             topk_mask(block, keep_count(density, size, round_up=True))
             if hp["selection"] == "exact" else sampled_mask(block, density, hp["sample_ratio"], rng))
     payloads = sparse_send(state, "v", v, mask, hp)
+    state["unmasked"] = u  # the momentum as it was before sending, for a discarded message
     if hp["momentum_masking"]:
         # stale momentum would keep pushing an entry already applied; dense tensors keep theirs
-        state["u"][mask & ~state["dense"]] = 0
+        state["u"] = np.where(mask & ~state["dense"], u.dtype.type(0), u)
     state["step"] += 1
     return payloads, state
+
+
+def _discard(state, rows):
+    """A discarded message was not sent: its workers keep their whole velocity and the
+    momentum that masking zeroed where they selected entries."""
+    state = keep_unsent("v")(state, rows)
+    state["u"][rows] = state["unmasked"][rows]
+    return state
 
 
 def _apply(x, reply, state, hp, lr):
@@ -128,6 +137,6 @@ register(Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum co
                 "density*(32 + index bits) up; all-gather or the union of supports down",
                 _DEFAULTS, _init, _encode, sparse_aggregate, _apply,
                 collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"],
-                discard=keep_unsent("v"),
+                discard=_discard,
                 notes=differences(__doc__)),
          {k: {**SPARSE_RULES, **RULES}[k] for k in _DEFAULTS if k in {**SPARSE_RULES, **RULES}})
