@@ -4,9 +4,10 @@ A step is simulated in two calls. ``gather`` runs the simulation until the serve
 step: each worker computes, its message travels by the method's collective, and the server's
 policy (``sim.server``) decides at a simulated time which messages count. The numerics then
 aggregate exactly those messages, and ``reply`` sends the result back. With faults
-(``sim.faults``) workers crash and recover and messages are lost; a worker still computing when
-its step closes gives that computation up (it sends nothing and keeps its old optimizer state)
-and starts the next step from the reply.
+(``sim.faults``) workers crash and recover and messages are lost; a worker still computing (or
+still receiving the previous reply) when its step closes gives that step up (it sends nothing
+and keeps its old optimizer state) and starts the next step from the reply. Replies to one
+worker travel one after the other.
 
 Simulated time runs on continuously: a worker starts its next step the moment it holds the
 reply, while slower workers may still be receiving theirs. So a step's end (its last reply) is
@@ -168,7 +169,12 @@ class Cluster:
             self._replies = replies
             return
         targets = self._targets.copy()
-        replies = collectives.pull(self.net, down, delay=server_s, to=targets)
+        # a reply queues behind the previous one to the same worker while that one is still in
+        # flight (a slow link): a server writes its replies to a worker into one connection, in
+        # order, and the worker needs both (each is an update)
+        behind = None if self._replies is None else [
+            ev if sent else None for ev, sent in zip(self._replies, self.records[-2].receivers)]
+        replies = collectives.pull(self.net, down, delay=server_s, to=targets, behind=behind)
         record.receivers = targets
 
         def landed(_):
@@ -295,7 +301,9 @@ class Cluster:
         """Who computed, who gave up, who was down: masks, counts and timeline rows."""
         record.computed = self._senders(record.ready, closed_at)
         record.arrived[~record.aggregated] = math.nan
-        abandoned = ~record.computed & ~np.isnan(record.start)
+        # every worker the step opened for that had not finished computing, including one
+        # still receiving the previous reply (it had not begun: an instant at the close)
+        abandoned = self._targets & ~record.computed
         if self.faults is not None:
             abandoned &= self.faults.crash_at > closed_at
             down = self.faults.down(record.agg_start)
@@ -309,8 +317,9 @@ class Cluster:
                     # computing when it crashed: that computation is lost
                     record.events.append((w, "compute", record.start[w],
                                           self.faults.crash_at[w], 0))
+        began = np.where(np.isnan(record.start), closed_at, record.start)
         for w in np.flatnonzero(abandoned):
-            record.events.append((w, "abandoned", record.start[w], closed_at, 0))
+            record.events.append((w, "abandoned", began[w], closed_at, 0))
         record.ready[~record.computed] = math.nan
 
     def _starts(self, compute) -> np.ndarray:

@@ -145,6 +145,25 @@ def test_late_messages_are_discarded_but_their_senders_computed(tmp_path):
     assert result.summary["participation"]["late"] == 1
 
 
+def test_a_worker_still_receiving_at_the_close_gives_the_step_up_and_replies_queue():
+    # D-Lion on 1000 parameters: 1000-bit messages, 1008-bit replies (with the 1-byte
+    # participation map); no latency, 10 ms steps, a 50 ms deadline. Worker 1's link carries
+    # 10 kb/s: its first message arrives at 0.11 s, late. Each reply to it takes 0.1008 s, and
+    # the server sends one at every close (0.05, 0.10, 0.15, 0.20 s): worker 1 still receives
+    # the previous one at every later close, so it gives steps 2-4 up; each reply queues
+    # behind the one in flight on its link, so reply k lands at 0.05 + k * 0.1008 s
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 1000}, workers=2, steps=4,
+        method={"name": "dlion"}, compute={"step_time": "10ms"},
+        network={"bandwidth": [1e9, 1e4], "latency": 0.0, "transport": "fluid"},
+        server={"policy": "deadline", "deadline": "50ms"})
+    h = result.history
+    assert h["time_s"] == pytest.approx([0.05 + k * 0.1008 for k in range(1, 5)], rel=1e-9)
+    assert h["aggregated"].tolist() == [1, 1, 1, 1]
+    assert h["late"].tolist() == [1, 0, 0, 0]
+    assert h["abandoned"].tolist() == [0, 1, 1, 1]
+
+
 @pytest.mark.parametrize("setting,words", [
     (["server.policy=\"deadline\""], "needs server.deadline"),
     (["server.policy=\"deadline\"", "server.deadline=0"], "out of range"),
