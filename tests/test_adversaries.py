@@ -150,6 +150,26 @@ def test_a_flipping_worker_sends_exactly_the_negated_honest_message(name, hp, co
         assert not np.array_equal(sent[2], -sent[0])
 
 
+def test_powersgd_projects_on_the_mean_of_the_p_its_adversaries_sent():
+    # round 1 reduces the P the workers sent, an adversary's negated P included: rank 1, each
+    # worker's Q_i = M_i^T u with u = P_mean / ||P_mean|| (up to a sign shared by all workers)
+    qs = []
+
+    def watch(_, p, state):
+        values = p.view("<f4").astype(np.float64)  # [8 dense entries | P (4) | Q (4)]
+        p_mean = values[:, 8:12].mean(axis=0)
+        u = p_mean / np.linalg.norm(p_mean)
+        m = state["compensated"][:, :16].reshape(3, 4, 4)
+        want = np.einsum("nab,a->nb", m, u) * np.array([1, -1, 1])[:, None]  # 1 is negated
+        sign = np.sign(values[0, 12:] @ want[0])
+        qs.append((values[:, 12:], sign * want))
+
+    _run_with_a_flipper("powersgd", {"rank": 1}, "ps", watch,
+                        shapes=[("w", (4, 4)), ("b", (8,))])
+    for got, want in qs:
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
 def test_a_flipping_chunk_server_sends_the_negation_of_its_honest_chunk():
     # 1-bit Adam's compressed phase, from its docstring: worker j serves chunk j of the padded
     # vector (72 = 3 chunks of 24 for 24 parameters on 3 workers), z_j = e_j + the mean over
