@@ -49,8 +49,8 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
 
     ``cold``: the method's initial state, for workers that rejoin after a crash.
     ``adversaries``: Byzantine workers, who feed their method an attack instead of their
-    gradient, or are named to its encode (``flips``) (``sim.adversaries``; random attacks draw
-    from ``attack_rng``).
+    gradient (``sim.adversaries``; random attacks draw from ``attack_rng``); a method that
+    ``flips`` is told instead who flips.
     """
     n, d = grads.shape
     flipping = {}  # a method that negates its flipping adversaries' messages itself is told who

@@ -102,8 +102,8 @@ def _efsign_encode(state, grads, hp, rng, flipped=None):
     payloads, sent = _scaled_sign_encode(c, state["segments"])
     state["memory"] = feedback(c, sent.astype(c.dtype))
     state["compensated"] = c  # for a message the server discards
-    if flipped is not None:  # the decay of x is not the adversary's to negate: its message is
-        signs = 4 * state["segments"].sizes.size  # its scales, every sign the other way
+    if flipped is not None:  # the decay of x is in c: adversaries negate their messages
+        signs = 4 * state["segments"].sizes.size  # after the scales, which stay
         payloads[flipped, signs:] = SignCodec.pack(c[flipped] < 0)
     return payloads, state
 
