@@ -2,10 +2,15 @@
 
 An adversary computes its gradient like everyone else, then feeds its method something else:
 
-- ``flip``: the negated gradient. Every method here encodes linearly or symmetrically in its
-  input, and an adversary's own state (a D-Lion momentum, an error-feedback memory) only ever
-  sees negated inputs, so it sends exactly the negation of what an honest worker would send:
-  -sign(c) for a sign method, -g for a full-precision one.
+- ``flip``: exactly the negation of what it would honestly send: -sign(c) for a sign method,
+  -g for a full-precision one. Most methods get there by being fed the negated gradient: they
+  encode linearly or symmetrically, and an adversary's own state (a D-Lion momentum, a top-k
+  memory) then only ever sees negated inputs. EF-signSGD, PowerSGD and 1-bit Adam put shared
+  state into a message (the weight decay of x, the aggregated approximation their memory
+  subtracts, the shared momentum), so they negate their adversaries' messages themselves and
+  keep those workers' honest state (``Method.flips``). Where a sign method's input is exactly
+  0, an adversary resolves it by ``zero_sign`` as an honest worker does (the same sign under
+  "plus" and "minus", its own coin under "random", 0 under "zero").
 - ``random``: Gaussian noise with each adversary's own gradient's root-mean-square scale: random
   signs for a sign method, noise of the honest scale for the others.
 - ``scale``: -lambda times the gradient (``scale_factor``, default 10); full-precision methods
@@ -42,9 +47,12 @@ class Adversaries:
     def ids(self) -> list[int]:
         return np.flatnonzero(self.mask).tolist()
 
-    def corrupt(self, grads: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def corrupt(self, grads: np.ndarray, rng: np.random.Generator,
+                negate: bool = True) -> np.ndarray:
         """What every worker feeds its method: the honest rows of ``grads`` (N, d) unchanged,
-        the adversaries' replaced by their attack (a new array)."""
+        the adversaries' replaced by their attack (a new array). ``negate`` False: a ``flip``
+        adversary feeds the gradient it stands for unnegated, since its method negates its
+        message itself (``Method.flips``)."""
         if not self.mask.any():
             return grads
         out = grads.copy()
@@ -54,7 +62,7 @@ class Adversaries:
         else:
             base = grads[self.mask]
         if self.attack == "flip":
-            out[self.mask] = -base
+            out[self.mask] = -base if negate else base
         elif self.attack == "scale":
             out[self.mask] = -self.scale_factor * base
         else:

@@ -4,9 +4,10 @@ A step is simulated in two calls. ``gather`` runs the simulation until the serve
 step: each worker computes, its message travels by the method's collective, and the server's
 policy (``sim.server``) decides at a simulated time which messages count. The numerics then
 aggregate exactly those messages, and ``reply`` sends the result back. With faults
-(``sim.faults``) workers crash and recover and messages are lost; a worker still computing when
-its step closes gives that computation up (it sends nothing and keeps its old optimizer state)
-and starts the next step from the reply.
+(``sim.faults``) workers crash and recover and messages are lost; a worker still computing (or
+still receiving the previous reply) when its step closes gives that step up (it sends nothing
+and keeps its old optimizer state) and starts the next step from the reply. Replies to one
+worker travel one after the other.
 
 Simulated time runs on continuously: a worker starts its next step the moment it holds the
 reply, while slower workers may still be receiving theirs. So a step's end (its last reply) is
@@ -87,6 +88,7 @@ class Cluster:
         self._targets = np.ones(n_workers, dtype=bool)  # who gets the next reply
         self._rejoined = np.zeros(n_workers, dtype=bool)
         self._pending = None  # the step gathered but not yet replied to
+        self._opened = -1  # the number of records when the last step was opened (``open``)
 
     # ------------------------------------------------------------------ public API
 
@@ -98,8 +100,22 @@ class Cluster:
 
     @property
     def rejoining(self) -> np.ndarray:
-        """bool (N,): workers that come back from a crash in the next step (cold state)."""
+        """bool (N,): workers that come back from a crash in the step being opened (cold
+        state); final once ``open`` has been called for it."""
         return self._rejoined
+
+    def open(self, step: int = 0) -> None:
+        """Settle the opening of step ``step`` (0-based) before its workers compute: who gets
+        the reply, who rejoins. When every worker is down it waits for the first to come back
+        (``AllWorkersDown`` if none will), so the workers back then are in ``rejoining``.
+        ``gather`` calls it too; a second call for the same step does nothing."""
+        if self.collective != "ps" or self._opened == len(self.records):
+            return
+        self._opened = len(self.records)
+        if self._replies is None:
+            self._next_opening(0.0)
+        if self.faults is not None and not self._targets.any():
+            self._wait_for_a_worker(step)
 
     def step(self, rounds, batch_size: int, n_params: int,
              rng: np.random.Generator) -> StepRecord:
@@ -153,7 +169,12 @@ class Cluster:
             self._replies = replies
             return
         targets = self._targets.copy()
-        replies = collectives.pull(self.net, down, delay=server_s, to=targets)
+        # a reply queues behind the previous one to the same worker while that one is still in
+        # flight (a slow link): a server writes its replies to a worker into one connection, in
+        # order, and the worker needs both (each is an update)
+        behind = None if self._replies is None else [
+            ev if sent else None for ev, sent in zip(self._replies, self.records[-2].receivers)]
+        replies = collectives.pull(self.net, down, delay=server_s, to=targets, behind=behind)
         record.receivers = targets
 
         def landed(_):
@@ -211,10 +232,7 @@ class Cluster:
         if any(len(r) > 2 for r in rounds):
             raise ValueError("network.collective = 'ps': this method's rounds travel by peer "
                              "collectives; choose one of its other collectives")
-        if self._replies is None:
-            self._next_opening(0.0)
-        if self.faults is not None and not self._targets.any():
-            self._wait_for_a_worker(step)
+        self.open(step)
         opening = self._opening
         after = self._replies
         if after is not None and self.partial:
@@ -283,7 +301,9 @@ class Cluster:
         """Who computed, who gave up, who was down: masks, counts and timeline rows."""
         record.computed = self._senders(record.ready, closed_at)
         record.arrived[~record.aggregated] = math.nan
-        abandoned = ~record.computed & ~np.isnan(record.start)
+        # every worker the step opened for that had not finished computing, including one
+        # still receiving the previous reply (it had not begun: an instant at the close)
+        abandoned = self._targets & ~record.computed
         if self.faults is not None:
             abandoned &= self.faults.crash_at > closed_at
             down = self.faults.down(record.agg_start)
@@ -297,8 +317,9 @@ class Cluster:
                     # computing when it crashed: that computation is lost
                     record.events.append((w, "compute", record.start[w],
                                           self.faults.crash_at[w], 0))
+        began = np.where(np.isnan(record.start), closed_at, record.start)
         for w in np.flatnonzero(abandoned):
-            record.events.append((w, "abandoned", record.start[w], closed_at, 0))
+            record.events.append((w, "abandoned", began[w], closed_at, 0))
         record.ready[~record.computed] = math.nan
 
     def _starts(self, compute) -> np.ndarray:

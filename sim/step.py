@@ -49,13 +49,18 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
 
     ``cold``: the method's initial state, for workers that rejoin after a crash.
     ``adversaries``: Byzantine workers, who feed their method an attack instead of their
-    gradient (``sim.adversaries``; random attacks draw from ``attack_rng``).
+    gradient (``sim.adversaries``; random attacks draw from ``attack_rng``); a method that
+    ``flips`` is told instead who flips.
     """
     n, d = grads.shape
+    flipping = {}  # a method that negates its flipping adversaries' messages itself is told who
     if adversaries is not None:
-        grads = adversaries.corrupt(grads, attack_rng)
+        if method.flips and adversaries.attack == "flip" and adversaries.mask.any():
+            flipping = {"flipped": adversaries.mask}
+        grads = adversaries.corrupt(grads, attack_rng, negate=not flipping)
     partial = cluster.partial
     if partial:
+        cluster.open(step)  # an all-down wait decides who rejoins: before anyone encodes
         rejoining = cluster.rejoining
         if cold is not None and rejoining.any():
             restore_rows(state, cold, rejoining)
@@ -63,7 +68,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         # a multi-round method reduces over the first round's workers inside encode: it may
         # have to encode again once the server has said who those are
         again = copy.deepcopy(state) if "encode" in method.arrivals else None
-    payloads, state = method.encode(state, grads, hp, method_rng)
+    payloads, state = method.encode(state, grads, hp, method_rng, **flipping)
     record = cluster.gather(message_rounds(method, state, payloads, None), batch_size,
                             n_params, compute_rng, step)
     if not partial:
@@ -79,7 +84,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         return StepResult(x, state, record, empty=True)
     if again is not None and not record.participants.all():
         payloads, state = method.encode(again, grads, hp, method_rng,
-                                        arrived=record.participants)
+                                        arrived=record.participants, **flipping)
     # a worker that did not finish computing (it gave the step up, or was down) changed nothing
     restore_rows(state, before, ~computed)
     received = select(payloads, arrived)

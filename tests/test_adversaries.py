@@ -74,6 +74,127 @@ def test_flipping_shifts_the_avg_sum_by_twice_the_honest_sign_every_step():
     assert flipped == pytest.approx(honest - 2 * sign_2, abs=1e-12)
 
 
+def _read_messages(name):
+    """What each worker's own message carries, as floats (n, ...), read with its codec (1-bit
+    Adam: its compressed momentum, not the chunk it serves)."""
+    from sim.methods.onebit_adam import _decompress
+    from sim.methods.signsgd import _scaled_sign_decode
+    from sim.wire.codecs import DenseCodec, SignCodec
+    from sim.wire.sparse import SparseCodec
+
+    f32 = DenseCodec("float32")
+    if name == "efsignsgd":
+        return lambda p, state: _scaled_sign_decode(p, state["segments"])
+    if name == "onebit_adam":
+        return lambda p, state: (_decompress(p[:, :state["sizes"][0]], state["padded"])
+                                 if state["compressed"] else f32.decode(p, p.shape[1] // 4))
+    if name == "dlion":
+        return lambda p, state: SignCodec().decode(p, 24)
+    if name == "dgc":
+        return lambda p, state: SparseCodec(24, "int32").decode(p, 3)
+    return lambda p, state: f32.decode(p, p.shape[1] // 4)  # gsgd, powersgd: float32
+
+
+def _run_with_a_flipper(name, hp, collective, watch, shapes=None, steps=4):
+    """Three workers, worker 1 flipping; workers 0 and 1 see the same gradients every step.
+    ``watch(state before, payloads, state after)`` sees every encode."""
+    from dataclasses import replace
+
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.step import train_step
+
+    method = methods.get(name)
+    hp = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in method.defaults.items()},
+          "lr": 0.05, **hp}
+
+    def encode(state, grads, hp, rng, **kw):
+        before = {k: v.copy() for k, v in state.items() if isinstance(v, np.ndarray)}
+        payloads, state = method.encode(state, grads, hp, rng, **kw)
+        watch(before, payloads, state)
+        return payloads, state
+
+    cluster = Cluster(3, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+                      ComputeModel(step_time=0.01), collective=collective)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(24)
+    state = method.init(x, 3, hp, shapes)
+    flip = Adversaries(np.array([False, True, False]))
+    for t in range(steps):
+        grads = rng.standard_normal((3, 24))
+        grads[1] = grads[0]
+        out = train_step(replace(method, encode=encode), cluster, x, state, grads, hp,
+                         hp["lr"], method_rng=rng, compute_rng=rng, batch_size=1, n_params=24,
+                         step=t, adversaries=flip, attack_rng=rng)
+        x, state = out.x, out.state
+
+
+@pytest.mark.parametrize("name,hp,collective", [
+    ("efsignsgd", {"momentum": 0.5, "weight_decay": 0.01}, "ps"),
+    ("powersgd", {"rank": 1}, "ps"),
+    ("onebit_adam", {"freeze_step": 2, "weight_decay": 0.01}, "ring"),
+    ("dlion", {}, "ps"), ("gsgd", {}, "ps"),
+    ("dgc", {"selection": "exact", "density": 0.25, "sparsity_warmup": 0}, "ps"),
+])
+def test_a_flipping_worker_sends_exactly_the_negated_honest_message(name, hp, collective):
+    # the docs' rule: every message of worker 1 is the one worker 0 (the same gradients)
+    # sends, negated, at every step; EF-signSGD's carries the decay of x, PowerSGD's memory
+    # subtracts the aggregate, 1-bit Adam's carries the shared momentum
+    read, seen = _read_messages(name), []
+    _run_with_a_flipper(name, hp, collective, lambda _, p, state: seen.append(read(p, state)),
+                        shapes=[("w", (4, 4)), ("b", (8,))])
+    assert len(seen) == 4
+    for step, sent in enumerate(seen, start=1):
+        assert np.array_equal(sent[1], -sent[0]), f"step {step}"
+        assert not np.array_equal(sent[2], -sent[0])
+
+
+def test_powersgd_projects_on_the_mean_of_the_p_its_adversaries_sent():
+    # round 1 reduces the P the workers sent, an adversary's negated P included: rank 1, each
+    # worker's Q_i = M_i^T u with u = P_mean / ||P_mean|| (up to a sign shared by all workers)
+    qs = []
+
+    def watch(_, p, state):
+        values = p.view("<f4").astype(np.float64)  # [8 dense entries | P (4) | Q (4)]
+        p_mean = values[:, 8:12].mean(axis=0)
+        u = p_mean / np.linalg.norm(p_mean)
+        m = state["compensated"][:, :16].reshape(3, 4, 4)
+        want = np.einsum("nab,a->nb", m, u) * np.array([1, -1, 1])[:, None]  # 1 is negated
+        sign = np.sign(values[0, 12:] @ want[0])
+        qs.append((values[:, 12:], sign * want))
+
+    _run_with_a_flipper("powersgd", {"rank": 1}, "ps", watch,
+                        shapes=[("w", (4, 4)), ("b", (8,))])
+    for got, want in qs:
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
+def test_a_flipping_chunk_server_sends_the_negation_of_its_honest_chunk():
+    # 1-bit Adam's compressed phase, from its docstring: worker j serves chunk j of the padded
+    # vector (72 = 3 chunks of 24 for 24 parameters on 3 workers), z_j = e_j + the mean over
+    # the workers of what they sent for chunk j, and honestly sends ||z_j|| / sqrt(24) *
+    # sign(z_j) (sign(0) = +1). Worker 1 sends the negation of its chunk's; the others theirs
+    from sim.methods.onebit_adam import _decompress
+
+    checked = []
+
+    def watch(before, p, state):
+        if not state["compressed"]:
+            return
+        w = state["sizes"][0]
+        sent = _decompress(p[:, :w], state["padded"])
+        served = _decompress(p[:, w:], state["served"])
+        z = before["server_error"] + sent.mean(axis=0)[state["chunks"]]
+        honest = np.linalg.norm(z, axis=1, keepdims=True) / np.sqrt(24) * np.where(z >= 0, 1, -1)
+        assert served[[0, 2]] == pytest.approx(honest[[0, 2]], rel=1e-6)
+        assert served[1] == pytest.approx(-honest[1], rel=1e-6)
+        checked.append(True)
+
+    _run_with_a_flipper("onebit_adam", {"freeze_step": 2}, "ring", watch)
+    assert len(checked) == 2
+
+
 def test_scale_breaks_the_mean_by_hand():
     # G-SGD without momentum steps by the mean: (g0 + g1 - 10 g2) / 3
     result = _run({"name": "gsgd", "momentum": 0.0}, attack="scale", byzantine=[2])

@@ -197,6 +197,26 @@ def test_dgc_local_clipping_and_sparsity_warmup():
     assert sizes == want
 
 
+def test_dgc_clips_each_tensor_on_its_own():
+    # the docstring's rule, as the reference code's per-tensor memory: every tensor of a
+    # worker's gradient has its L2 norm clipped at clip_norm / sqrt(N) = 1 on its own. Worker
+    # 0's matrix (norm 8) is scaled down to norm 1 while its bias (norm 0.5) goes through
+    # whole; worker 1's matrix (norm 0.8) goes through whole and its bias (norm 3) is clipped
+    shapes = [("w", (4, 4)), ("b", (4,))]
+    grads = np.zeros((4, 20))
+    grads[0, :16], grads[0, 16:] = 2.0, 0.25
+    grads[1, :16], grads[1, 16:] = 0.2, 1.5
+    grads[2:] = 0.1  # norms 0.4 and 0.2: untouched
+    hp = _hp("dgc", clip_norm=2.0, momentum_masking=False, selection="exact", density=1.0,
+             sparsity_warmup=0)
+    payloads, _, _, _ = _step("dgc", grads, hp, shapes=shapes)
+    sent = _sparse_sent(payloads, 20, 4)
+    want = grads.copy()
+    want[0, :16] = 0.25  # 2 * 1/8
+    want[1, 16:] = 0.5   # 1.5 * 1/3
+    assert sent == pytest.approx(want, rel=1e-6)
+
+
 def test_randomk_residual_and_shared_indices():
     rng = np.random.default_rng(8)
     g = rng.standard_normal((3, 500)).astype(np.float32)

@@ -158,6 +158,38 @@ def test_a_recovered_worker_rejoins_with_a_cold_state():
     assert state["m"][0, 0] == pytest.approx(1 - b2 ** 8)
 
 
+def test_workers_back_after_all_were_down_rejoin_cold():
+    # D-Lion, lr 1, betas (0.99, 0.9), both workers' gradient +1 and then -1 (from step 4 on).
+    # Both crash at 25 ms, in step 3, which the detection closes empty at 30 ms; both are back
+    # at 55 ms and step 4 opens then. Cold, each worker's c = 0.01 * -1 < 0: x goes up by 1.
+    # With the momentum of steps 1-2 (m = 0.19) c would be 0.99 * 0.19 - 0.01 > 0 instead.
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.methods.base import snapshot_rows
+    from sim.step import train_step
+
+    method = methods.get("dlion")
+    hp = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in method.defaults.items()},
+          "betas": [0.99, 0.9], "weight_decay": 0.0, "lr": 1.0}
+    cluster = Cluster(2, {"bandwidth": 1e9, "latency": 1e-5}, ComputeModel(step_time=0.01),
+                      faults=FaultModel(crash_workers=(0, 1), crash_time=0.025,
+                                        recover_after=0.03, detect_after=0.005),
+                      fault_rng=np.random.default_rng(0))
+    x = np.zeros(3)
+    state = method.init(x, 2, hp, None)
+    cold = snapshot_rows(method.init(x, 2, hp, None), 2)
+    rng = np.random.default_rng(1)
+    for t in range(4):
+        grads = np.full((2, 3), 1.0 if t < 3 else -1.0)
+        out = train_step(method, cluster, x, state, grads, hp, 1.0, method_rng=rng,
+                         compute_rng=rng, batch_size=1, n_params=3, step=t, cold=cold)
+        x, state = out.x, out.state
+    assert [r.n_aggregated for r in cluster.records] == [2, 2, 0, 2]
+    assert cluster.records[3].opening == pytest.approx(0.055)
+    assert x.tolist() == [-1.0, -1.0, -1.0]  # -1, -2, (empty), then back up by 1
+    assert state["m"] == pytest.approx(np.full((2, 3), -0.1))  # one step from zero: 0.1 * -1
+
+
 def test_every_worker_down_ends_the_run_with_a_status(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text('[objective]\nname = "quadratic"\ndim = 8\n[cluster]\nworkers = 3\n'

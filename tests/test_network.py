@@ -40,6 +40,24 @@ def test_delayed_start_shifts_the_arrival():
     assert t[0] == pytest.approx(0.25 + 2e-3 + 10**6 / 1e9, rel=RTOL)
 
 
+def test_a_message_behind_another_flows_once_that_one_has_arrived():
+    # 10^6 bits each at 1 Gb/s over a 1 ms path: the first flows from 1 ms and lands at 2 ms.
+    # The second, sent 0.5 ms later behind it, would flow from 1.5 ms: it waits for the first,
+    # then has the link to itself and lands 1 ms later (its latency elapsed while it waited).
+    # Sharing the link from 1.5 ms instead, the first would land at 2.5 ms.
+    env = simpy.Environment()
+    net = Network(env, 1, bandwidth=1e9, latency=1e-3, transport="fluid")
+    first = net.transfer(1, 0, 10**6)
+    second = net.transfer(1, 0, 10**6, delay=5e-4, behind=first)
+    env.run()
+    assert first.value == pytest.approx(2e-3, rel=RTOL)
+    assert second.value == pytest.approx(3e-3, rel=RTOL)
+    # behind one that has already arrived: no wait
+    late = net.transfer(1, 0, 10**6, behind=first)
+    env.run()
+    assert late.value == pytest.approx(3e-3 + 2e-3, rel=RTOL)
+
+
 def test_goodput_scales_link_rate():
     t, _ = _run(2, [(0, 1, 10**6)], bandwidth=1e9, goodput=0.8)
     assert t[0] == pytest.approx(10**6 / (0.8 * 1e9), rel=RTOL)

@@ -145,6 +145,25 @@ def test_late_messages_are_discarded_but_their_senders_computed(tmp_path):
     assert result.summary["participation"]["late"] == 1
 
 
+def test_a_worker_still_receiving_at_the_close_gives_the_step_up_and_replies_queue():
+    # D-Lion on 1000 parameters: 1000-bit messages, 1008-bit replies (with the 1-byte
+    # participation map); no latency, 10 ms steps, a 50 ms deadline. Worker 1's link carries
+    # 10 kb/s: its first message arrives at 0.11 s, late. Each reply to it takes 0.1008 s, and
+    # the server sends one at every close (0.05, 0.10, 0.15, 0.20 s): worker 1 still receives
+    # the previous one at every later close, so it gives steps 2-4 up; each reply queues
+    # behind the one in flight on its link, so reply k lands at 0.05 + k * 0.1008 s
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 1000}, workers=2, steps=4,
+        method={"name": "dlion"}, compute={"step_time": "10ms"},
+        network={"bandwidth": [1e9, 1e4], "latency": 0.0, "transport": "fluid"},
+        server={"policy": "deadline", "deadline": "50ms"})
+    h = result.history
+    assert h["time_s"] == pytest.approx([0.05 + k * 0.1008 for k in range(1, 5)], rel=1e-9)
+    assert h["aggregated"].tolist() == [1, 1, 1, 1]
+    assert h["late"].tolist() == [1, 0, 0, 0]
+    assert h["abandoned"].tolist() == [0, 1, 1, 1]
+
+
 @pytest.mark.parametrize("setting,words", [
     (["server.policy=\"deadline\""], "needs server.deadline"),
     (["server.policy=\"deadline\"", "server.deadline=0"], "out of range"),
@@ -261,3 +280,78 @@ def test_a_discarded_message_stays_in_its_workers_memory(name, hp, memory):
     assert state[memory][2] == pytest.approx(grads[2], rel=1e-6)
     # the two aggregated workers kept only what they did not send
     assert not np.allclose(state[memory][:2], grads[:2])
+
+
+def _gram_schmidt(p):
+    q = p.copy()
+    for j in range(q.shape[1]):
+        q[:, j] -= q[:, :j] @ (q[:, :j].T @ q[:, j])
+        q[:, j] /= np.linalg.norm(q[:, j])
+    return q
+
+
+def test_powersgd_memory_of_a_worker_that_gave_steps_up_is_untouched():
+    # worker 2 computes ten times slower in steps 2, 3 and 6 and gives them up at the 50 ms
+    # deadline. PowerSGD (rank 2, no momentum) over the workers that took part, written here
+    # from the paper: M_i = g_i + e_i, P_hat = orth(mean M_i Q), Q = mean M_i^T P_hat,
+    # G = P_hat Q^T, e_i = M_i - G for those workers; the others' memory is left as it was
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+    from sim.step import train_step
+
+    n, shapes, lr, steps = 3, [("w", (4, 3))], 0.1, 6
+    slow = [False, True, True, False, False, True]
+    trace = np.array([[0.01, 0.01, 0.1 if s else 0.01] for s in slow])
+    cluster = Cluster(n, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+                      ComputeModel(distribution="trace", trace=trace),
+                      policy=Policy("deadline", deadline=0.05))
+    method = methods.get("powersgd")
+    hp = {**method.defaults, "lr": lr, "momentum": 0.0, "rank": 2}
+    rng = np.random.default_rng(4)
+    grads = [rng.standard_normal((n, 12)) for _ in range(steps)]
+    x = np.linspace(-1.0, 1.0, 12)
+    state = method.init(x, n, hp, shapes)
+    q = state["q"][0].astype(np.float64)
+    want, e = x.copy(), np.zeros((n, 12))
+    for t, g in enumerate(grads):
+        out = train_step(method, cluster, x, state, g.copy(), hp, lr, method_rng=rng,
+                         compute_rng=rng, batch_size=1, n_params=12, step=t)
+        x, state = out.x, out.state
+        took_part = [0, 1] if slow[t] else [0, 1, 2]
+        m = {i: (g[i] + e[i]).reshape(4, 3) for i in took_part}
+        p_hat = _gram_schmidt(np.mean([m[i] @ q for i in took_part], axis=0))
+        q = np.mean([m[i].T @ p_hat for i in took_part], axis=0)
+        approx = p_hat @ q.T
+        for i in took_part:
+            e[i] = (m[i] - approx).reshape(-1)
+        want = want - lr * approx.reshape(-1)
+        assert out.record.n_aggregated == len(took_part)
+        assert state["memory"] == pytest.approx(e, rel=1e-4, abs=1e-5), f"step {t + 1}"
+    assert x == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
+def test_dgc_discarded_message_keeps_its_momentum_as_if_nothing_was_sent():
+    # as above, worker 2's message arrives late. DGC from zero, momentum 0.9: u = g, v = u;
+    # sending would subtract the sent entries from v and zero u there (momentum masking), but
+    # a discarded message was not sent: worker 2 keeps u = v = g everywhere
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    grads = np.random.default_rng(2).standard_normal((3, 20))
+    net = {"bandwidth": [1e9, 1e9, 1e6], "latency": 1e-5, "transport": "fluid"}
+    cluster = Cluster(3, net, ComputeModel(step_time=0.01), policy=Policy("first_k", k=2))
+    hp = {"lr": 0.05, "momentum": 0.9, "selection": "exact", "density": 0.25}
+    _, state = _train("dgc", grads, cluster, hp, steps=1)
+    cluster.finish()
+    assert cluster.records[0].late == 1
+    assert state["u"][2] == pytest.approx(grads[2], rel=1e-6)
+    assert state["v"][2] == pytest.approx(grads[2], rel=1e-6)
+    # the aggregated workers did send their 5 largest entries: taken out of v (but for the
+    # float32 wire's rounding) and masked in u
+    for w in (0, 1):
+        sent = np.abs(grads[w]) >= np.sort(np.abs(grads[w]))[-5]
+        assert np.all(np.abs(state["v"][w][sent]) < 1e-6) and np.all(state["u"][w][sent] == 0)
+        assert state["u"][w][~sent] == pytest.approx(grads[w][~sent], rel=1e-6)

@@ -43,6 +43,15 @@ handles the rest:
     aggregated (late, dropped); an error-feedback method gives those workers back all they
     tried to send (``keep_unsent``).
 
+Byzantine workers (``sim.adversaries``) that ``flip`` send exactly the negation of their honest
+message. A method whose message is an odd function of its own worker's input and state alone
+(negate both, and the message is negated) gets there by being fed the negated gradient; one whose
+message also carries shared state (the decay of x, an aggregate, a shared momentum) negates its
+adversaries' messages itself:
+
+``flips``: whether ``encode`` takes a keyword ``flipped``, bool (N,)
+    those workers send the negation of their honest message and keep their honest state.
+
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
 a validation rule in ``HYPERPARAMETERS``, which the spec layer uses. Each method family lives in
@@ -108,6 +117,7 @@ class Method:
     notes: str = ""                # deliberate differences from the reference, and why
     arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
     discard: Callable | None = None
+    flips: bool = False             # encode takes ``flipped`` (module docstring)
     rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
 
 

@@ -103,12 +103,13 @@ def _decompress(payloads, seg):
     return seg.expand(F32.decode(payloads[:, :4 * t], t)) * signs
 
 
-def _encode(state, grads, hp, rng):
+def _encode(state, grads, hp, rng, flipped=None):
     n, d = grads.shape
     state["compressed"] = state["step"] >= hp["freeze_step"]
     state["step"] += 1
-    if not state["compressed"]:
-        return F32.encode(grads), state  # warm-up: full-precision all-reduce of the gradients
+    if not state["compressed"]:  # warm-up: full-precision all-reduce of the gradients
+        return F32.encode(grads if flipped is None else
+                          np.where(flipped[:, None], -grads, grads)), state
     if state["mask"] is None:
         state["mask"] = state["v"] != 0  # frozen now: v == 0 would divide the momentum by eps
     b1 = hp["betas"][0]
@@ -121,10 +122,15 @@ def _encode(state, grads, hp, rng):
     c[:, state["position"]] += local
     worker, sent = _compress(c, padded)
     state["worker_error"] = c - sent.astype(c.dtype)
+    if flipped is not None:  # the shared momentum is in c: negate the message, not the input
+        worker[flipped, 4 * padded.sizes.size:] = SignCodec.pack(c[flipped] < 0)
+        sent = np.where(flipped[:, None], -sent, sent)
     # round 1 (all-to-all): worker j, the server of its chunks, averages them over the workers
     z = state["server_error"] + sent.mean(axis=0, dtype=np.float32)[chunks].astype(c.dtype)
     server, server_sent = _compress(z, served)
     state["server_error"] = z - server_sent.astype(z.dtype)
+    if flipped is not None:  # an adversary serving a chunk sends its negation too
+        server[flipped, 4 * served.sizes.size:] = SignCodec.pack(z[flipped] < 0)
     state["sizes"] = (worker.shape[1], server.shape[1])
     # worker i's message: its compressed momentum (round 1), then what it serves (round 2)
     return np.concatenate([worker, server], axis=1), state
@@ -182,5 +188,5 @@ register(Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, the
                 {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "freeze_step": 100, "bias_correction": True, **SCHEDULE_DEFAULTS},
                 _init, _encode, _relay, _apply, collectives=("ring", "halving_doubling"),
-                rounds=_rounds, steady_from=lambda hp: hp["freeze_step"],
+                rounds=_rounds, steady_from=lambda hp: hp["freeze_step"], flips=True,
                 notes=differences(__doc__)), RULES)

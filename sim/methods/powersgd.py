@@ -97,7 +97,7 @@ def _init(x, n_workers, hp, shapes):
             "memory": np.zeros((n_workers, x.size), dtype=x.dtype), **sgd_state(x)}
 
 
-def _encode(state, grads, hp, rng, arrived=None):
+def _encode(state, grads, hp, rng, arrived=None, flipped=None):
     n = grads.shape[0]
     m = compensate(state["memory"], grads) if hp["error_feedback"] else grads
     state["compensated"] = m
@@ -106,15 +106,21 @@ def _encode(state, grads, hp, rng, arrived=None):
     ms = _matrices(m, state["mats"])
     ps = [mi @ q for mi, q in zip(ms, state["q"])]
     # round 1: all-reduce P (the mean: orthonormalising ignores the 1/N)
-    p_sent = _rows(ps, n).astype(np.float32)  # what the float32 wire carries
+    p_honest = _rows(ps, n).astype(np.float32)  # what the float32 wire carries
+    # adversaries send the negation of their messages (their memory subtracts the aggregate,
+    # which they do not negate, so negating their input would not do it): the mean sees that
+    p_sent = p_honest if flipped is None else np.where(flipped[:, None], -p_honest, p_honest)
     # over the workers whose P arrived (all of them, unless the server left some out)
     p_mean = (p_sent if arrived is None else p_sent[arrived]).mean(axis=0, dtype=np.float32)
     p_hat = [_orthonormal(p.reshape(p0.shape[1:]))
              for p, p0 in zip(_split(p_mean, [p0[0].size for p0 in ps]), ps)]
     qs = [np.swapaxes(mi, 1, 2) @ ph for mi, ph in zip(ms, p_hat)]
     # [dense entries | P | Q] per worker, float32; _rounds times P and Q one after the other
-    parts = [m[:, state["dense"]].astype(np.float32), p_sent, _rows(qs, n).astype(np.float32)]
-    return F32.encode(np.concatenate(parts, axis=1)), state
+    parts = [m[:, state["dense"]].astype(np.float32), p_honest, _rows(qs, n).astype(np.float32)]
+    message = np.concatenate(parts, axis=1)
+    if flipped is not None:
+        message[flipped] *= -1
+    return F32.encode(message), state
 
 
 def _rounds(state, payloads, reply):
@@ -126,7 +132,7 @@ def _rounds(state, payloads, reply):
     return two_rounds(4 * p_values, payloads, reply)
 
 
-def _apply(x, reply, state, hp, lr):
+def _apply(x, reply, state, hp, lr, arrived=None):
     mats, dense, qs = state["mats"], state["dense"], state["q"]
     sizes = [dense.size] + [a * q.shape[1] for (_, _, a, _), q in zip(mats, qs)] + [q.size for q in qs]
     parts = _split(F32.decode(reply, reply.size // 4), sizes)
@@ -140,9 +146,12 @@ def _apply(x, reply, state, hp, lr):
         new_q.append(q_hat.astype(old.dtype))
     g = g.astype(x.dtype)
     if hp["error_feedback"]:
-        memory = feedback(state["compensated"], g)
+        # only the workers the reply aggregates: one that did not finish computing changed
+        # nothing, one whose message was discarded keeps all of it (``discard``, next)
+        took_part = slice(None) if arrived is None else arrived
+        memory = feedback(state["compensated"][took_part], g)
         memory[:, dense] = 0  # dense tensors travel exactly: nothing to remember
-        state["memory"] = memory
+        state["memory"][took_part] = memory
     if hp["warm_start"]:
         state["q"] = new_q
     # the paper code's Nesterov form: g + buf (PyTorch's is g + momentum*buf)
@@ -157,5 +166,5 @@ register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per mat
                  "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
                 collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
-                arrivals=("encode",), discard=keep_unsent("memory"),
+                arrivals=("encode", "apply"), discard=keep_unsent("memory"), flips=True,
                 notes=differences(__doc__)), RULES)

@@ -89,7 +89,7 @@ def _efsign_init(x, n_workers, hp, shapes):
     return {"memory": zeros, "m": zeros.copy(), "segments": Segments.of(x.size, shapes), "x": x}
 
 
-def _efsign_encode(state, grads, hp, rng):
+def _efsign_encode(state, grads, hp, rng, flipped=None):
     # the step size multiplies the update at apply time, so the memory is in gradient units
     # (equal to the paper's p = lr*g + e for a constant learning rate); the decay is L2, in the
     # gradient before the momentum, as the reference optimizer does
@@ -102,6 +102,9 @@ def _efsign_encode(state, grads, hp, rng):
     payloads, sent = _scaled_sign_encode(c, state["segments"])
     state["memory"] = feedback(c, sent.astype(c.dtype))
     state["compensated"] = c  # for a message the server discards
+    if flipped is not None:  # the decay of x is in c: adversaries negate their messages
+        signs = 4 * state["segments"].sizes.size  # after the scales, which stay
+        payloads[flipped, signs:] = SignCodec.pack(c[flipped] < 0)
     return payloads, state
 
 
@@ -133,4 +136,5 @@ register(Method("efsignsgd", "EF-signSGD (Karimireddy et al. 2019): (|p_t|_1/d_t
                 {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **SCHEDULE_DEFAULTS},
                 _efsign_init, _efsign_encode, _relay, _efsign_apply,
                 collectives=("allgather", "ps"), arrivals=("apply",),
-                discard=keep_unsent("memory"), notes=differences(__doc__, "efsignsgd")))
+                discard=keep_unsent("memory"), flips=True,
+                notes=differences(__doc__, "efsignsgd")))

@@ -116,15 +116,17 @@ def push(net: Network, bits, delays, after=None, send=None) -> list:
     return arrived
 
 
-def pull(net: Network, bits, delay: float = 0.0, to=None) -> list:
+def pull(net: Network, bits, delay: float = 0.0, to=None, behind=None) -> list:
     """The server(s) send bits (int or (n,)) to every worker ``delay`` seconds from now, unicast
     and concurrently, one piece per server. Returns one event per worker (value: arrival, s).
 
     ``to``: bool (n,), the workers to send to; the others' events never fire (default: all).
+    ``behind``: per worker, an earlier reply's event (or None) that this one queues behind.
     """
     env = net.env
     pieces = _split(_bits(bits, net.n_workers), len(net.servers))
-    return [when_all(env, [net.transfer(s, w, int(pieces[w, j]), delay=delay)
+    behind = [None] * net.n_workers if behind is None else behind
+    return [when_all(env, [net.transfer(s, w, int(pieces[w, j]), delay=delay, behind=behind[w])
                            for j, s in enumerate(net.servers)]) if to is None or to[w]
             else env.event() for w in net.workers]
 

@@ -217,13 +217,14 @@ class Network:
         return self._path_latency(src, dst)
 
     def transfer(self, src: int, dst: int, bits: int, *, delay: float = 0.0,
-                 guard=None) -> simpy.Event:
+                 guard=None, behind=None) -> simpy.Event:
         """Start a message ``delay`` seconds from now (default: now); the event fires when its
         last bit arrives, with that time in seconds as its value.
 
         ``guard``: a callable asked when the latency has elapsed and the message would start to
         flow; if it returns False the message is never sent (its sender gave it up or went
-        down) and the event never fires.
+        down) and the event never fires. ``behind``: an earlier message's event; this one
+        queues behind it, flowing once that one has arrived (its latency is not paid again).
         """
         self._check_pair(src, dst)
         if not _is_int(bits) or bits < 0:
@@ -234,7 +235,7 @@ class Network:
         latency = self._path_latency(src, dst)
         done = self.env.event()
         start = self.env.timeout(delay + latency + self.overhead)
-        start.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, guard))
+        start.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, guard, behind))
         return done
 
     def transfer_many(self, src, dst, bits, delay, deliver) -> None:
@@ -317,8 +318,11 @@ class Network:
                          np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad),
                          self._down0 + dst], axis=1)
 
-    def _join(self, src, dst, bits, latency, done, guard):
+    def _join(self, src, dst, bits, latency, done, guard, behind=None):
         if guard is not None and not guard():
+            return
+        if behind is not None and not behind.processed:
+            behind.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, None))
             return
         self.sent_bits += bits
         self._pending.append((src, dst, bits, latency, done))
