@@ -391,7 +391,40 @@ MUTANTS = [
     Mutant("attention-key-unscaled", "models/transformer.py",
            "        dqkv[0] *= 1.0 / np.sqrt(dh)\n", "",
            (TRANSFORMER_GRADS,), "the query gradient misses the 1/sqrt(head width) of the scores"),
+    # issue 22: the command line and the spec
+    Mutant("stopped-run-discarded", "experiments/run.py",
+           "            if keep_when_stopped:\n", "            if False:\n",
+           ("tests/test_interrupt.py::test_a_stopped_run_returns_what_it_computed",),
+           "a run stopped by Ctrl-C raises instead of keeping the steps it computed"),
+    Mutant("objective-choices-unchecked", "experiments/named.py",
+           "        if pname in choices:\n", "        if False:\n",
+           ("tests/test_transformer.py::"
+            "test_a_data_set_the_objective_does_not_take_is_named_before_any_install_hint",),
+           "an objective's data set is checked only when its data is loaded"),
+    Mutant("sweep-named-before-a-typo", "experiments/cli.py",
+           "        for point in expand(raw):  # a typo anywhere is named first: it would stop the "
+           "sweep\n            resolve(point)\n", "",
+           ("tests/test_spec.py::test_bad_spec_exits_2_with_one_line_naming_the_key",),
+           "run reports the [sweep] table before a typo elsewhere"),
+    Mutant("folder-hides-the-bundled-spec", "experiments/spec.py",
+           "    if path.is_file():\n        return path\n",
+           "    if path.exists():\n        return path\n",
+           ("tests/test_discover.py::test_a_folder_named_like_a_bundled_spec_does_not_hide_it",),
+           "a folder in the working directory named like a bundled spec hides it"),
+    Mutant("default-collective-left-empty", "experiments/spec.py",
+           "                                     or methods.METHODS[spec[\"method\"][\"name\"]]"
+           ".collectives[0])\n",
+           "                                     or None)\n",
+           ("tests/test_spec.py::"
+            "test_the_resolved_spec_names_the_collective_also_when_it_is_the_default",),
+           "the resolved spec leaves the method's default collective unnamed"),
+    Mutant("timeline-one-axis", "plots/timeline.py",
+           "        ax.set_xlim(0, length / scale)\n", "        ax.set_xlim(0, max(lengths) / scale)\n",
+           ("tests/test_plots.py::"
+            "test_timeline_panels_each_span_their_own_window_and_say_how_much_shorter",),
+           "every timeline panel spans the longest panel's window (a fast method's steps are slivers)"),
 ]
+
 
 # An obviously broken copy (every d-vector of signs would take no bytes); if the tests pass
 # on it, they are not importing the copy.

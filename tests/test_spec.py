@@ -165,3 +165,14 @@ def test_output_that_is_a_file_fails_before_the_run(tmp_path, capsys):
     assert main(["run", str(spec), "-o", str(taken)]) == 2
     assert "is a file" in capsys.readouterr().err
     assert taken.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("method, collective", [("dlion", "ps"), ("dgc", "allgather"),
+                                                ("powersgd", "ring")])
+def test_the_resolved_spec_names_the_collective_also_when_it_is_the_default(method, collective):
+    """A resolved spec (and so runs.csv) says how the messages travelled."""
+    from experiments.spec import resolve
+
+    assert resolve({"method": {"name": method}})["network"]["collective"] == collective
+    assert resolve({"method": {"name": method}, "network": {"collective": "ps"}}
+                   )["network"]["collective"] == "ps"
