@@ -10,6 +10,7 @@ import pytest
 import simpy
 
 from sim.net.network import Network
+from sim.net.routes import Routes
 from sim.net.sharing import fifo_rates, max_min_rates
 
 RTOL = 1e-9
@@ -245,7 +246,7 @@ def test_max_min_rates_satisfy_the_bottleneck_characterisation():
     for _ in range(200):
         n_links = int(rng.integers(1, 6))
         routes, capacity, flow_cap = _random_instance(rng, n_links, int(rng.integers(1, 12)), 3)
-        rate = max_min_rates(routes, capacity, flow_cap)
+        rate = max_min_rates(Routes.from_rows(routes, n_links), capacity, flow_cap)
         load = np.bincount(routes.ravel(), weights=np.repeat(rate, 3), minlength=n_links + 1)
         assert (load[:n_links] <= capacity[:n_links] * (1 + 1e-12)).all()
         assert (rate <= flow_cap * (1 + 1e-12)).all()
@@ -268,10 +269,10 @@ def test_more_capacity_never_lowers_the_sorted_allocation():
     for _ in range(200):
         n_links = int(rng.integers(1, 6))
         routes, capacity, flow_cap = _random_instance(rng, n_links, int(rng.integers(1, 12)), 3)
-        before = np.sort(max_min_rates(routes, capacity, flow_cap))
+        before = np.sort(max_min_rates(Routes.from_rows(routes, n_links), capacity, flow_cap))
         bigger = capacity.copy()
         bigger[int(rng.integers(0, n_links))] *= rng.uniform(1.0, 3.0)
-        after = np.sort(max_min_rates(routes, bigger, flow_cap))
+        after = np.sort(max_min_rates(Routes.from_rows(routes, n_links), bigger, flow_cap))
         diff = after - before
         first = np.flatnonzero(np.abs(diff) > 1e-9 * before.max())
         assert first.size == 0 or diff[first[0]] > 0
@@ -282,7 +283,8 @@ def test_fifo_rates_pick_heads_of_every_link():
     routes = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
     # Flow 0 heads links 0 and 1; flow 1 waits on link 1; flow 2 waits behind flow 1 on link 2
     # (no overtaking); flow 3 waits behind flow 0 on link 0.
-    np.testing.assert_array_equal(fifo_rates(routes, capacity, np.full(4, np.inf), 3), [1.0, 0, 0, 0])
+    np.testing.assert_array_equal(fifo_rates(Routes.from_rows(routes, 3), capacity, np.full(4, np.inf)),
+                                  [1.0, 0, 0, 0])
 
 
 @pytest.mark.parametrize("kw, word", [

@@ -25,9 +25,9 @@ import numpy as np
 import simpy
 
 from sim.net import transport as tp
+from sim.net.routes import Routes
 from sim.net.sharing import SHARINGS, fifo_rates, max_min_rates
-
-TOPOLOGIES = ("star", "sharded", "racks")
+from sim.net.topology import TOPOLOGIES, Topology, _nonnegative, _positive  # noqa: F401
 
 # SimPy pops same-time events by (priority, insertion order); URGENT = 0 and NORMAL = 1.
 # Rate updates use a later priority so that every start and completion of an instant, even
@@ -67,49 +67,22 @@ def _is_int(value) -> bool:
     return type(value) is int or (isinstance(value, Integral) and not isinstance(value, bool))
 
 
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < math.inf):
-        raise ValueError(f"{name}={value!r}: must be a positive finite number")
-    return float(value)
-
-
-def _nonnegative(name, value):
-    if isinstance(value, bool) or not isinstance(value, Real) or not (0 <= value < math.inf):
-        raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
-    return float(value)
-
-
-def _per_worker(name, value, n, check):
-    """A scalar or one value per worker -> float64 array of shape (n,)."""
-    if isinstance(value, (str, bytes)) or not np.iterable(value):
-        return np.full(n, check(name, value))
-    values = list(value)
-    if len(values) != n:
-        raise ValueError(f"{name} has {len(values)} values: must be one number or n_workers={n} numbers")
-    return np.array([check(f"{name}[{i}]", v) for i, v in enumerate(values)], dtype=np.float64)
-
-
-def _count(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ValueError(f"{name}={value!r}: must be {allowed}")
-    return int(value)
-
-
 class Network:
     """Flow-level network: full-duplex NICs, latency paid first, max-min fair sharing.
 
-    Nodes 0..n_workers-1 are workers, the next ``servers`` ids are servers. Every node has an up
-    and a down link. Routes: star/sharded ``[src-up, dst-down]``; racks add the source rack's
-    uplink (up direction) and the destination rack's uplink (down direction) when a message
-    leaves or enters a rack; servers hang off the core switch.
+    Nodes 0..n_workers-1 are workers, the next ``servers`` ids are servers; links and routes
+    are those of ``sim.net.topology`` (star, sharded, racks, nodes of GPUs).
 
-    bandwidth, latency: per worker (scalar or sequence), bits/s and one-way seconds.
+    bandwidth, latency: per worker (per node with topology "nodes"; scalar or sequence), bits/s
+    and one-way seconds.
     server_bandwidth: bits/s of each server NIC (default: the largest worker bandwidth).
     overhead: seconds of software cost paid once per message, before the flow starts.
     rack_size / oversubscription / rack_bandwidth / rack_latency: topology "racks"; a rack
     uplink carries the sum of its workers' bandwidths / oversubscription unless rack_bandwidth
     is given, and crossing it adds rack_latency seconds.
+    gpus_per_node / intra_bandwidth / intra_latency: topology "nodes"; workers of a node share
+    its NIC and talk to each other over their intra-node links (bits/s per GPU and direction,
+    one-way seconds), where no transport framing or slow start applies.
     transport: "tcp" (slow start, Ethernet framing), "rdma" (InfiniBand framing) or "fluid"
     (ideal links); see ``sim.net.transport``.
     mtu: bytes per packet (tcp: 576-9216, default 1500; rdma: an InfiniBand MTU, default 4096).
@@ -124,25 +97,20 @@ class Network:
     def __init__(self, env: simpy.Environment, n_workers: int, *, bandwidth, latency=0.0,
                  server_bandwidth=None, server_latency=0.0, overhead=0.0, topology="star",
                  servers=1, rack_size=None, oversubscription=1.0, rack_bandwidth=None,
-                 rack_latency=0.0, sharing="fair", tcp_window=None, goodput=None,
-                 transport="tcp", mtu=None, initial_window=None, rto=None):
+                 rack_latency=0.0, gpus_per_node=None, intra_bandwidth=None, intra_latency=0.0,
+                 sharing="fair", tcp_window=None, goodput=None, transport="tcp", mtu=None,
+                 initial_window=None, rto=None):
         if not isinstance(env, simpy.Environment):
             raise ValueError(f"env={env!r}: must be a simpy.Environment")
-        n = _count("n_workers", n_workers, 1)
-        if topology not in TOPOLOGIES:
-            raise ValueError(f"topology={topology!r}: must be one of {', '.join(TOPOLOGIES)}")
         if sharing not in SHARINGS:
             raise ValueError(f"sharing={sharing!r}: must be one of {', '.join(SHARINGS)}")
-        k = _count("servers", servers, 1)
-        if k > 1 and topology == "star":
-            raise ValueError(f"servers={k}: topology 'star' has 1 server; use 'sharded' or 'racks' for more")
-        worker_bw = _per_worker("bandwidth", bandwidth, n, _positive)
-        worker_lat = _per_worker("latency", latency, n, _nonnegative)
-        server_bw = worker_bw.max() if server_bandwidth is None else _positive("server_bandwidth", server_bandwidth)
-        server_lat = _nonnegative("server_latency", server_latency)
+        self.topo = Topology(n_workers, bandwidth=bandwidth, latency=latency,
+                             server_bandwidth=server_bandwidth, server_latency=server_latency,
+                             topology=topology, servers=servers, rack_size=rack_size,
+                             oversubscription=oversubscription, rack_bandwidth=rack_bandwidth,
+                             rack_latency=rack_latency, gpus_per_node=gpus_per_node,
+                             intra_bandwidth=intra_bandwidth, intra_latency=intra_latency)
         self.overhead = _nonnegative("overhead", overhead)
-        oversubscription = _positive("oversubscription", oversubscription)
-        self.rack_latency = _nonnegative("rack_latency", rack_latency)
         self.tcp_window = None if tcp_window is None else _positive("tcp_window", tcp_window)
         self.framing, self._transport = tp.build(transport, mtu, initial_window, rto, self.tcp_window)
         self.transport = transport
@@ -152,6 +120,7 @@ class Network:
             raise ValueError(f"goodput={goodput!r}: must be a number in (0, 1]")
 
         self.env = env
+        n, k = self.topo.n_workers, self.topo.n_servers
         self.n_workers = n
         self.topology = topology
         self.sharing = sharing
@@ -159,46 +128,18 @@ class Network:
         self.workers = list(range(n))
         self.servers = list(range(n, n + k))
         self.server = self.servers[0]
-        n_nodes = n + k
-
-        if topology == "racks":
-            if rack_size is None:
-                raise ValueError("rack_size=None: topology 'racks' needs an integer rack_size >= 1")
-            size = _count("rack_size", rack_size, 1, n)
-            rack_of_worker = np.arange(n) // size
-            n_racks = int(rack_of_worker[-1]) + 1
-            if rack_bandwidth is None:
-                rack_bw = np.bincount(rack_of_worker, weights=worker_bw) / oversubscription
-            else:
-                rack_bw = np.full(n_racks, _positive("rack_bandwidth", rack_bandwidth))
-        else:
-            for name, value in (("rack_size", rack_size), ("rack_bandwidth", rack_bandwidth)):
-                if value is not None:
-                    raise ValueError(f"{name}={value!r}: only allowed with topology 'racks', not {topology!r}")
-            rack_of_worker = np.zeros(n, dtype=np.int64)
-            n_racks = 0
-            rack_bw = np.zeros(0)
-        # Servers sit outside every rack (-1), so any message to or from them crosses an uplink.
-        self._rack = np.concatenate([rack_of_worker, np.full(k, -1)]) if n_racks else np.full(n_nodes, -1)
-        self._rack_list = self._rack.tolist()
-        self.n_racks = n_racks
-
-        node_bw = np.concatenate([worker_bw, np.full(k, server_bw)])
-        # Link ids: node up links, node down links, rack uplinks (up), rack uplinks (down), pad.
-        self._up0, self._down0 = 0, n_nodes
-        self._rack_up0, self._rack_down0 = 2 * n_nodes, 2 * n_nodes + n_racks
-        self._pad = 2 * n_nodes + 2 * n_racks
-        self.capacity = np.concatenate([node_bw, node_bw, rack_bw, rack_bw, [np.inf]]) * self.goodput
-        self._width = 4 if n_racks else 2
-        self._latency_array = np.concatenate([worker_lat, np.full(k, server_lat)])
-        self._latency = self._latency_array.tolist()
+        # the transport's framing takes its share of the NICs' links; NCCL's own protocol
+        # runs on the intra-node links
+        self.capacity = self.topo.capacity * np.where(self.topo.nic, self.goodput, 1.0)
+        self._pad = self.topo.pad
+        self._n_nodes = n + k
 
         self.sent_bits = 0
         self.delivered_bits = 0
         self.recomputations = 0
 
         # Active flows, kept in arrival order (FIFO relies on it).
-        self._routes = np.zeros((0, self._width), dtype=np.int64)
+        self._routes = Routes()
         self._left = np.zeros(0)
         self._size = np.zeros(0, dtype=np.int64)
         self._rate = np.zeros(0)
@@ -249,7 +190,7 @@ class Network:
         run of them, when other messages end in between).
         """
         src, dst = np.asarray(src), np.asarray(dst)
-        bits, n_nodes = np.asarray(bits), len(self._latency)
+        bits, n_nodes = np.asarray(bits), self._n_nodes
         delay = np.broadcast_to(np.asarray(delay, dtype=np.float64), src.shape)
         for name, nodes in (("src", src), ("dst", dst)):
             if nodes.dtype.kind not in "iu" or not ((nodes >= 0) & (nodes < n_nodes)).all():
@@ -260,12 +201,7 @@ class Network:
             raise ValueError(f"bits={bits!r}: must be integers >= 0")
         if not (np.isfinite(delay) & (delay >= 0)).all():
             raise ValueError(f"delay={delay!r}: must be finite numbers of seconds >= 0")
-        latency = self._latency_array[src] + self._latency_array[dst]
-        if self.n_racks:
-            rs, rd = self._rack[src], self._rack[dst]
-            crossing = rs != rd
-            latency += self.rack_latency * (((rs >= 0) & crossing).astype(np.int64)
-                                            + ((rd >= 0) & crossing))
+        latency = self.topo.latency(src, dst)
         start = (delay + latency + self.overhead).tolist()
         # one start event per instant, in the order of its first message: the order in which
         # per-message events would have fired (the instant as SimPy computes it, now + delay)
@@ -291,32 +227,18 @@ class Network:
     # ------------------------------------------------------------------ internals
 
     def _check_pair(self, src, dst):
-        n_nodes = len(self._latency)
         for name, node in (("src", src), ("dst", dst)):
-            if not _is_int(node) or not 0 <= node < n_nodes:
-                raise ValueError(f"{name}={node!r}: must be a node id in [0, {n_nodes - 1}]")
+            if not _is_int(node) or not 0 <= node < self._n_nodes:
+                raise ValueError(f"{name}={node!r}: must be a node id in [0, {self._n_nodes - 1}]")
         if src == dst:
             raise ValueError(f"dst={dst!r}: must differ from src (a node does not send to itself)")
 
     def _path_latency(self, src, dst):
-        latency = self._latency[src] + self._latency[dst]
-        if self.n_racks:
-            rs, rd = self._rack_list[src], self._rack_list[dst]
-            latency += self.rack_latency * ((rs >= 0 and rs != rd) + (rd >= 0 and rs != rd))
-        return latency
+        return float(self.topo.latency(np.array([src]), np.array([dst]))[0])
 
     def _route_rows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """(F, width) link ids for vectors of sources and destinations."""
-        if not self.n_racks:
-            rows = np.empty((src.size, 2), dtype=np.int64)
-            rows[:, 0], rows[:, 1] = self._up0 + src, self._down0 + dst
-            return rows
-        rs, rd = self._rack[src], self._rack[dst]
-        crossing = rs != rd
-        return np.stack([self._up0 + src,
-                         np.where((rs >= 0) & crossing, self._rack_up0 + rs, self._pad),
-                         np.where((rd >= 0) & crossing, self._rack_down0 + rd, self._pad),
-                         self._down0 + dst], axis=1)
+        return self.topo.rows(src, dst)
 
     def _join(self, src, dst, bits, latency, done, guard, behind=None):
         if guard is not None and not guard():
@@ -370,7 +292,7 @@ class Network:
             if self.sharing == "fair":
                 self._rate = max_min_rates(self._routes, self.capacity, cap)
             else:
-                self._rate = fifo_rates(self._routes, self.capacity, cap, self._pad)
+                self._rate = fifo_rates(self._routes, self.capacity, cap)
             self.recomputations += 1
             self._transport.settle(self._rate, self._left, now)
         if self._left.size:
@@ -391,7 +313,8 @@ class Network:
         self._finish([done[i] for i in np.flatnonzero(finished).tolist()], now)
         # messages that waited for their connection go first, in the order they waited
         self._pending[:0] = self._transport.close(finished, self._size[finished], now)
-        self._routes, self._left = self._routes[keep], self._left[keep]
+        self._routes.keep(keep)
+        self._left = self._left[keep]
         self._size, self._rate = self._size[keep], self._rate[keep]
         return True
 
@@ -427,12 +350,12 @@ class Network:
             src, dst, bits, latency = src[go], dst[go], bits[go], latency[go]
             done = [event for event, starts in zip(done, go.tolist()) if starts]
         size = bits.astype(np.int64)
-        routes = self._route_rows(src, dst)
-        self._transport.open(conns, latency, self.capacity[routes].min(axis=1), now)
-        self._routes = np.concatenate([self._routes, routes])
+        routes = Routes.from_rows(self._route_rows(src, dst), self._pad)
+        self._transport.open(conns, latency, routes.bottleneck(self.capacity, size.size), now)
+        self._routes.extend(routes, self._left.size)
         self._size = np.concatenate([self._size, size])
         self._left = np.concatenate([self._left, size.astype(np.float64)])
-        self._rate = np.concatenate([self._rate, np.zeros(routes.shape[0])])
+        self._rate = np.concatenate([self._rate, np.zeros(size.size)])
         self._done.extend(done)
         return True
 
