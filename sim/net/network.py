@@ -19,6 +19,7 @@ message crossing a switch is not charged twice.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +38,18 @@ _LATE = 2
 # A flow is complete when what is left is within this fraction of its size (float residue of
 # subtracting rate*dt), or when its finish time is indistinguishable from now.
 _RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What a collective's flow carries besides its size: its own ``routes`` (one flow, see
+    ``sim.net.routes``), the ``key`` of the connection whose window it uses (the transport
+    keeps one per key, across messages; None: none, as inside a node), and ``limit``, the bits
+    it may have in flight per round trip besides the window (NCCL's buffer; inf: no limit)."""
+
+    routes: Routes
+    key: object = None
+    limit: float = math.inf
 
 
 class _LateEvent(simpy.Event):
@@ -145,7 +158,8 @@ class Network:
         self._rate = np.zeros(0)
         # per active flow: its event, or (deliver, index) for a ``transfer_many`` message
         self._done: list = []
-        self._pending: list[tuple] = []  # src, dst, bits, latency, done (as in self._done)
+        # src, dst, bits, latency, done (as in self._done), and a ``Flow`` or None (a message)
+        self._pending: list[tuple] = []
         self._last = 0.0
         self._generation = 0
         self._wake_time = None
@@ -209,10 +223,38 @@ class Network:
         now = self.env.now
         for i, (a, b, size, lat, wait) in enumerate(zip(src.tolist(), dst.tolist(),
                                                         bits.tolist(), latency.tolist(), start)):
-            groups.setdefault(now + wait, (wait, []))[1].append((a, b, size, lat, (deliver, i)))
+            groups.setdefault(now + wait, (wait, []))[1].append((a, b, size, lat, (deliver, i),
+                                                                  None))
         for wait, batch in groups.values():
             event = self.env.timeout(wait)
             event.callbacks.append(lambda _, batch=batch: self._join_many(batch))
+
+    def symmetric_route(self, src, dst) -> tuple[Routes, float]:
+        """The route of one flow that stands for the messages src[i] -> dst[i] all moving at
+        one common rate (a collective's symmetric step), and their longest one-way latency (s):
+        a link crossed by k of them carries k times the flow's rate."""
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        entries = self.topo.rows(src, dst).reshape(-1)
+        links, counts = np.unique(entries[entries != self._pad], return_counts=True)
+        return Routes.of_one_flow(links, counts), float(self.topo.latency(src, dst).max())
+
+    def transfer_flow(self, flow: Flow, bits: int, latency: float, *,
+                      delay: float = 0.0) -> simpy.Event:
+        """Start a collective's ``flow`` of ``bits`` bits ``delay`` s from now, after its
+        ``latency`` (s, plus the per-message overhead); the event fires at its end (value: that
+        time, s)."""
+        if not _is_int(bits) or bits < 0:
+            raise ValueError(f"bits={bits!r}: must be an integer >= 0")
+        done = self.env.event()
+        start = self.env.timeout(delay + latency + self.overhead)
+
+        def join(_):
+            self.sent_bits += bits
+            self._pending.append((-1, -1, int(bits), latency, done, flow))
+            self._request_update()
+
+        start.callbacks.append(join)
+        return done
 
     @property
     def connections(self):
@@ -236,9 +278,27 @@ class Network:
     def _path_latency(self, src, dst):
         return float(self.topo.latency(np.array([src]), np.array([dst]))[0])
 
-    def _route_rows(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """(F, width) link ids for vectors of sources and destinations."""
-        return self.topo.rows(src, dst)
+    def _keys(self, src, dst, flows, plain: bool) -> list:
+        """The connection of every message: its (src, dst) pair, a collective flow's own key,
+        or None inside a node (no transport there)."""
+        keys = list(zip(src.tolist(), dst.tolist()))
+        if self.topo.gpus_per_node > 1:
+            inside = (~self.topo.crosses_nic(src, dst)).tolist()
+            keys = [None if i else k for k, i in zip(keys, inside)]
+        if not plain:
+            keys = [k if f is None else f.key for k, f in zip(keys, flows)]
+        return keys
+
+    def _routes_of(self, src, dst, flows, plain: bool) -> Routes:
+        """The routes of new flows, in order: a message's path, or a collective flow's own."""
+        if plain:
+            return Routes.from_rows(self.topo.rows(src, dst), self._pad)
+        own = np.array([f is not None for f in flows])
+        routes = Routes.from_rows(self.topo.rows(src[~own], dst[~own]), self._pad)
+        routes.flow = np.flatnonzero(~own)[routes.flow]
+        for i in np.flatnonzero(own).tolist():
+            routes.extend(flows[i].routes, i)
+        return routes
 
     def _join(self, src, dst, bits, latency, done, guard, behind=None):
         if guard is not None and not guard():
@@ -247,7 +307,7 @@ class Network:
             behind.callbacks.append(lambda _: self._join(src, dst, bits, latency, done, None))
             return
         self.sent_bits += bits
-        self._pending.append((src, dst, bits, latency, done))
+        self._pending.append((src, dst, bits, latency, done, None))
         self._request_update()
 
     def _join_many(self, messages):
@@ -341,17 +401,22 @@ class Network:
         messages = [m for m in pending if m[2]]
         if not messages:
             return False
-        *columns, done = zip(*messages)
-        src, dst, bits, latency = (np.array(column) for column in columns)
-        go, conns = self._transport.hold(messages, src, dst, now)
+        *columns, done = zip(*(m[:4] + m[5:] + m[4:5] for m in messages))
+        src, dst, bits, latency = (np.array(column) for column in columns[:4])
+        flows = columns[4]
+        plain = all(f is None for f in flows)
+        go, conns = self._transport.hold(messages, self._keys(src, dst, flows, plain), now)
         if go is not None:  # some messages wait behind their connection's current flow
             if not go.any():
                 return False
             src, dst, bits, latency = src[go], dst[go], bits[go], latency[go]
             done = [event for event, starts in zip(done, go.tolist()) if starts]
+            flows = [f for f, starts in zip(flows, go.tolist()) if starts]
         size = bits.astype(np.int64)
-        routes = Routes.from_rows(self._route_rows(src, dst), self._pad)
-        self._transport.open(conns, latency, routes.bottleneck(self.capacity, size.size), now)
+        routes = self._routes_of(src, dst, flows, plain)
+        limit = np.array([np.inf if f is None else f.limit for f in flows], dtype=np.float64)
+        self._transport.open(conns, latency, routes.bottleneck(self.capacity, size.size), limit,
+                             now)
         self._routes.extend(routes, self._left.size)
         self._size = np.concatenate([self._size, size])
         self._left = np.concatenate([self._left, size.astype(np.float64)])

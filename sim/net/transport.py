@@ -111,16 +111,17 @@ class FixedCaps:
         self.window_bits = window_bits
         self.cap = np.zeros(0)
 
-    def hold(self, messages, src, dst, now):
+    def hold(self, messages, keys, now):
         """Every message may start at once (no mask, no connections)."""
         return None, None
 
-    def open(self, connections, latency: np.ndarray, min_rate: np.ndarray, now: float) -> None:
-        if self.window_bits is None:
-            cap = np.full(latency.size, np.inf)
-        else:
-            with np.errstate(divide="ignore"):
-                cap = np.where(latency > 0, self.window_bits / (2 * latency), np.inf)
+    def open(self, connections, latency: np.ndarray, min_rate: np.ndarray, limit: np.ndarray,
+             now: float) -> None:
+        """Caps of new flows: the window bound, and each flow's own ``limit`` (bits in flight
+        per round trip; inf: none), over RTT = 2 x latency."""
+        window = np.inf if self.window_bits is None else self.window_bits
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cap = np.where(latency > 0, np.minimum(window, limit) / (2 * latency), np.inf)
         self.cap = np.concatenate([self.cap, cap])
 
     def close(self, finished: np.ndarray, size: np.ndarray, now: float) -> list:
@@ -172,50 +173,62 @@ class TcpConnections:
         self._exit = np.zeros(0)        # window kept after leaving slow start (inf: still in it)
         self._peak = np.zeros(0)        # most segments it has had in flight
         self._sending = np.zeros(0, dtype=bool)  # has had a rate > 0 (FIFO queues flows)
+        self._limit = np.zeros(0)       # bits it may have in flight per RTT beside the window
 
     def __len__(self) -> int:
         """Number of connections opened so far."""
         return len(self._ids)
 
-    def window(self, src: int, dst: int) -> float:
-        """The congestion window (segments) the (src, dst) connection kept after its last flow
-        (the initial window for a pair that has not sent yet)."""
-        conn = self._ids.get((src, dst))
+    def window(self, src, dst=None) -> float:
+        """The congestion window (segments) the (src, dst) connection (or the connection
+        named ``src``, a key) kept after its last flow (the initial window for one that has
+        not sent yet)."""
+        conn = self._ids.get(src if dst is None else (src, dst))
         return self.initial_window if conn is None else float(self._cwnd[conn])
 
-    def _lookup(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Connection ids of (src, dst) pairs, opening the missing ones, and whether some pair
-        comes more than once."""
+    def _lookup(self, keys: list) -> tuple[np.ndarray, bool]:
+        """Connection ids of ``keys`` (a (src, dst) pair, or a collective's own key), opening
+        the missing ones, and whether some key comes more than once. A key None: a flow
+        outside any connection (inside a node), id -1."""
         ids = self._ids
         old = len(ids)
-        conns = [ids.setdefault(pair, len(ids)) for pair in zip(src.tolist(), dst.tolist())]
+        conns = [-1 if key is None else ids.setdefault(key, len(ids)) for key in keys]
         if len(ids) > old:
             new = len(ids) - old
             self._cwnd = np.concatenate([self._cwnd, np.full(new, self.initial_window)])
             self._last_end = np.concatenate([self._last_end, np.full(new, -np.inf)])
             self._busy = np.concatenate([self._busy, np.zeros(new, dtype=bool)])
-        return np.array(conns, dtype=np.int64), len(set(conns)) < len(conns)
+        conns = np.array(conns, dtype=np.int64)
+        real = conns[conns >= 0]
+        return conns, np.unique(real).size < real.size
 
-    def hold(self, messages, src: np.ndarray, dst: np.ndarray, now: float):
-        """Of ``messages`` (in arrival order, from ``src`` to ``dst``), those whose connection is
-        free start now: returns their mask and connection ids. The others wait, in order."""
-        conns, repeated = self._lookup(src, dst)
-        go = ~self._busy[conns]
+    def hold(self, messages, keys: list, now: float):
+        """Of ``messages`` (in arrival order, on the connections ``keys``), those whose
+        connection is free start now: returns their mask and connection ids. The others wait,
+        in order."""
+        conns, repeated = self._lookup(keys)
+        owned = conns >= 0
+        go = ~self._busy[np.where(owned, conns, 0)] | ~owned
         if repeated:  # only the first message on each connection may start
-            first = np.zeros(conns.size, dtype=bool)
-            first[np.unique(conns, return_index=True)[1]] = True
+            first = ~owned
+            first[np.flatnonzero(owned)[np.unique(conns[owned], return_index=True)[1]]] = True
             go &= first
-        self._busy[conns[go]] = True
+        self._busy[conns[go & owned]] = True
         for i in np.flatnonzero(~go).tolist():
             self._waiting.setdefault(int(conns[i]), deque()).append(messages[i])
         return go, conns[go]
 
-    def open(self, conns, latency: np.ndarray, min_rate: np.ndarray, now: float) -> None:
-        """Start flows on connections ``conns``; latency: one way (s); min_rate: payload bits/s
-        of the slowest link on each route."""
+    def open(self, conns, latency: np.ndarray, min_rate: np.ndarray, limit: np.ndarray,
+             now: float) -> None:
+        """Start flows on connections ``conns`` (-1: none, an uncapped flow inside a node);
+        latency: one way (s); min_rate: payload bits/s of the slowest link on each route;
+        limit: bits each flow may have in flight per round trip beside the window (inf:
+        none)."""
+        free = conns < 0
         rtt = 2 * latency + self.mss_bits / min_rate
-        cwnd = self._cwnd[conns]
-        idle = now - self._last_end[conns]
+        index = np.where(free, 0, conns)
+        cwnd = np.where(free, self.max_window, self._cwnd[index] if self._cwnd.size else 0.0)
+        idle = np.where(free, 0.0, now - self._last_end[index] if self._cwnd.size else 0.0)
         # Linux halves the window once for every full RTO of idle time, down to the initial
         # window (never raising a smaller one): restart = max(cwnd >> k, min(IW, cwnd)).
         halvings = np.where(idle > rtt + self.rto_min, np.ceil(idle / (rtt + self.rto_min)) - 1, 0)
@@ -231,10 +244,16 @@ class TcpConnections:
         self._exit = np.concatenate([self._exit, np.where(growing, np.inf, start)])
         self._peak = np.concatenate([self._peak, np.zeros(conns.size)])
         self._sending = np.concatenate([self._sending, np.zeros(conns.size, dtype=bool)])
-        self.cap = np.concatenate([self.cap, self._caps(start, rtt)])
+        limit = np.where(free & ~np.isfinite(limit), np.inf, limit)
+        self._limit = np.concatenate([self._limit, limit])
+        cap = self._caps(start, rtt, limit)
+        self.cap = np.concatenate([self.cap, np.where(free, limit / rtt, cap)])
+        if free.any():  # no window: never in slow start (a finite exit), nothing kept
+            self._round_end[-conns.size:][free] = np.inf
+            self._exit[-conns.size:][free] = 0.0
 
-    def _caps(self, window, rtt):
-        return np.minimum(window * self.mss_bits, self.window_bits) / rtt
+    def _caps(self, window, rtt, limit):
+        return np.minimum(np.minimum(window * self.mss_bits, self.window_bits), limit) / rtt
 
     def advance(self, now: float) -> bool:
         """Double the windows whose round ended by ``now``; True when a cap changed."""
@@ -248,7 +267,7 @@ class TcpConnections:
         idx = np.flatnonzero(due)
         self._round_end[idx[full]] = np.inf
         self._exit[idx[full]] = self.max_window
-        self.cap[due] = self._caps(window, self._rtt[due])
+        self.cap[due] = self._caps(window, self._rtt[due], self._limit[due])
         return True
 
     def settle(self, rate: np.ndarray, left: np.ndarray, now: float) -> None:
@@ -273,7 +292,7 @@ class TcpConnections:
             self._exit[leaving] = np.minimum(rate[leaving] * (rtt + queue) / self.mss_bits,
                                              self.max_window)
             self._round_end[leaving] = np.inf
-            self.cap[leaving] = self.window_bits / rtt
+            self.cap[leaving] = np.minimum(self.window_bits, self._limit[leaving]) / rtt
 
     def close(self, finished: np.ndarray, size: np.ndarray, now: float) -> list:
         """Flows ``finished`` (mask over active flows, ``size`` their bits) have ended: keep each
@@ -283,11 +302,12 @@ class TcpConnections:
         while the window is below twice what the connection had in flight
         (``tcp_is_cwnd_limited``), and it stops at the window it left slow start with; a
         window never shrinks while it is in use."""
-        conns = self._conn[finished]
-        start = self._start[finished]
-        segments = np.ceil(size / self.mss_bits)
-        grown = np.minimum(np.minimum(start + segments, 2 * self._peak[finished]),
-                           self._exit[finished])
+        owned = self._conn[finished] >= 0
+        conns = self._conn[finished][owned]
+        start = self._start[finished][owned]
+        segments = np.ceil(size[owned] / self.mss_bits)
+        grown = np.minimum(np.minimum(start + segments, 2 * self._peak[finished][owned]),
+                           self._exit[finished][owned])
         kept = np.maximum(start, grown)
         kept = np.floor(np.minimum(kept, self.max_window))
         self._cwnd[conns] = kept
@@ -302,7 +322,7 @@ class TcpConnections:
                     del self._waiting[conn]
         keep = ~finished
         for name in ("_conn", "_rtt", "_start", "_window", "_round_end", "_exit", "_peak",
-                     "_sending", "cap"):
+                     "_sending", "_limit", "cap"):
             setattr(self, name, getattr(self, name)[keep])
         return released
 
