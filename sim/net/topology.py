@@ -175,3 +175,39 @@ class Topology:
     def crosses_nic(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """bool: the message leaves its node (over a NIC, where the transport applies)."""
         return self.host[src] != self.host[dst]
+
+    def all_pairs(self, senders: np.ndarray, receivers: np.ndarray) -> tuple[np.ndarray,
+                                                                             np.ndarray, float]:
+        """(links, weights, longest one-way latency) of one message from every sender to every
+        other receiver at once (bool masks over the workers): a link carries as many of them as
+        cross it. Counted by host and rack, not message by message."""
+        workers = np.arange(self.n_workers)
+        s_host = np.bincount(self.host[workers[senders]], minlength=self.n_nodes)
+        r_host = np.bincount(self.host[workers[receivers]], minlength=self.n_nodes)
+        both = senders & receivers
+        links, weights = [], []
+        # messages leaving a host: to every receiver on another host
+        links.append(self.up0 + np.arange(self.n_nodes))
+        weights.append(s_host * (r_host.sum() - r_host))
+        links.append(self.down0 + np.arange(self.n_nodes))
+        weights.append(r_host * (s_host.sum() - s_host))
+        latency = 2 * float(self.host_latency[:self.n_nodes][(s_host + r_host) > 0].max())
+        if self.n_racks:
+            rack = self.rack[workers]
+            s_rack = np.bincount(rack[senders], minlength=self.n_racks)
+            r_rack = np.bincount(rack[receivers], minlength=self.n_racks)
+            links += [self.rack_up0 + np.arange(self.n_racks),
+                      self.rack_down0 + np.arange(self.n_racks)]
+            weights += [s_rack * (r_rack.sum() - r_rack), r_rack * (s_rack.sum() - s_rack)]
+            if ((s_rack > 0).sum() + (r_rack > 0).sum()) > 2 or self.n_racks > 1:
+                latency += 2 * self.rack_latency
+        if self.gpus_per_node > 1:  # inside a node, over the GPUs' own links
+            same_r = r_host[self.host[workers]] - both
+            same_s = s_host[self.host[workers]] - both
+            links += [self.intra_up0 + workers, self.intra_down0 + workers]
+            weights += [np.where(senders, same_r, 0), np.where(receivers, same_s, 0)]
+            if s_host.max() == s_host.sum():  # everyone inside one node
+                latency = self.intra_latency
+        links, weights = np.concatenate(links), np.concatenate(weights).astype(np.float64)
+        used = weights > 0
+        return links[used], weights[used], latency
