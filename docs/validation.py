@@ -64,7 +64,7 @@ def simulated(case: dict, transport: str | None = None) -> dict[str, float]:
     G-AdamW messages on a model of bytes / 4 parameters, every cost but the network's zero."""
     network = {"bandwidth": f"{case['worker_mbit']}Mbps",
                "server_bandwidth": f"{case['server_mbit']}Mbps",
-               "latency": f"{case['delay_ms']}ms"}
+               "latency": f"{case['delay_ms']}ms", "collective": "ps"}
     if transport is not None:
         network["transport"] = transport
     result = experiments.simulate(objective={"name": "logistic", "features": 15},

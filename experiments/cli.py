@@ -272,7 +272,7 @@ def _step_range(text: str | None) -> tuple[int, int] | None:
 def cmd_list(args) -> int:
     import models
     from sim import methods
-    from sim.cluster import STEP_COLLECTIVES
+    from sim.peers import STEP_COLLECTIVES
 
     what = args.what
     if what == "keys":

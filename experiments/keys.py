@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.adversaries import ATTACKS, SCALE_DEFAULT
-from sim.cluster import STEP_COLLECTIVES
+from sim.peers import STEP_COLLECTIVES
 from sim.compute import DISTRIBUTIONS
 from sim.faults import LOSS_HANDLING
 from sim.net import presets, transport
@@ -103,8 +103,18 @@ SCHEMA: dict[str, dict[str, Field]] = {
                     "distribution (seeded by run.seed)", choices=tuple(presets.DISTRIBUTIONS)),
         "server_latency": _f("time", 0.0, "the server link's latency, s", min=0.0),
         "overhead": _f("time", 0.0, "per-message software overhead, s", min=0.0),
-        "topology": _f("choice", "star", "network shape",
-                       choices=("star", "sharded", "racks")),
+        "topology": _f("choice", "star", "network shape: one switch (star), server shards, "
+                       "racks with uplinks, or nodes of GPUs sharing a NIC",
+                       choices=("star", "sharded", "racks", "nodes")),
+        "gpus_per_node": _f("int", None, "workers (GPUs) per node sharing its NIC (topology "
+                            "'nodes'); bandwidth and latency are then the NIC's", min=1,
+                            max=65535),
+        "intra": _f("choice", None, "intra-node link preset (topology 'nodes'): fills "
+                    "intra_bandwidth and intra_latency", choices=tuple(presets.INTRA)),
+        "intra_bandwidth": _f("bandwidth", None, "link between the GPUs of a node, bit/s per GPU "
+                              "and direction (topology 'nodes')", min=0.0, min_open=True),
+        "intra_latency": _f("time", None, "one-way latency GPU to GPU inside a node, s "
+                            "(topology 'nodes'; default 1us)", min=0.0),
         "servers": _f("int", 1, "server shards (topology 'sharded')", min=1, max=65535),
         "rack_size": _f("int", None, "workers per rack (topology 'racks')", min=1, max=65535),
         "oversubscription": _f("float", 1.0, "rack uplink oversubscription ratio", min=1.0,
@@ -125,8 +135,17 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          min=0.0, min_open=True),
         "goodput": _f("float", None, "fraction of link rate that carries payload (default: "
                       "the transport's framing)", min=0.0, max=1.0, min_open=True),
-        "collective": _f("choice", None, "how messages travel (default: the method's first)",
+        "collective": _f("choice", None, "how messages travel (default: the method's first, "
+                         "auto for every method that has a choice)",
                          choices=tuple(STEP_COLLECTIVES)),
+        "chunk": _f("size", 512 * 1024, "bytes per piece a pipelined collective streams "
+                    "(NCCL: its 4 MiB buffer in 8 slots); 0 = the textbook collectives, step "
+                    "by step", min=0.0),
+        "channels": _f("int", 2, "parallel rings of a collective (NCCL's channels over one "
+                       "NIC)", min=1, max=64),
+        "sockets": _f("int", 1, "TCP connections per peer and channel (NCCL_SOCKET_NTHREADS x "
+                      "NCCL_NSOCKS_PERTHREAD; 1 x 1 outside the clouds NCCL tunes for)",
+                      min=1, max=64),
         "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
     },
     "compute": {

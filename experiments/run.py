@@ -20,13 +20,15 @@ from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
 from sim.cluster import PHASES, AllWorkersDown, Cluster
 from sim.compute import ComputeModel, read_trace
 from sim.faults import FaultModel
+from sim.net.pipelined import Pipeline
 from sim.methods.base import snapshot_rows
 from sim.schedules import learning_rates
 from sim.server import Policy
 from sim.step import train_step
 
 # spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
-_NETWORK_ONLY = ("collective", "header", "preset", "links")
+_NETWORK_ONLY = ("collective", "header", "preset", "links", "intra", "chunk", "channels",
+                 "sockets")
 
 
 def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
@@ -195,6 +197,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
     collective = net["collective"]
+    # a robust rule (median, Multi-Krum) needs every message at the server
+    robust = hp.get("aggregate") in ("median", "trimmed_mean", "krum")
+    wire = method.wire_bits
     bits_scale = cl["model_params"] / d if cl["model_params"] else 1.0
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
@@ -202,7 +207,11 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                           header_bits=int(8 * net["header"]), policy=_policy(spec["server"], n),
                           faults=FaultModel(**{k: v for k, v in spec["faults"].items()
                                                if k not in ADVERSARY_KEYS}),
-                          fault_rng=fault_rng)
+                          fault_rng=fault_rng,
+                          pipeline=Pipeline(int(8 * net["chunk"]), net["channels"], net["sockets"]),
+                          wire_bits=None if wire is None else
+                          (lambda length, k: wire(length, k, hp)),
+                          candidates=("ps",) if robust else method.collectives)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
     # a worker back from a crash starts from the method's initial per-worker state
@@ -293,7 +302,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
                                                           steady),
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
-        "collective": collective,
+        "collective": cluster.collective,
+        "collective_choice": cluster.choice,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
         "adversaries": [] if adversaries is None else adversaries.ids,
         "spec": spec,

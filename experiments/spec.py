@@ -31,6 +31,7 @@ from sim.adversaries import FULL_PRECISION
 from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
 from sim.net import presets, transport
+from sim.peers import WITHOUT_A_RANK
 
 def resolve(raw: dict, custom_objective=None) -> dict:
     """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
@@ -119,16 +120,17 @@ def _check_time_and_faults(spec: dict) -> None:
         raise SpecError("faults.crash_time and faults.crash_step both say when the listed "
                         "workers crash; give one of them")
     crashes = bool(faults["crash_workers"]) or faults["crash_rate"] > 0
-    if (crashes or faults["loss"] > 0 or server["policy"] != "all"):
-        method = methods.METHODS[spec["method"]["name"]]
-        collective = spec["network"]["collective"]
-        if collective != "ps":
-            what = (f"server.policy = {server['policy']!r}" if server["policy"] != "all"
-                    else "faults")
-            raise SpecError(f"{what} needs network.collective = 'ps' (now {collective!r}): a "
-                            "ring all-reduce cannot skip a rank, and over an all-gather each "
-                            "worker would aggregate a different set of messages, while the "
-                            "workers here share one x")
+    dropped = faults["loss"] > 0 and faults["on_loss"] == "drop"
+    collective = spec["network"]["collective"]
+    if (crashes or dropped or server["policy"] != "all") and collective not in (
+            *WITHOUT_A_RANK, "auto"):
+        what = (f"server.policy = {server['policy']!r}" if server["policy"] != "all" else
+                "faults.crash_workers / crash_rate" if crashes else "faults.on_loss = 'drop'")
+        raise SpecError(f"{what} needs a collective that goes on without a rank (now "
+                        f"network.collective = {collective!r}): allowed: "
+                        f"{', '.join(map(repr, WITHOUT_A_RANK))} (or 'auto'); a ring or tree "
+                        "cannot skip a rank, and over an all-gather each worker would "
+                        "aggregate a different set of messages, while the workers share one x")
     if server["policy"] != "deadline" and faults["loss"] > 0 and faults["on_loss"] == "drop":
         raise SpecError(f"faults.on_loss = 'drop' with server.policy = {server['policy']!r}: "
                         "the server could wait for ever for dropped messages; use "
@@ -148,7 +150,7 @@ def _check_adversaries(spec: dict) -> None:
     method, faults = spec["method"], spec["faults"]
     collective = spec["network"]["collective"]
     rule = method.get("aggregate")
-    if rule in ("median", "trimmed_mean", "krum") and collective != "ps":
+    if rule in ("median", "trimmed_mean", "krum") and collective not in ("ps", "auto"):
         raise SpecError(f"method.aggregate = {rule!r} needs network.collective = 'ps' (now "
                         f"{collective!r}): an all-reduce can only sum the gradients")
     if rule == "krum":
@@ -191,6 +193,10 @@ def _apply_presets(raw: dict) -> dict:
         name = check_value("network.preset", SCHEMA["network"]["preset"], network["preset"])
         for key in ("bandwidth", "latency", "transport"):
             network.setdefault(key, presets.link(name)[key])
+    if network.get("intra") is not None:
+        name = check_value("network.intra", SCHEMA["network"]["intra"], network["intra"])
+        network.setdefault("intra_bandwidth", presets.intra(name)["bandwidth"])
+        network.setdefault("intra_latency", presets.intra(name)["latency"])
     if network.get("links") is not None:
         name = check_value("network.links", SCHEMA["network"]["links"], network["links"])
         workers = check_value("cluster.workers", SCHEMA["cluster"]["workers"],
@@ -218,7 +224,7 @@ def _check_consistency(spec: dict) -> None:
     n = spec["cluster"]["workers"]
     for key in ("bandwidth", "latency"):
         value = spec["network"][key]
-        if isinstance(value, list) and len(value) != n:
+        if isinstance(value, list) and len(value) != n and spec["network"]["topology"] != "nodes":
             raise SpecError(f"network.{key} has {len(value)} values but cluster.workers = {n}; "
                             "give one value or one per worker")
     _check_transport(spec["network"])
@@ -239,6 +245,39 @@ def _check_consistency(spec: dict) -> None:
     if (collective or method.collectives[0]) == "halving_doubling" and n & (n - 1):
         raise SpecError(f"cluster.workers = {n}: network.collective = 'halving_doubling' needs "
                         "a power of two; allowed: 1, 2, 4, 8, ...")
+    _check_nodes(spec["network"], n, collective or method.collectives[0])
+
+
+_NODE_KEYS = ("gpus_per_node", "intra", "intra_bandwidth", "intra_latency")
+
+
+def _check_nodes(network: dict, n: int, collective: str) -> None:
+    """GPU nodes: the keys that go with topology 'nodes', and what they must be."""
+    if network["topology"] != "nodes":
+        given = [k for k in _NODE_KEYS if network[k] is not None]
+        if given:
+            raise SpecError(f"network.{given[0]} = {network[given[0]]!r} applies to "
+                            f"network.topology = 'nodes', not {network['topology']!r}")
+        if collective == "hierarchical":
+            raise SpecError("network.collective = 'hierarchical' needs network.topology = "
+                            "'nodes' (with gpus_per_node); allowed on a "
+                            f"{network['topology']!r} network: the others")
+        return
+    g = network["gpus_per_node"]
+    if g is None or network["intra_bandwidth"] is None:
+        missing = "network.gpus_per_node" if g is None else "network.intra (a preset) or " \
+                  "network.intra_bandwidth"
+        raise SpecError(f"network.topology = 'nodes' needs {missing}")
+    if n % g:
+        raise SpecError(f"cluster.workers = {n} is not a whole number of nodes of "
+                        f"network.gpus_per_node = {g}; allowed: a multiple of {g}")
+    for key in ("bandwidth", "latency"):
+        value = network[key]
+        if isinstance(value, list) and len(value) != n // g:
+            raise SpecError(f"network.{key} has {len(value)} values: with topology 'nodes' give "
+                            f"one, or one per node ({n // g})")
+    if network["intra_latency"] is None:
+        network["intra_latency"] = 1e-6
 
 
 # the transports each option applies to

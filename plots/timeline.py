@@ -124,8 +124,11 @@ def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale:
               width: float) -> None:
     """One run's rows: bars per phase and step boundaries, time in units of ``scale`` s on an
     axis ``width`` units wide (step labels only where they have room)."""
-    workers = sorted((n for n in by_node if n.startswith("worker")), key=lambda n: int(n[6:]))
-    others = sorted(n for n in by_node if not n.startswith("worker"))
+    def worker(node):  # "worker3"; "workers" is the row of a collective
+        return node.startswith("worker") and node[6:].isdigit()
+
+    workers = sorted((n for n in by_node if worker(n)), key=lambda n: int(n[6:]))
+    others = sorted(n for n in by_node if not worker(n))
     rows = workers + others  # the server (or the collective) below the workers
     begin, end = _span(by_node)
     bars: dict[str, list[tuple]] = defaultdict(list)

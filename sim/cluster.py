@@ -20,27 +20,17 @@ import math
 import numpy as np
 import simpy
 
+from sim import peers, tuner
+from sim.peers import STEP_COLLECTIVES, WITHOUT_A_RANK
 from sim.compute import ComputeModel
 from sim.faults import FaultModel, WorkerFaults, sender
 from sim.net import collectives
 from sim.net.network import Network
-from sim.record import PHASES, StepRecord, trace_rows  # noqa: F401  (PHASES: public)
+from sim.net.pipelined import Pipeline
+from sim.net.shards import ShardOwners, shard_length
+from sim.record import PHASES, StepRecord, message_bits, trace_rows  # noqa: F401  (PHASES: public)
 from sim.server import Policy, StepClose
 
-#: Collectives a step can use.
-STEP_COLLECTIVES = {
-    "none": "no communication (one worker)",
-    "ps": "parameter server: push to the server, aggregate, pull the reply",
-    "ring": "ring all-reduce of the messages (no server)",
-    "halving_doubling": "recursive halving-doubling all-reduce (no server; power-of-two workers)",
-    "allgather": "ring all-gather of the messages; every worker aggregates locally",
-}
-
-#: How a round of a peer step may travel: the step's collective, or one the round names
-#: (1-bit Adam's all-to-all then all-gather).
-ROUND_COLLECTIVES = {"ring": collectives.ring_allreduce,
-                     "halving_doubling": collectives.halving_doubling_allreduce,
-                     "allgather": collectives.ring_allgather, "alltoall": collectives.alltoall}
 
 
 class AllWorkersDown(RuntimeError):
@@ -59,7 +49,8 @@ class Cluster:
     def __init__(self, n_workers: int, network: dict, compute: ComputeModel,
                  collective: str = "ps", bits_scale: float = 1.0, header_bits: int = 0,
                  policy: Policy | None = None, faults: FaultModel | None = None,
-                 fault_rng: np.random.Generator | None = None):
+                 fault_rng: np.random.Generator | None = None,
+                 pipeline: Pipeline | None = None, wire_bits=None, candidates=()):
         if collective not in STEP_COLLECTIVES:
             raise ValueError(f"network.collective = {collective!r}; choose one of "
                              f"{', '.join(STEP_COLLECTIVES)}")
@@ -67,27 +58,37 @@ class Cluster:
         self.env = simpy.Environment()
         self.net = Network(self.env, n_workers, **network) if collective != "none" else None
         self.compute = compute
-        self.collective = collective
+        # ``auto`` is decided at the first step, from its messages' real sizes (``tuner``)
+        self.collective = None if collective == "auto" else collective
+        self.candidates = tuple(c for c in candidates if c != "auto")
+        self.choice: dict | None = None
+        self.pipeline = pipeline or Pipeline()
+        # (length, n) -> bits of a worker's message of ``length`` coordinates, of a sum of n
+        # of them and of the reply to n of them: the shard owners' wire (alltoall, a vote over
+        # GPU nodes)
+        self.wire_bits = wire_bits
         self.bits_scale = bits_scale
         self.header_bits = 0 if collective == "none" else int(header_bits)
         self.policy = policy or Policy()
         self.faults = None
         if faults is not None and faults.active:
             self.faults = WorkerFaults(faults, n_workers, fault_rng or np.random.default_rng())
-        # Whether a step may aggregate fewer than all N messages. Then the reply also carries
-        # the N-bit map of whose messages it aggregates, so each worker knows (an Avg divides
-        # by their count; an error-feedback worker whose message was discarded keeps it all).
-        self.partial = self.policy.kind != "all" or self.faults is not None
-        if self.partial and collective != "ps":
-            raise ValueError(f"network.collective = {collective!r}: server policies and faults "
-                             "need the parameter server ('ps')")
-        self.bitmap_bits = 8 * -(-n_workers // 8) if self.partial else 0
+        # On a collective that goes on without a rank, the server's policy or faults can
+        # leave messages out; elsewhere only lost messages sent again are possible
+        self.uneven = self.policy.kind != "all" or self.faults is not None
+        if (self.uneven and collective not in (*WITHOUT_A_RANK, "auto")
+                and not self.retransmits_only):
+            raise ValueError(f"network.collective = {collective!r}: server policies, crashes "
+                             "and dropped messages need a collective that goes on without a "
+                             f"rank: {' or '.join(map(repr, WITHOUT_A_RANK))}")
+        self._settle_partial()
         self.records: list[StepRecord] = []
         self._replies = None  # the previous step's reply: Arrivals, or one event per worker (partial)
         self._opening = 0.0
         self._targets = np.ones(n_workers, dtype=bool)  # who gets the next reply
         self._rejoined = np.zeros(n_workers, dtype=bool)
         self._pending = None  # the step gathered but not yet replied to
+        self._owners = None  # the shard owners of the steps opened so far (alltoall)
         self._opened = -1  # the number of records when the last step was opened (``open``)
 
     # ------------------------------------------------------------------ public API
@@ -109,7 +110,7 @@ class Cluster:
         the reply, who rejoins. When every worker is down it waits for the first to come back
         (``AllWorkersDown`` if none will), so the workers back then are in ``rejoining``.
         ``gather`` calls it too; a second call for the same step does nothing."""
-        if self.collective != "ps" or self._opened == len(self.records):
+        if self.collective not in (*WITHOUT_A_RANK, None) or self._opened == len(self.records):
             return
         self._opened = len(self.records)
         if self._replies is None:
@@ -141,12 +142,14 @@ class Cluster:
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng, step)
         scaled = [(self.scaled(up), None if down is None else int(self.scaled(down)), *how)
                   for up, down, *how in rounds]
+        if self.collective is None:
+            self._choose(scaled, n_params)
         if self.collective == "none":
             start = self.records[-1].done if self.records else np.zeros(self.n)
             ready = start + compute
             last = float(ready.max())
             record = StepRecord(start, ready, ready, last, last, ready, np.zeros(self.n, int), 0)
-        elif self.collective == "ps":
+        elif self.collective in WITHOUT_A_RANK:
             record = self._ps_gather(compute, scaled, n_params, step)
         else:
             record = self._peer_step(compute, scaled, n_params)
@@ -160,11 +163,16 @@ class Cluster:
             return
         record, server_s, n_params = self._pending
         self._pending = None
-        down = int(self.scaled(down_bits)) + self.bitmap_bits
-        record.down += down
+        hub = self._hub()
+        if self.collective == "alltoall":  # each owner's share of the reply, to the others
+            down = self.shard_bits(n_params, 2) + self.bitmap_bits
+            record.down += down * (hub.n_owners - 1)
+        else:
+            down = int(self.scaled(down_bits)) + self.bitmap_bits
+            record.down += down
         self._next_opening(record.agg_end)
         if not self.partial:  # every worker gets the reply: no event per worker
-            replies = collectives.pull_batch(self.net, down, delay=server_s)
+            replies = hub.pull_batch(down, delay=server_s)
             replies.done.callbacks.append(lambda _: setattr(record, "done", replies.times.copy()))
             self._replies = replies
             return
@@ -174,7 +182,7 @@ class Cluster:
         # order, and the worker needs both (each is an update)
         behind = None if self._replies is None else [
             ev if sent else None for ev, sent in zip(self._replies, self.records[-2].receivers)]
-        replies = collectives.pull(self.net, down, delay=server_s, to=targets, behind=behind)
+        replies = hub.pull(down, delay=server_s, to=targets, behind=behind)
         record.receivers = targets
 
         def landed(_):
@@ -185,32 +193,8 @@ class Cluster:
         self._replies = replies
 
     def message_bits(self, record: StepRecord) -> tuple[float, float]:
-        """Bits one worker sent and received in a step (means over the N workers, virtual
-        size, headers included).
-
-        Message-level accounting, as in the paper's bits per parameter: an all-reduce
-        contributes the vector and returns the reduced one; an all-gather returns the other
-        N-1 messages; an all-to-all sends the worker's pieces and returns the others' pieces.
-        """
-        if self.collective == "none":
-            return 0.0, 0.0
-        if self.collective == "ps":
-            up = float(record.up.mean())
-            if record.receivers is None:
-                return up, float(record.down)
-            return up, float(record.down * record.receivers.mean())
-        up = down = 0.0
-        for u, d, *how in record.rounds:
-            how = how[0] if how else self.collective
-            sent = float(u.mean())
-            up += sent
-            if how == "alltoall":  # what the other workers send it
-                down += float(d)
-            elif how == "allgather":
-                down += sent * (self.n - 1)
-            else:
-                down += sent
-        return up, down
+        """Bits one worker sent and received in a step (``sim.record.message_bits``)."""
+        return message_bits(record, self.collective, self.n, self.vote)
 
     def finish(self) -> None:
         """Run the simulation until the last step's replies have arrived."""
@@ -228,11 +212,13 @@ class Cluster:
         self._targets = ~self.faults.detected(opening)
 
     def _ps_gather(self, compute, rounds, n_params, step) -> StepRecord:
-        env, net, n = self.env, self.net, self.n
+        env, n = self.env, self.n
         if any(len(r) > 2 for r in rounds):
-            raise ValueError("network.collective = 'ps': this method's rounds travel by peer "
-                             "collectives; choose one of its other collectives")
+            raise ValueError(f"network.collective = {self.collective!r}: this method's rounds "
+                             "travel by peer collectives; choose one of its other collectives")
         self.open(step)
+        hub = self._hub()
+        sharded = self.collective == "alltoall"
         opening = self._opening
         after = self._replies
         if after is not None and self.partial:
@@ -247,12 +233,18 @@ class Cluster:
         expected = self._targets.copy()
         closed_at = None
         for index, (up, down) in enumerate(rounds):
-            first = index == 0
+            first, last = index == 0, index == len(rounds) - 1
+            if sharded:  # the last round in shards; an earlier one whole, to every owner
+                if last:
+                    up = np.full(n, self.shard_bits(n_params, 0))
+                sent_bits = up * (hub.n_owners - 1)
+            else:
+                sent_bits = up
             closer = (StepClose(env, self.policy if first else Policy(), expected, opening)
                       if self.partial else None)
             if self.partial:
-                arrived = collectives.push(net, up, delays, after=after,
-                                           send=self._sender(record, closer, first))
+                arrived = hub.push(up, delays, after=after,
+                                   send=self._sender(record, closer, first))
                 for w, ev in enumerate(arrived):
                     ev.callbacks.append(lambda e, w=w: self._arrival(record, closer, w, e.value))
                 if self.faults is not None:
@@ -263,7 +255,7 @@ class Cluster:
                     record.participants = expected.copy()
                 record.aggregated = closer.arrived
             else:
-                arrived = collectives.push_batch(net, up, delays, after=after)
+                arrived = hub.push_batch(up, delays, after=after)
                 env.run(until=arrived.done)
             if first:
                 closed_at = env.now
@@ -273,22 +265,59 @@ class Cluster:
                                             for ev in arrived]))
                 record.ready = record.start + compute
                 senders = self._senders(record.ready, closed_at) if self.partial else True
-                record.up += np.where(senders, up, 0)
+                record.up += np.where(senders, sent_bits, 0)
             else:
-                record.up += np.where(expected, up, 0)
+                record.up += np.where(expected, sent_bits, 0)
             agg_start = env.now
             sent = int(up[expected].sum()) if self.partial else int(up.sum())
-            server_s = self.compute.server_time(sent // 8, int(expected.sum()), n_params)
-            if down is not None:  # an intermediate round's reply, to the participants only
+            owners = hub.n_owners if sharded else 1  # the owners aggregate their shards at once
+            server_s = self.compute.server_time(sent // 8 // owners, int(expected.sum()),
+                                                n_params // owners)
+            if down is not None and not sharded:  # an intermediate reply, to the participants
                 record.down += down
-                after = (collectives.pull(net, down, delay=server_s, to=expected)
-                         if self.partial else collectives.pull_batch(net, down, delay=server_s))
+                after = (hub.pull(down, delay=server_s, to=expected)
+                         if self.partial else hub.pull_batch(down, delay=server_s))
                 delays = np.zeros(n)
+            elif down is not None:  # the owners hold every round-1 message: nothing comes back
+                after = [_fired(env) if e else env.event() for e in expected] if self.partial \
+                    else None
+                delays = np.full(n, server_s)
         record.agg_start, record.agg_end = agg_start, agg_start + server_s
         if self.partial:
             self._account(record, closed_at)
         self._pending = (record, server_s, n_params)
         return record
+
+    def _hub(self):
+        """Who aggregates: the server(s), or the shard owners (the workers the step opened
+        for), with the same push and pull."""
+        if self.collective == "ps":
+            return collectives.Servers(self.net)
+        if self._owners is None or not np.array_equal(self._owners.owners, self._targets):
+            self._owners = ShardOwners(self.net, self._targets)
+        return self._owners
+
+    def shard_bits(self, n_params: int, part: int) -> int:
+        """Bits of a shard (the owners' share of ``n_params`` coordinates) on the wire: part 0
+        a worker's piece, 1 a sum of the pieces, 2 the owner's reply; header included."""
+        owners = self._hub().n_owners
+        bits = self.wire_bits(shard_length(n_params, owners), owners)[part]
+        return int(bits) + self.header_bits
+
+    def _choose(self, rounds, n_params: int) -> None:
+        """Settle ``auto``: the candidate the alpha-beta estimate finds fastest for this step's
+        messages (``sim.tuner``)."""
+        self.choice = tuner.choose(self, rounds, n_params)
+        self.collective = self.choice["collective"]
+        self._settle_partial()
+
+    def _settle_partial(self) -> None:
+        """Whether a step may aggregate fewer than all N messages (a policy or faults on a
+        collective that goes on without a rank). Then the reply also carries the N-bit map of
+        whose messages it aggregates, so each worker knows (an Avg divides by their count; an
+        error-feedback worker whose message was discarded keeps it all)."""
+        self.partial = self.uneven and self.collective in WITHOUT_A_RANK
+        self.bitmap_bits = 8 * -(-self.n // 8) if self.partial else 0
 
     def _senders(self, ready: np.ndarray, closed_at: float) -> np.ndarray:
         """bool (N,): the workers that finished computing before the close, still up."""
@@ -350,7 +379,10 @@ class Cluster:
             record.lost += 1
             record.events.append((w, "lost", begin, end, bits // 8))
 
-        return sender(self.net, self.faults, closer, lost, drop=first)
+        hub = self._hub()
+        transfer = (None if self.collective == "ps" else
+                    lambda w, server, bits, wait, guard: hub.send(w, bits, wait, guard))
+        return sender(self.net, self.faults, closer, lost, drop=first, transfer=transfer)
 
     def _arrival(self, record: StepRecord, closer: StepClose, w: int, t: float) -> None:
         if closer.is_closed:
@@ -362,27 +394,21 @@ class Cluster:
     # ------------------------------------------------------------------ peer collectives
 
     def _peer_step(self, compute, rounds, n_params) -> StepRecord:
-        # Peers exchange the messages themselves. A collective starts once every rank's
-        # previous collective has ended (a barrier between steps, as in synchronous all-reduce
-        # training); the aggregation after an all-gather is local to each worker.
-        start = self.records[-1].done if self.records else np.zeros(self.n)
-        ready = np.maximum(start + compute, self.env.now)
-        finished = ready
-        for up, _, *how in rounds:
-            how = how[0] if how else self.collective
-            # an all-gather or all-to-all carries each rank's own message; an all-reduce one
-            # common vector. A round starts when the previous one has ended everywhere
-            # (simulated time has moved on to its last finisher).
-            size = up if how in ("allgather", "alltoall") else int(up.max())
-            starts = np.maximum(finished, self.env.now)
-            run = ROUND_COLLECTIVES[how](self.net, starts, size)
-            finished = self.env.run(until=self.env.process(run))
-        local = (self.compute.server_time(0, self.n - 1, n_params)
-                 if self.collective == "allgather" else 0.0)
-        last = float(finished.max())
-        # every rank holds the result when the last one does (the barrier between steps)
-        return StepRecord(start, ready, finished, last, last + local,
-                          np.full(self.n, last + local), sum(r[0] for r in rounds), 0)
+        return peers.peer_step(self, compute, rounds, n_params)
+
+    @property
+    def retransmits_only(self) -> bool:
+        """All the policy and faults can do is delay a lost message until it is sent again:
+        any collective allows that."""
+        model = self.faults.model if self.faults is not None else None
+        return self.policy.kind == "all" and (model is None or (
+            not model.crash_workers and model.crash_rate == 0 and model.on_loss == "retransmit"))
+
+    @property
+    def vote(self) -> bool:
+        """The method's aggregate is not a sum an all-reduce computes (a vote): over GPU nodes
+        it is summed at each node's first GPU, then shared out among those."""
+        return "ring" not in self.candidates
 
     # ------------------------------------------------------------------ timeline
 

@@ -112,7 +112,7 @@ class WorkerFaults:
         return self.model.loss > 0 and bool(self.rng.random() < self.model.loss)
 
 
-def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool):
+def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool, transfer=None):
     """A ``send(worker, server, bits, delay) -> event`` for ``sim.net.collectives.push``.
 
     The piece leaves once the worker has computed (``delay`` from now), unless by then the
@@ -121,8 +121,13 @@ def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool):
     ``on_lost(worker, begin, end, bits)`` (end: when it is sent again, or, dropped, when the
     lost attempt ended) and sent again ``rto`` after the attempt ended, or, with
     ``drop`` and ``on_loss = "drop"``, never arrives. The event fires when the piece arrives.
+    ``transfer(worker, server, bits, delay, guard) -> event`` sends one attempt (default: a
+    message on ``net``; the shard owners send a worker's pieces as one flow).
     """
     env = net.env
+    if transfer is None:
+        def transfer(w, server, bits, wait, guard):
+            return net.transfer(w, server, bits, delay=wait, guard=guard)
     drop = drop and faults is not None and faults.model.on_loss == "drop"
 
     def send(w, server, bits, delay):
@@ -135,7 +140,7 @@ def sender(net, faults: WorkerFaults | None, closer, on_lost, drop: bool):
             return not (closer.is_closed and closer.close_time < computed_at)
 
         def attempt(wait, guard, begin):
-            ev = net.transfer(w, server, bits, delay=wait, guard=guard)
+            ev = transfer(w, server, bits, wait, guard)
             ev.callbacks.append(lambda e: landed(e.value, begin))
 
         def landed(t, begin):

@@ -66,6 +66,39 @@ def _mean(values: np.ndarray) -> float:
     return float(taking_part.mean()) if taking_part.size else math.nan
 
 
+def message_bits(record: StepRecord, collective: str, n: int, vote: bool) -> tuple[float, float]:
+    """Bits one worker sent and received in a step of ``collective`` (means over the n
+    workers, virtual size, headers included).
+
+    Message-level accounting, as in the paper's bits per parameter: an all-reduce (ring, tree,
+    hierarchical) contributes the vector and returns the reduced one; an all-gather returns the
+    other N-1 messages; an all-to-all (a round's, or the shard owners') sends the worker's
+    pieces and returns the others' pieces; a server (or a vote over GPU nodes) takes the
+    message and sends the reply.
+    """
+    if collective == "none":
+        return 0.0, 0.0
+    if collective == "hierarchical" and vote:
+        return float(record.up.mean()), float(record.down)
+    if collective in ("ps", "alltoall"):
+        up = float(record.up.mean())
+        if record.receivers is None:
+            return up, float(record.down)
+        return up, float(record.down * record.receivers.mean())
+    up = down = 0.0
+    for u, d, *how in record.rounds:
+        how = how[0] if how else collective
+        sent = float(u.mean())
+        up += sent
+        if how == "alltoall":  # what the other workers send it
+            down += float(d)
+        elif how == "allgather":
+            down += sent * (n - 1)
+        else:
+            down += sent
+    return up, down
+
+
 def trace_rows(records: list[StepRecord], n: int, collective: str) -> list[tuple]:
     """Timeline events (node, phase, start_s, end_s, bytes, step) of ``records``, step by step
     (steps 1-based). Phases: compute, send, idle, receive and the server's aggregate; with

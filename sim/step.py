@@ -58,8 +58,10 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         if method.flips and adversaries.attack == "flip" and adversaries.mask.any():
             flipping = {"flipped": adversaries.mask}
         grads = adversaries.corrupt(grads, attack_rng, negate=not flipping)
-    partial = cluster.partial
-    if partial:
+    # fewer than all messages may count (a policy, faults): a collective decided at this step
+    # (``auto``) can tell only after it has seen the messages, so the state is kept whenever
+    uneven = cluster.uneven
+    if uneven:
         cluster.open(step)  # an all-down wait decides who rejoins: before anyone encodes
         rejoining = cluster.rejoining
         if cold is not None and rejoining.any():
@@ -71,7 +73,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
     payloads, state = method.encode(state, grads, hp, method_rng, **flipping)
     record = cluster.gather(message_rounds(method, state, payloads, None), batch_size,
                             n_params, compute_rng, step)
-    if not partial:
+    if not cluster.partial:
         reply = method.aggregate(payloads, d, hp, method_rng)
         cluster.reply(message_rounds(method, state, payloads, reply)[-1][1])
         x, state = method.apply(x, reply, state, hp, lr)

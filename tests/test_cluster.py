@@ -6,6 +6,7 @@ import pytest
 import experiments
 from sim.cluster import Cluster
 from sim.compute import ComputeModel
+from sim.net.pipelined import Pipeline
 
 
 def _ps_formula(alpha, up_bits, down_bits, n, b_worker, b_server):
@@ -56,14 +57,16 @@ def test_simulated_step_time_uses_the_codec_bytes():
     n, b, lat = 8, 1e8, 20e-6
     result = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
                                   method={"name": "dlion"}, workers=n, steps=3,
-                                  network={"transport": "fluid", "bandwidth": b, "latency": lat})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": lat,
+                                           "collective": "ps"})
     step = _ps_formula(lat, 1000, 1000, n, b, b)
     assert result.history["time_s"] == pytest.approx([step, 2 * step, 3 * step], rel=1e-9)
     assert result.history["bits_up"].tolist() == [1000, 2000, 3000]
     # G-AdamW sends float32 both ways: 32 bits per parameter
     adamw = experiments.simulate(objective={"name": "quadratic", "dim": 1000},
                                  method="gadamw", workers=n, steps=1,
-                                 network={"transport": "fluid", "bandwidth": b, "latency": lat})
+                                 network={"transport": "fluid", "bandwidth": b, "latency": lat,
+                                          "collective": "ps"})
     assert adamw.history["time_s"][0] == pytest.approx(_ps_formula(lat, 32000, 32000, n, b, b),
                                                        rel=1e-9)
     assert adamw.summary["bits_per_param_per_step"] == {"up": 32.0, "down": 32.0, "total": 64.0}
@@ -74,7 +77,8 @@ def test_virtual_model_size_scales_messages():
     result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
                                   workers=n, steps=1,
                                   cluster={"model_params": 1_000_000},
-                                  network={"transport": "fluid", "bandwidth": b, "latency": 0})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": 0,
+                                           "collective": "ps"})
     assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, 1e6, 1e6, n, b, b))
     assert result.summary["model_params"] == 1_000_000 and result.summary["n_params"] == 64
 
@@ -111,7 +115,8 @@ def test_header_is_added_after_scaling_to_the_virtual_size():
     n, b = 2, 1e9
     result = experiments.simulate(objective={"name": "quadratic", "dim": 64}, method="dlion",
                                   workers=n, steps=1, cluster={"model_params": 64_000},
-                                  network={"transport": "fluid", "bandwidth": b, "latency": 0, "header": 40})
+                                  network={"transport": "fluid", "bandwidth": b, "latency": 0,
+                                           "header": 40, "collective": "ps"})
     message = 64_000 + 8 * 40  # 1 bit per parameter of the virtual model, plus 40 bytes
     assert result.history["bits_up"][0] == message
     assert result.history["time_s"][0] == pytest.approx(_ps_formula(0, message, message, n, b, b))
@@ -161,11 +166,12 @@ def test_rounds_travel_one_after_the_other(collective):
 
 def test_powersgd_all_reduces_p_then_q():
     # 4096 parameters compressed as one batched 64 x 64 matrix at rank 2, so P and Q are 64 x 2
-    # float32 each (4096 bits), all-reduced one after the other on the ring
+    # float32 each (4096 bits), all-reduced one after the other on the textbook ring
     n, b, lat = 4, 1e9, 1e-3
     r = experiments.simulate(objective={"name": "quadratic", "dim": 4096},
                              method={"name": "powersgd", "batched": True}, workers=n, steps=1,
-                             network={"transport": "fluid", "bandwidth": b, "latency": lat})
+                             network={"transport": "fluid", "bandwidth": b, "latency": lat,
+                                      "collective": "ring", "chunk": 0})
     one = 2 * (n - 1) * 2 * lat + 2 * (n - 1) / n * 4096 / b
     assert r.history["time_s"][0] == pytest.approx(2 * one, rel=1e-9)
     assert r.history["bits_up"][0] == 2 * 4096
@@ -186,7 +192,8 @@ def test_allgather_charges_each_rank_its_own_message():
     # ring all-gather of unequal messages: rank i forwards every message once, each hop costs
     # its size; three tiny messages and one of M bits take (p-1) M / B, not (p-1) * p * M / B
     n, b, big = 4, 1e9, 8_000_000
-    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b, "latency": 0.0}, ComputeModel(), "allgather")
+    cluster = Cluster(n, {"transport": "fluid", "bandwidth": b, "latency": 0.0}, ComputeModel(),
+                      "allgather", pipeline=Pipeline(chunk=0))
     record = cluster.step([(np.array([8, 8, 8, big]), 0)], 1, 1, np.random.default_rng(0))
     cluster.finish()
     assert record.phases()["time_s"] == pytest.approx((n - 1) * big / b, rel=1e-3)
@@ -197,7 +204,7 @@ def test_rounds_naming_their_collective():
     # all-gather, each timed by its own collective on the star; latency alpha = 2 * link latency
     n, b, lat = 4, 1e9, 10e-6
     cluster = Cluster(n, {"bandwidth": b, "latency": lat, "transport": "fluid"}, ComputeModel(),
-                      collective="ring")
+                      collective="ring", pipeline=Pipeline(chunk=0))  # the textbook ones
     a2a, gather = 3 * 40_000, 25_000
     rounds = [(np.full(n, a2a), a2a, "alltoall"), (np.full(n, gather), 3 * gather, "allgather")]
     record = cluster.step(rounds, 1, 1, np.random.default_rng(0))

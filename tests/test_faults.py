@@ -220,7 +220,7 @@ def test_a_lost_message_costs_its_transfer_and_the_retransmission_timeout(monkey
     result = experiments.simulate(objective={"name": "quadratic", "dim": 800}, workers=1,
                                   steps=1, method={"name": "dlion"},
                                   network={"bandwidth": b, "latency": lat,
-                                           "transport": "fluid"},
+                                           "transport": "fluid", "collective": "ps"},
                                   faults={"loss": 0.01, "rto": rto})
     up = lat + 800 / b
     down = lat + (800 + 8) / b  # the reply and its one-byte participation map
@@ -284,7 +284,7 @@ def test_faults_and_stragglers_are_the_same_in_one_process_or_two(tmp_path):
     (["faults.loss=0.1", "faults.on_loss=\"drop\""], "wait for ever"),
     (["faults.loss=0.1", "faults.on_loss=\"drop\"", "server.policy=\"first_k\"",
       "server.k=2"], "wait for ever"),
-    (["faults.loss=0.1", "method.name=\"gadamw\"", "network.collective=\"ring\""],
+    (["faults.crash_rate=0.1", "method.name=\"gadamw\"", "network.collective=\"ring\""],
      "cannot skip a rank"),
     (["faults.crash_workers=[1, 1]", "faults.crash_time=1.0"], "listed twice"),
     (["compute.distribution=\"pareto\""], "needs compute.pareto_shape"),

@@ -26,8 +26,10 @@ CASES = {
     "shaped": dict(objective={"name": "mlp", "dataset": "synthetic", "hidden": [12]},
                    workers=4, batch_size=8, steps=6, seed=5),
 }
-# recorded with the fluid model, before transports existed
-NETWORK = {"bandwidth": "1Gbps", "latency": "20us", "transport": "fluid"}
+# recorded with the fluid model, before transports existed, and with the textbook collectives
+# (chunk = 0), before the pipelined ones; those are recorded as "<collective>-pipelined"
+NETWORK = {"bandwidth": "1Gbps", "latency": "20us", "transport": "fluid", "chunk": 0}
+PIPELINED = ("ring", "tree", "allgather", "alltoall")
 COMPUTE = {"step_time": "1ms", "jitter": 0.3}
 
 
@@ -40,12 +42,18 @@ def runs():
             kw = dict(common, workers=1) if method.max_workers == 1 else dict(common)
             variants = [("", {})] + ([("-avg", {"aggregate": "avg"})] if name == "dlion" else [])
             for suffix, extra in variants:
-                collectives = method.collectives if not suffix else method.collectives[:1]
+                # auto resolves to one of the others; hierarchical needs nodes of GPUs
+                collectives = [c for c in method.collectives if c not in ("auto", "hierarchical")]
+                collectives = collectives if not suffix else collectives[:1]
                 for coll in collectives:
                     network = dict(NETWORK, collective=None if coll == "none" else coll)
                     spec = dict(kw, method={"name": name, "lr": 1e-2, **extra},
                                 network=network, compute=COMPUTE)
                     yield f"{case}/{name}{suffix}/{coll}", spec
+                    if coll in PIPELINED:
+                        pipelined = dict(network, chunk=512 * 1024)
+                        yield (f"{case}/{name}{suffix}/{coll}-pipelined",
+                               dict(spec, network=pipelined))
 
 
 def fingerprint(result) -> dict:

@@ -155,7 +155,8 @@ def test_a_worker_still_receiving_at_the_close_gives_the_step_up_and_replies_que
     result = experiments.simulate(
         objective={"name": "quadratic", "dim": 1000}, workers=2, steps=4,
         method={"name": "dlion"}, compute={"step_time": "10ms"},
-        network={"bandwidth": [1e9, 1e4], "latency": 0.0, "transport": "fluid"},
+        network={"bandwidth": [1e9, 1e4], "latency": 0.0, "transport": "fluid",
+                 "collective": "ps"},
         server={"policy": "deadline", "deadline": "50ms"})
     h = result.history
     assert h["time_s"] == pytest.approx([0.05 + k * 0.1008 for k in range(1, 5)], rel=1e-9)
@@ -173,7 +174,8 @@ def test_a_worker_still_receiving_at_the_close_gives_the_step_up_and_replies_que
     (["server.policy=\"first_k\"", "server.k=1.5"], "out of range"),
     (["server.policy=\"first_k\"", "server.k=2", "method.name=\"gadamw\"",
       "network.collective=\"ring\""], "cannot skip a rank"),
-    (["server.policy=\"first_k\"", "server.k=2", "method.name=\"topk\""], "needs network.collective"),
+    (["server.policy=\"first_k\"", "server.k=2", "method.name=\"topk\"",
+      "network.collective=\"allgather\""], "goes on without a rank"),
     (["server.k=2"], "needs server.policy = 'first_k'"),
     (["server.policy=\"dedline\""], "did you mean 'deadline'"),
 ])

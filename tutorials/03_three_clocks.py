@@ -46,7 +46,8 @@ import matplotlib.pyplot as plt
 # %%
 SETTING = dict(objective={"name": "logistic", "features": 63}, workers=8, batch_size=32,
                steps=250, eval_every=10,
-               network={"bandwidth": "1Gbps", "latency": "50us", "transport": "fluid"},
+               network={"bandwidth": "1Gbps", "latency": "50us", "transport": "fluid",
+                        "collective": "ps"},
                cluster={"model_params": 25_600_000}, compute={"step_time": "100ms"})
 METHODS = {
     "D-Lion (MaVo)": {"name": "dlion", "aggregate": "mavo", "lr": 3e-3},

@@ -51,9 +51,9 @@ NAMES = {"dlion": "D-Lion (MaVo)", "gadamw": "G-AdamW"}
 def timing(method, bandwidth, params=P, latency=ALPHA, collective=None, workers=N):
     """Simulated seconds per step and its compute and communication parts (two short steps;
     the numerics of this tiny stand-in objective do not affect the timing)."""
-    network = {"bandwidth": bandwidth, "latency": latency, "transport": "fluid"}
-    if collective:
-        network["collective"] = collective
+    # the parameter server, or the textbook ring of the formulas below (chunk = 0)
+    network = {"bandwidth": bandwidth, "latency": latency, "transport": "fluid",
+               "collective": collective or "ps", "chunk": 0}
     result = experiments.simulate(
         objective={"name": "quadratic", "dim": 64}, method=method, workers=workers, steps=2,
         eval_every=0, network=network, cluster={"model_params": params},
@@ -111,7 +111,8 @@ for m, (sim, formula) in balance.items():
 TRAIN = dict(objective={"name": "logistic", "features": 63}, workers=N, batch_size=32,
              steps=400, eval_every=10, target=0.36, cluster={"model_params": P},
              compute={"step_time": T_COMPUTE})
-runs = {(m, bw): experiments.simulate(method=method, network={"bandwidth": bw, "latency": ALPHA, "transport": "fluid"},
+runs = {(m, bw): experiments.simulate(method=method, network={"bandwidth": bw, "latency": ALPHA, "transport": "fluid",
+                                                                        "collective": "ps"},
                                       **TRAIN)
         for m, method in (("dlion", DLION), ("gadamw", ADAMW)) for bw in (1e9, 1e11)}
 steps_to_target = {m: runs[m, 1e9].summary["target"]["step"] for m in WIRE_BITS}

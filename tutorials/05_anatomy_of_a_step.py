@@ -56,7 +56,7 @@ def run(config, stragglers=0.0, steps=30):
     return experiments.simulate(
         objective={"name": "logistic", "features": 63}, method=method, workers=N, steps=steps,
         seed=1, network={"bandwidth": B, "latency": ALPHA, "collective": collective,
-                 "transport": "fluid"},
+                 "transport": "fluid", "chunk": 0},  # the textbook ring of the formulas
         cluster={"model_params": P},
         compute={"step_time": T_COMPUTE, "aggregate_per_byte": AGG_PER_BYTE,
                  "straggler_prob": stragglers, "straggler_slowdown": SLOWDOWN},

@@ -59,7 +59,8 @@ N, T0, SHAPE, DEADLINE = 16, 0.100, 3.0, 0.200
 STRAGGLERS = dict(objective={"name": "logistic", "features": 63}, workers=N, steps=300,
                   eval_every=10, seed=1,
                   method={"name": "dlion", "aggregate": "mavo", "lr": 3e-3},
-                  network={"bandwidth": "100Gbps", "latency": "10us", "transport": "fluid"},
+                  network={"bandwidth": "100Gbps", "latency": "10us", "transport": "fluid",
+                           "collective": "ps"},
                   cluster={"model_params": 1_000_000},
                   compute={"step_time": T0, "distribution": "pareto", "pareto_shape": SHAPE})
 wait_all = experiments.simulate(**STRAGGLERS)

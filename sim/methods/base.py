@@ -52,6 +52,14 @@ adversaries' messages itself:
 ``flips``: whether ``encode`` takes a keyword ``flipped``, bool (N,)
     those workers send the negation of their honest message and keep their honest state.
 
+A method whose aggregate works coordinate by coordinate can also be aggregated in shards
+(``collective = "alltoall"``: each worker owns 1/N of the coordinates) or summed inside a GPU
+node first (``"hierarchical"``); it says what its wire costs for a piece of the vector:
+
+``wire_bits(length, n, hp) -> (message, sum, reply)``
+    bits of one worker's message for ``length`` coordinates, of the sum of n such messages,
+    and of the reply that aggregates n of them (the codecs' own sizes, padding included).
+
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
 a validation rule in ``HYPERPARAMETERS``, which the spec layer uses. Each method family lives in
@@ -66,7 +74,7 @@ import numpy as np
 
 from sim.schedules import SCHEDULES
 from sim.wire import bitslice
-from sim.wire.codecs import DenseCodec, SignCodec, TernaryCodec, rows
+from sim.wire.codecs import DenseCodec, LevelCodec, SignCodec, TernaryCodec, rows
 
 SIGN_RULES = ("random", "plus", "minus", "zero")
 
@@ -94,8 +102,12 @@ HYPERPARAMETERS: dict[str, dict] = {
 }
 
 SCHEDULE_DEFAULTS = {"schedule": "constant", "warmup_steps": 0, "min_lr_ratio": 0.0}
-#: collectives of a method whose messages can be summed in flight (dense or shared-index)
-ALLREDUCE = ("ps", "ring", "halving_doubling")
+#: collectives of a method whose messages can be summed in flight (dense or shared-index);
+#: "auto" (the default) chooses among the others
+ALLREDUCE = ("auto", "ps", "ring", "tree", "halving_doubling", "alltoall", "hierarchical")
+#: collectives of a method whose aggregate (a vote, a sum of levels) is coordinate-wise but no
+#: all-reduce can compute it
+SHARDED = ("auto", "ps", "alltoall", "allgather", "hierarchical")
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class Method:
     arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
     discard: Callable | None = None
     flips: bool = False             # encode takes ``flipped`` (module docstring)
+    wire_bits: Callable | None = None  # the wire of a piece of the vector (module docstring)
     rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
 
 
@@ -221,6 +234,11 @@ def restore_rows(state: dict, saved: dict, rows: np.ndarray) -> None:
 F32 = DenseCodec("float32")
 
 
+def dense_wire(length, n, hp):
+    """``wire_bits`` of float32 messages: a message, a sum and a mean of length values."""
+    return (F32.size_bits(length),) * 3
+
+
 def mean_encode(state, grads, hp, rng):
     """Worker side of the global methods: the fp32 gradient itself."""
     return F32.encode(grads), state
@@ -273,6 +291,16 @@ def resolve_zeros(signs, rule, rng):
     else:
         signs[zeros] = 1 if rule == "plus" else -1
     return signs
+
+
+def sign_wire(length, n, hp):
+    """``wire_bits`` of sign messages: a sign vector (ternary with zero_sign = "zero"), the
+    sum of n of them (n + 1 or 2n + 1 levels), and the reply: that sum (aggregate = "avg") or
+    the vote's signs (ternary with tie = "zero")."""
+    message = sign_codec(hp["zero_sign"]).size_bits(length)
+    total = LevelCodec(n + 1 if hp["zero_sign"] != "zero" else 2 * n + 1).size_bits(length)
+    reply = total if hp.get("aggregate") == "avg" else sign_codec(hp["tie"]).size_bits(length)
+    return message, total, reply
 
 
 def sign_codec(rule):

@@ -142,7 +142,7 @@ register(Method("dgc", "Deep Gradient Compression (Lin et al. 2018): momentum co
                 "clipping, momentum masking, sparsity warm-up, sampled top-k per tensor",
                 "density*(32 + index bits) up; all-gather or the union of supports down",
                 _DEFAULTS, _init, _encode, sparse_aggregate, _apply,
-                collectives=("allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"],
+                collectives=("auto", "allgather", "ps"), steady_from=lambda hp: hp["sparsity_warmup"],
                 discard=_discard,
                 notes=differences(__doc__)),
          {k: {**SPARSE_RULES, **RULES}[k] for k in _DEFAULTS if k in {**SPARSE_RULES, **RULES}})

@@ -187,6 +187,6 @@ register(Method("onebit_adam", "1-bit Adam (Tang et al. 2021): Adam warm-up, the
                 "2(N-1)(D/N + 32 per tensor) down, D = d padded (about 1 and 2(N-1)/N)",
                 {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "freeze_step": 100, "bias_correction": True, **SCHEDULE_DEFAULTS},
-                _init, _encode, _relay, _apply, collectives=("ring", "halving_doubling"),
+                _init, _encode, _relay, _apply, collectives=("auto", "ring", "tree", "halving_doubling"),
                 rounds=_rounds, steady_from=lambda hp: hp["freeze_step"], flips=True,
                 notes=differences(__doc__)), RULES)

@@ -165,6 +165,6 @@ register(Method("powersgd", "PowerSGD (Vogels et al. 2019): rank-r P Q^T per mat
                 {**SGD_DEFAULTS, "nesterov": True, "rank": 2, "warm_start": True,
                  "error_feedback": True, "batched": False},
                 _init, _encode, mean_aggregate, _apply,
-                collectives=("ring", "halving_doubling", "ps"), rounds=_rounds,
+                collectives=("auto", "ring", "tree", "halving_doubling", "ps"), rounds=_rounds,
                 arrivals=("encode", "apply"), discard=keep_unsent("memory"), flips=True,
                 notes=differences(__doc__)), RULES)

@@ -33,6 +33,7 @@ import numpy as np
 from sim.methods.base import (
     F32,
     SCHEDULE_DEFAULTS,
+    SHARDED,
     Method,
     differences,
     keep_unsent,
@@ -40,6 +41,7 @@ from sim.methods.base import (
     register,
     resolve_zeros,
     sign_codec,
+    sign_wire,
 )
 from sim.methods.sgd import sgd_step
 from sim.wire.codecs import SignCodec
@@ -128,13 +130,14 @@ register(Method("signum", "signSGD/Signum with majority vote (Bernstein et al. 2
                 {"lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0, "zero_sign": "random",
                  "tie": "random", **SCHEDULE_DEFAULTS},
                 _signum_init, _signum_encode, majority_reply, _signum_apply,
-                collectives=("ps", "allgather"), notes=differences(__doc__, "signum")))
+                collectives=SHARDED, wire_bits=sign_wire,
+                notes=differences(__doc__, "signum")))
 register(Method("efsignsgd", "EF-signSGD (Karimireddy et al. 2019): (|p_t|_1/d_t)*sign(p_t) "
                 "per tensor with error feedback",
                 "1 + 32 per tensor up; the other N-1 messages down (all-gather, or forwarded "
                 "by a server)",
                 {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, **SCHEDULE_DEFAULTS},
                 _efsign_init, _efsign_encode, _relay, _efsign_apply,
-                collectives=("allgather", "ps"), arrivals=("apply",),
+                collectives=("auto", "allgather", "ps"), arrivals=("apply",),
                 discard=keep_unsent("memory"), flips=True,
                 notes=differences(__doc__, "efsignsgd")))

@@ -139,6 +139,12 @@ def _randomk_apply(x, reply, state, hp, lr):
     return sgd_step(x, g, state, hp, lr, hp["momentum"]), state
 
 
+def _randomk_wire(length, n, hp):
+    """``wire_bits`` of random-k: the float32 values of the shared indices that fall in the
+    piece (density x length of them, on average), summed and averaged as they are."""
+    return (32 * keep_count(hp["density"], length),) * 3
+
+
 def _rules(defaults):
     return {k: RULES[k] for k in defaults if k in RULES}
 
@@ -152,18 +158,18 @@ register(Method("graddrop", "GradDrop (Aji & Heafield 2017): drop the fraction d
                 "smallest |g|, accumulate the dropped residual",
                 "(1-drop_ratio)*(32 + index bits) up; the union of supports down", _GRADDROP,
                 _memory_init, _graddrop_encode, sparse_aggregate, _sparse_apply,
-                collectives=("ps", "allgather"), discard=keep_unsent("memory"),
+                collectives=("auto", "ps", "allgather"), discard=keep_unsent("memory"),
                 notes=differences(__doc__, "graddrop")),
          _rules(_GRADDROP))
 register(Method("topk", "Top-k sparsification (exact) with optional error feedback",
                 "density*(32 + index bits) up; all-gather or the union of supports down", _TOPK,
                 _memory_init, _topk_encode, sparse_aggregate, _sparse_apply,
-                collectives=("allgather", "ps"), discard=keep_unsent("memory"),
+                collectives=("auto", "allgather", "ps"), discard=keep_unsent("memory"),
                 notes=differences(__doc__, "topk")),
          _rules(_TOPK))
 register(Method("randomk", "Random-k sparsification with shared-seed indices (summable), "
                 "optional error feedback", "32*density up, 32*density down", _RANDOMK,
                 _memory_init, _randomk_encode, mean_aggregate, _randomk_apply,
-                collectives=ALLREDUCE, discard=keep_unsent("memory"),
+                collectives=ALLREDUCE, discard=keep_unsent("memory"), wire_bits=_randomk_wire,
                 notes=differences(__doc__, "randomk")),
          _rules(_RANDOMK))

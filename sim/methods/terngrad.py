@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.methods.base import F32, Method, differences, register, two_rounds
 from sim.methods.sgd import SGD_DEFAULTS, sgd_state, sgd_step
-from sim.wire.codecs import TernaryCodec, TernarySumCodec
+from sim.wire.codecs import LevelCodec, TernaryCodec, TernarySumCodec
 from sim.wire.tensors import Segments
 
 RULES = {
@@ -58,6 +58,12 @@ def _aggregate(payloads, d, hp, rng):
     return np.concatenate([F32.encode(shared), TernarySumCodec(n).encode(total)])
 
 
+def _wire(length, n, hp):
+    """``wire_bits`` of the ternaries (round 2): 2 bits each, their sum at 2n+1 levels."""
+    total = LevelCodec(2 * n + 1).size_bits(length)
+    return TernaryCodec().size_bits(length), total, total
+
+
 def _rounds(state, payloads, reply):
     # the scales are max-reduced first: every worker needs the shared scale to ternarise
     return two_rounds(4 * state["segments"].sizes.size, payloads, reply)
@@ -78,5 +84,6 @@ register(Method("terngrad", "TernGrad (Wen et al. 2017): stochastic ternary grad
                 "2 bits (log2 3 ideal) + 32 per tensor up; ceil(log2(2N+1)) + 32 per tensor down",
                 {**SGD_DEFAULTS, "clip_factor": 2.5},
                 _init, _encode, _aggregate, _apply,
-                collectives=("ps", "allgather"), rounds=_rounds, arrivals=("encode", "apply"),
+                collectives=("auto", "ps", "alltoall", "allgather"), rounds=_rounds,
+                arrivals=("encode", "apply"), wire_bits=_wire,
                 notes=differences(__doc__)), RULES)

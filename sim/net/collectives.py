@@ -398,3 +398,25 @@ def tree_broadcast(net: Network, root: int, start_time, bits):
     send(0, 0)
     yield done
     return finish
+
+
+class Servers:
+    """The parameter server(s)' push and pull (the functions above) as one object, called as
+    the shard owners' are (``sim.net.shards``)."""
+
+    n_owners = 1
+
+    def __init__(self, net: Network):
+        self.net = net
+
+    def push(self, bits, delays, after=None, send=None):
+        return push(self.net, bits, delays, after=after, send=send)
+
+    def push_batch(self, bits, delays, after=None):
+        return push_batch(self.net, bits, delays, after=after)
+
+    def pull(self, bits, delay=0.0, to=None, behind=None):
+        return pull(self.net, bits, delay=delay, to=to, behind=behind)
+
+    def pull_batch(self, bits, delay=0.0):
+        return pull_batch(self.net, bits, delay=delay)

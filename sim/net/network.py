@@ -239,16 +239,18 @@ class Network:
         return Routes.of_one_flow(links, counts), float(self.topo.latency(src, dst).max())
 
     def transfer_flow(self, flow: Flow, bits: int, latency: float, *,
-                      delay: float = 0.0) -> simpy.Event:
+                      delay: float = 0.0, guard=None) -> simpy.Event:
         """Start a collective's ``flow`` of ``bits`` bits ``delay`` s from now, after its
         ``latency`` (s, plus the per-message overhead); the event fires at its end (value: that
-        time, s)."""
+        time, s). ``guard`` as for ``transfer``."""
         if not _is_int(bits) or bits < 0:
             raise ValueError(f"bits={bits!r}: must be an integer >= 0")
         done = self.env.event()
         start = self.env.timeout(delay + latency + self.overhead)
 
         def join(_):
+            if guard is not None and not guard():
+                return
             self.sent_bits += bits
             self._pending.append((-1, -1, int(bits), latency, done, flow))
             self._request_update()

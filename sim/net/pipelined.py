@@ -87,8 +87,9 @@ def stream(net: Network, phase: Phase, pipeline: Pipeline, start: float):
     flows, bits = pipeline.flows, phase.volume
     share = [bits // flows + (i < bits % flows) for i in range(flows)]
     delay = max(0.0, start - env.now)
-    events = [net.transfer_flow(Flow(phase.routes, key=(phase.key, i // pipeline.sockets,
-                                                         i % pipeline.sockets)),
+    keys = [None if phase.key is None else (phase.key, i // pipeline.sockets, i % pipeline.sockets)
+            for i in range(flows)]
+    events = [net.transfer_flow(Flow(phase.routes, key=keys[i]),
                                 b, phase.latency, delay=delay)
               for i, b in enumerate(share) if b]
     if not events:
@@ -145,7 +146,7 @@ RING_STEPS = {"allreduce": lambda p: 2 * (p - 1), "reduce_scatter": lambda p: p 
 
 
 def ring_phases(net: Network, bits: int, kind: str = "allreduce", ranks=None,
-                key: str = "ring") -> list[Phase]:
+                key: str | None = "ring") -> list[Phase]:
     """A pipelined ring ``kind`` over ``ranks`` (default the workers; an array of rings, one
     per row, run at once): all-reduce or reduce-scatter of a vector of ``bits`` bits, or
     all-gather of ``bits`` bits from every rank."""
@@ -213,7 +214,7 @@ def tree_phases(net: Network, bits: int) -> list[Phase]:
 
 
 def all_to_all_phase(net: Network, piece: int, senders=None, receivers=None,
-                     key: str = "alltoall") -> list[Phase]:
+                     key: str | None = "alltoall") -> list[Phase]:
     """Every sender sends ``piece`` bits to every other receiver at once (NCCL's grouped
     sends; bool masks over the workers, default all of them): one phase of one hop."""
     p = net.n_workers

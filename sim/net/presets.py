@@ -76,6 +76,47 @@ LINKS: dict[str, dict] = {
         note="US-Asia is 150-250 ms RTT; with a 4 MiB TCP window one flow gets 419 Mb/s here"),
 }
 
+#: Links between the GPUs of one node (``network.intra``, topology "nodes"): bandwidth per GPU
+#: and direction, latency one way GPU to GPU. NCCL's own protocol runs on them (no TCP).
+INTRA: dict[str, dict] = {
+    "nvlink2": dict(
+        bandwidth=8 * 150e9, latency=1e-6,
+        source="NVIDIA V100: 6 NVLink 2 links x 25 GB/s per direction = 150 GB/s (300 GB/s "
+               "both ways), NVIDIA Tesla V100 datasheet; latency: estimate, about 1 us",
+        note="DGX-1 / DGX-2 (V100)"),
+    "nvlink3": dict(
+        bandwidth=8 * 300e9, latency=1e-6,
+        source="NVIDIA A100: 12 NVLink 3 links x 25 GB/s per direction = 300 GB/s (600 GB/s "
+               "both ways), NVIDIA A100 datasheet; latency: estimate, about 1 us",
+        note="DGX A100, HGX A100 through NVSwitch"),
+    "nvlink4": dict(
+        bandwidth=8 * 450e9, latency=936.25e-9,
+        source="NVIDIA H100: 18 NVLink 4 links x 25 GB/s per direction = 450 GB/s (900 GB/s "
+               "both ways), NVIDIA H100 datasheet; latency: ASTRA-sim's calibrated HGX-H100 "
+               "network config",
+        note="DGX H100, HGX H100 through NVSwitch"),
+    "nvlink5": dict(
+        bandwidth=8 * 900e9, latency=936.25e-9,
+        source="NVIDIA B200: NVLink 5, 1.8 TB/s both ways per GPU = 900 GB/s per direction, "
+               "NVIDIA Blackwell datasheet; latency: estimate, as NVLink 4",
+        note="DGX B200, HGX B200"),
+    "pcie3": dict(
+        bandwidth=8 * 15.75e9, latency=1.5e-6,
+        source="PCIe 3.0 x16: 8 GT/s x 16 lanes, 128b/130b coding = 15.75 GB/s per direction "
+               "(PCI-SIG); latency: estimate, 1-2 us GPU to GPU through a PCIe switch",
+        note="GPUs without NVLink, peer to peer over PCIe"),
+    "pcie4": dict(
+        bandwidth=8 * 31.5e9, latency=1.5e-6,
+        source="PCIe 4.0 x16: 16 GT/s x 16 lanes = 31.5 GB/s per direction (PCI-SIG); latency: "
+               "estimate, 1-2 us",
+        note="e.g. A100 PCIe cards, L4/L40 nodes"),
+    "pcie5": dict(
+        bandwidth=8 * 63e9, latency=1.5e-6,
+        source="PCIe 5.0 x16: 32 GT/s x 16 lanes = 63 GB/s per direction (PCI-SIG); latency: "
+               "estimate, 1-2 us",
+        note="e.g. H100 PCIe cards"),
+}
+
 MODELS: dict[str, dict] = {
     "resnet50": dict(
         params=25_557_032, step_time=0.104,
@@ -148,6 +189,12 @@ def link(name: str) -> dict:
     return _lookup("link", LINKS, name)
 
 
+def intra(name: str) -> dict:
+    """A copy of intra-node link preset ``name``: bandwidth (bit/s per GPU and direction),
+    latency (s, one way), source, note."""
+    return _lookup("intra-node link", INTRA, name)
+
+
 def model(name: str) -> dict:
     """A copy of model preset ``name``: params (count), step_time (s), source, note."""
     return _lookup("model", MODELS, name)
@@ -194,6 +241,12 @@ def describe() -> list[str]:
     for name, p in LINKS.items():
         rate, delay = format_bandwidth(p["bandwidth"]), _seconds(p["latency"])
         lines.append(f"  {name:17s} {rate:>10s}  {delay:>10s}  {p['transport']}")
+        lines.append(f"  {'':17s} source: {p['source']}")
+        lines.append(f"  {'':17s} note: {p['note']}")
+    lines.append("intra-node links (network.intra, topology 'nodes'; per GPU and direction):")
+    for name, p in INTRA.items():
+        rate, delay = format_bandwidth(p["bandwidth"]), _seconds(p["latency"])
+        lines.append(f"  {name:17s} {rate:>10s}  {delay:>10s}")
         lines.append(f"  {'':17s} source: {p['source']}")
         lines.append(f"  {'':17s} note: {p['note']}")
     lines.append("models (cluster.model; parameters, compute time per step):")

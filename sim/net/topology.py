@@ -126,7 +126,7 @@ class Topology:
         intra = n if topology == "nodes" else 0
         intra_bw = (np.full(intra, _positive("intra_bandwidth", intra_bandwidth)) if intra
                     else np.zeros(0))
-        self.intra_latency = _nonnegative("intra_latency", intra_latency)
+        self.intra_latency = _nonnegative("intra_latency", intra_latency or 0.0)
         host_bw = np.concatenate([nic_bw, np.full(k, server_bw)])
         # link ids: host up, host down, rack uplinks up, rack uplinks down, intra up, intra down
         self.up0, self.down0 = 0, hosts
