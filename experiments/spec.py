@@ -584,7 +584,7 @@ def _check_adversaries(spec: dict) -> None:
     byzantine = faults["byzantine"]
     listed = isinstance(byzantine, list)
     count = len(byzantine) if listed else (
-        byzantine if isinstance(byzantine, int) else int(byzantine * n))
+        byzantine if isinstance(byzantine, int) else units.count_of(byzantine, n))
     if listed and any(w >= n for w in byzantine):
         bad = next(w for w in byzantine if w >= n)
         raise SpecError(f"faults.byzantine = {byzantine}: worker {bad} does not exist; allowed: "

@@ -309,7 +309,7 @@ MUTANTS = [
            (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
            "the coordinate-wise median is the mean"),
     Mutant("trim-rounds-up", "sim/methods/robust.py",
-           "    cut = math.floor(trim * m)\n", "    cut = math.ceil(trim * m)\n",
+           "    cut = count_of(trim, m)\n", "    cut = count_of(trim, m, round_up=True)\n",
            (f"{A}::test_median_trimmed_mean_and_krum_against_their_definitions",),
            "the trimmed mean cuts one value too many at each end"),
     Mutant("krum-one-neighbour-too-many", "sim/methods/robust.py",

@@ -121,6 +121,33 @@ def test_identities_are_drawn_from_the_seed_and_fixed():
     assert choose(0.5, 9, np.random.default_rng(0)).sum() == 4  # a fraction, rounded down
 
 
+@pytest.mark.parametrize("n,fraction,count", [(9, 0.5, 4), (5, 0.7, 3), (2, 0.9, 1),
+                                                # 0.29 * 100 is 28.999999999999996
+                                                (100, 0.29, 29), (90, 0.7, 63)])
+def test_a_fraction_of_the_workers_is_rounded_down(n, fraction, count):
+    # docs/faults.md: byzantine is "a count, a fraction of N (rounded down), or a list of ids"
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 8}, workers=n,
+                                  steps=1, method="dlion", faults={"byzantine": fraction})
+    chosen = result.summary["adversaries"]
+    assert len(chosen) == len(set(chosen)) == count
+    assert result.history["adversarial"].tolist() == [count]
+
+
+def test_the_adversaries_drawn_are_distinct_workers():
+    for seed in range(20):
+        assert choose(9, 10, np.random.default_rng(seed)).sum() == 9
+        assert choose(0.75, 8, np.random.default_rng(seed)).sum() == 6
+
+
+def test_the_trimmed_mean_cuts_a_fraction_rounded_down():
+    # 100 messages whose values are the squares 0, 1, ..., 99^2 (shuffled): cutting 29 from each
+    # end (0.29 * 100, rounded down as floor(trim * M)) leaves the squares of 29 to 70
+    values = (np.random.default_rng(0).permutation(100).astype(np.float32) ** 2)[:, None]
+    kept = np.arange(29, 71, dtype=np.float64) ** 2
+    got = combine(values, {"aggregate": "trimmed_mean", "trim": 0.29})
+    assert got[0] == pytest.approx(kept.mean(), rel=1e-6)
+
+
 def test_no_adversary_changes_nothing():
     common = dict(objective={"name": "logistic", "samples": 256, "features": 15}, workers=4,
                   steps=10, method="dlion")
