@@ -111,6 +111,21 @@ def test_random_adversaries_stay_inside_their_wire_and_carry_no_signal():
     assert abs(np.mean(sent)) < 0.05 * rms
 
 
+def test_each_random_adversary_has_its_own_gradients_scale():
+    # docs/faults.md: "Gaussian noise with the root-mean-square of its own gradient"; two
+    # adversaries whose gradients differ in scale by 100 send noise that differs as much
+    d = 50_000
+    rng = np.random.default_rng(3)
+    grads = np.stack([np.ones(d), rng.standard_normal(d), 100 * rng.standard_normal(d)])
+    mask = np.array([False, True, True])
+    sent = Adversaries(mask, "random").corrupt(grads, np.random.default_rng(4))
+    assert np.array_equal(sent[0], grads[0])
+    for w in (1, 2):
+        rms = np.sqrt(np.mean(grads[w] ** 2))
+        assert np.std(sent[w]) == pytest.approx(rms, rel=0.02)
+        assert abs(np.corrcoef(sent[w], grads[w])[0, 1]) < 0.02  # no signal in it
+
+
 def test_identities_are_drawn_from_the_seed_and_fixed():
     common = dict(objective={"name": "quadratic", "dim": 8}, workers=9, steps=3,
                   method="dlion", faults={"byzantine": 3})

@@ -332,27 +332,50 @@ def test_a_fraction_k_of_the_workers_is_rounded_up(tmp_path, n, k, count):
 ])
 def test_a_worker_that_never_finishes_computing_keeps_its_initial_state(name, hp):
     # worker 2 computes ten times slower and the first two messages close every step: it
-    # gives every step up, so nothing it computed may reach its state (momentum, memory)
+    # gives every step up, so nothing it computed may reach its state (momentum, memory).
+    # Worker 3 is 5 ms away from the server: it finishes computing in time (6 ms, then 1 ms
+    # after a reply that reaches it 5 ms late) but its message lands after the close, late.
     from sim import methods
     from sim.cluster import Cluster
     from sim.compute import ComputeModel
     from sim.methods.base import snapshot_rows
     from sim.server import Policy
 
-    grads = np.random.default_rng(4).standard_normal((3, 24))
-    cluster = Cluster(3, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
-                      ComputeModel(distribution="trace", trace=np.array([[0.01, 0.01, 0.1]])),
+    grads = np.random.default_rng(4).standard_normal((4, 24))
+    trace = np.array([[0.01, 0.01, 0.1, 0.006], [0.01, 0.01, 0.1, 0.001],
+                      [0.01, 0.01, 0.1, 0.001]])
+    cluster = Cluster(4, {"bandwidth": 1e9, "latency": [1e-5, 1e-5, 1e-5, 5e-3],
+                          "transport": "fluid"},
+                      ComputeModel(distribution="trace", trace=trace),
                       policy=Policy("first_k", k=2))
     hp = {"lr": 0.05, **hp}
-    initial = snapshot_rows(methods.get(name).init(np.linspace(-1.0, 1.0, 24), 3,
-                                                   {**methods.get(name).defaults, **hp}, None), 3)
+    method = methods.get(name)
+    initial = snapshot_rows(method.init(np.linspace(-1.0, 1.0, 24), 4,
+                                        {**method.defaults, **hp}, None), 4)
     _, state = _train(name, grads, cluster, hp, steps=3)
-    assert [r.n_aggregated for r in cluster.records] == [2, 2, 2]
-    after = snapshot_rows(state, 3)
+    cluster.finish()
+    assert [(r.n_aggregated, r.late, r.abandoned) for r in cluster.records] == [(2, 1, 1)] * 3
+    after = snapshot_rows(state, 4)
     assert initial
     for key in initial:
         assert np.array_equal(after[key][2], initial[key][2]), key
-        assert not np.array_equal(after[key][:2], initial[key][:2]), key
+        assert not np.array_equal(after[key][[0, 1, 3]], initial[key][[0, 1, 3]]), key
+
+
+def test_a_step_in_which_nothing_arrives_changes_nothing(tmp_path):
+    # a 5 ms deadline closes every step before anyone has computed (10 ms): every step is
+    # empty, nobody's momentum moves, and x stays where it started
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    cluster = Cluster(3, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+                      ComputeModel(step_time=0.01), policy=Policy("deadline", deadline=0.005))
+    x, state = _train("dlion", G.copy(), cluster, {"lr": 0.5}, steps=3)
+    assert [(r.n_aggregated, r.abandoned) for r in cluster.records] == [(0, 3)] * 3
+    assert x.tolist() == np.linspace(-1.0, 1.0, 4).tolist()
+    assert not state["m"].any()
 
 
 def test_a_late_message_is_left_out_of_the_update():
