@@ -161,6 +161,21 @@ def test_sweep_refuses_a_directory_of_another_study(tmp_path, capsys):
     assert main(["sweep", b, "-o", out, "--jobs", "1", "--force"]) == 0
 
 
+def test_a_study_grows_along_a_whole_section_axis(tmp_path, capsys):
+    # method = [tables] is one axis: another method variant is the same study grown, while a
+    # change outside the axis is another study
+    two = _write(tmp_path, SPEC + "[sweep]\nmethod = [{name = 'dlion'}, {name = 'glion'}]\n",
+                 "two.toml")
+    three = _write(tmp_path, SPEC + "[sweep]\nmethod = [{name = 'dlion'}, {name = 'glion'}, "
+                   "{name = 'gadamw', lr = 0.01}]\n", "three.toml")
+    out = str(tmp_path / "study")
+    assert main(["sweep", two, "-o", out, "--jobs", "1"]) == 0
+    assert main(["sweep", three, "-o", out, "--jobs", "1"]) == 0
+    assert "3 runs in" in capsys.readouterr().out
+    assert main(["sweep", three, "-o", out, "--set", "cluster.workers=4"]) == 2
+    _one_line_error(capsys, "another study", "does not sweep")
+
+
 def test_merge_refuses_pieces_of_different_studies(tmp_path, capsys):
     a = _write(tmp_path, SWEEP, "a.toml")
     b = _write(tmp_path, SPEC + '[sweep]\n"method.name" = ["dlion", "glion"]\n', "b.toml")

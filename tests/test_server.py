@@ -307,6 +307,22 @@ def test_the_deadline_counts_from_the_opening_which_the_servers_work_delays(tmp_
                                       close3 + 16 * per_byte + reply], rtol=1e-12)
 
 
+def test_a_message_split_over_servers_arrives_with_its_last_piece(tmp_path):
+    # three sharded servers: worker 0's 256-bit message goes in pieces of 86, 85 and 85 bits
+    # that share its 1 kb/s uplink, so the last bit lands at 256 ms. The first message closes
+    # the step (worker 1 computes for 10 s), so the step closes then.
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1\n0.0,10.0\n")
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, workers=2, steps=1, method="gsgd",
+        network={"bandwidth": 1e3, "server_bandwidth": 1e9, "latency": 0.0,
+                 "topology": "sharded", "servers": 3, "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace)},
+        server={"policy": "first_k", "k": 1}, run={"trace": True})
+    assert _server_rows(result, "aggregate")[0][0] == pytest.approx(0.256, rel=1e-12)
+    assert result.history["aggregated"].tolist() == [1]
+
+
 @pytest.mark.parametrize("n,k,count", [(3, 0.34, 2), (4, 0.5, 2), (3, 1.0, 3), (10, 0.05, 1),
                                        # 0.28 * 25 is 7.000000000000001 in floating point
                                        (25, 0.28, 7), (50, 0.14, 7)])
