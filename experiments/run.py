@@ -25,6 +25,7 @@ from sim.methods.base import snapshot_rows
 from sim.schedules import learning_rates
 from sim.server import Policy
 from sim.step import train_step
+from sim.units import count_of
 
 # spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links", "intra", "chunk", "channels",
@@ -337,7 +338,7 @@ def _policy(server: dict, n: int) -> Policy:
     """The server's policy from the resolved [server] table (k may be a fraction of N)."""
     k = server["k"]
     if isinstance(k, float):
-        k = max(1, math.ceil(k * n))
+        k = max(1, count_of(k, n, round_up=True))
     return Policy(server["policy"], server["deadline"] or math.inf, k or 0)
 
 

@@ -26,7 +26,7 @@ from experiments.named import (check_method, check_objective, method_fields,  # 
 from experiments.overrides import (override, overridden, parse_assignment,  # noqa: F401
                                    parse_unset, with_assignments)
 from experiments.values import check_section, check_value, shown, suggest, type_name  # noqa: F401
-from sim import methods
+from sim import methods, units
 from sim.adversaries import FULL_PRECISION
 from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
@@ -165,7 +165,7 @@ def _check_adversaries(spec: dict) -> None:
     byzantine = faults["byzantine"]
     listed = isinstance(byzantine, list)
     count = len(byzantine) if listed else (
-        byzantine if isinstance(byzantine, int) else int(byzantine * n))
+        byzantine if isinstance(byzantine, int) else units.count_of(byzantine, n))
     if listed and any(w >= n for w in byzantine):
         bad = next(w for w in byzantine if w >= n)
         raise SpecError(f"faults.byzantine = {byzantine}: worker {bad} does not exist; allowed: "

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.units import count_of
+
 ATTACKS = ("flip", "random", "scale")
 SCALE_DEFAULT = 10.0
 #: methods that send the fp32 gradient itself, the only ones a ``scale`` attack applies to
@@ -80,6 +82,6 @@ def choose(byzantine, n_workers: int, rng: np.random.Generator) -> np.ndarray:
     if isinstance(byzantine, (list, tuple)):
         mask[list(byzantine)] = True
         return mask
-    count = byzantine if isinstance(byzantine, int) else int(byzantine * n_workers)
+    count = byzantine if isinstance(byzantine, int) else count_of(byzantine, n_workers)
     mask[rng.choice(n_workers, count, replace=False)] = True
     return mask

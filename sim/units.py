@@ -1,10 +1,12 @@
-"""Parse quantities with SI suffixes: bandwidth (bit/s), time (s) and size (bytes).
+"""Parse quantities with SI suffixes: bandwidth (bit/s), time (s) and size (bytes); and whole
+counts of fractions (``count_of``).
 
 A bare number means bit/s for bandwidth, seconds for time and bytes for sizes. Suffixes are
 case-sensitive where case carries meaning (``Mb`` is megabit, ``MB`` megabyte).
 """
 from __future__ import annotations
 
+import math
 import re
 
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ/]*)\s*$")
@@ -48,6 +50,14 @@ def parse(value, kind: str) -> float:
             return float(match.group(1)) * table[match.group(2)]
     raise ValueError(f"expected a {kind} such as {examples} (a bare number is {base}), "
                      f"got {value!r}")
+
+
+def count_of(fraction: float, n: int, round_up: bool = False) -> int:
+    """``fraction`` of ``n`` things as a whole count: rounded down, or up with ``round_up``. A
+    product within 1e-9 of a whole number counts as that number (0.29 * 100 is
+    28.999999999999996 in floating point, and 0.28 * 25 is 7.000000000000001)."""
+    exact = fraction * n
+    return math.ceil(exact - 1e-9) if round_up else math.floor(exact + 1e-9)
 
 
 def format_bandwidth(bits_per_s: float) -> str:

@@ -232,6 +232,21 @@ def test_random_adversaries_stay_inside_their_wire_and_carry_no_signal():
     assert abs(np.mean(sent)) < 0.05 * rms
 
 
+def test_each_random_adversary_has_its_own_gradients_scale():
+    # docs/faults.md: "Gaussian noise with the root-mean-square of its own gradient"; two
+    # adversaries whose gradients differ in scale by 100 send noise that differs as much
+    d = 50_000
+    rng = np.random.default_rng(3)
+    grads = np.stack([np.ones(d), rng.standard_normal(d), 100 * rng.standard_normal(d)])
+    mask = np.array([False, True, True])
+    sent = Adversaries(mask, "random").corrupt(grads, np.random.default_rng(4))
+    assert np.array_equal(sent[0], grads[0])
+    for w in (1, 2):
+        rms = np.sqrt(np.mean(grads[w] ** 2))
+        assert np.std(sent[w]) == pytest.approx(rms, rel=0.02)
+        assert abs(np.corrcoef(sent[w], grads[w])[0, 1]) < 0.02  # no signal in it
+
+
 def test_identities_are_drawn_from_the_seed_and_fixed():
     common = dict(objective={"name": "quadratic", "dim": 8}, workers=9, steps=3,
                   method="dlion", faults={"byzantine": 3})
@@ -240,6 +255,33 @@ def test_identities_are_drawn_from_the_seed_and_fixed():
     c = experiments.simulate(seed=6, **common).summary["adversaries"]
     assert a == b and len(a) == 3 and len(set(a)) == 3 and a != c
     assert choose(0.5, 9, np.random.default_rng(0)).sum() == 4  # a fraction, rounded down
+
+
+@pytest.mark.parametrize("n,fraction,count", [(9, 0.5, 4), (5, 0.7, 3), (2, 0.9, 1),
+                                                # 0.29 * 100 is 28.999999999999996
+                                                (100, 0.29, 29), (90, 0.7, 63)])
+def test_a_fraction_of_the_workers_is_rounded_down(n, fraction, count):
+    # docs/faults.md: byzantine is "a count, a fraction of N (rounded down), or a list of ids"
+    result = experiments.simulate(objective={"name": "quadratic", "dim": 8}, workers=n,
+                                  steps=1, method="dlion", faults={"byzantine": fraction})
+    chosen = result.summary["adversaries"]
+    assert len(chosen) == len(set(chosen)) == count
+    assert result.history["adversarial"].tolist() == [count]
+
+
+def test_the_adversaries_drawn_are_distinct_workers():
+    for seed in range(20):
+        assert choose(9, 10, np.random.default_rng(seed)).sum() == 9
+        assert choose(0.75, 8, np.random.default_rng(seed)).sum() == 6
+
+
+def test_the_trimmed_mean_cuts_a_fraction_rounded_down():
+    # 100 messages whose values are the squares 0, 1, ..., 99^2 (shuffled): cutting 29 from each
+    # end (0.29 * 100, rounded down as floor(trim * M)) leaves the squares of 29 to 70
+    values = (np.random.default_rng(0).permutation(100).astype(np.float32) ** 2)[:, None]
+    kept = np.arange(29, 71, dtype=np.float64) ** 2
+    got = combine(values, {"aggregate": "trimmed_mean", "trim": 0.29})
+    assert got[0] == pytest.approx(kept.mean(), rel=1e-6)
 
 
 def test_no_adversary_changes_nothing():

@@ -109,7 +109,7 @@ def test_random_crashes_are_exponential_per_worker():
 
 COMMON = dict(objective={"name": "logistic", "samples": 512, "features": 15}, workers=4,
               batch_size=8, method={"name": "dlion"},
-              network={"bandwidth": "1Gbps", "latency": "20us"}, compute={"step_time": "10ms"})
+              network={"collective": "ps", "bandwidth": "1Gbps", "latency": "20us"}, compute={"step_time": "10ms"})
 
 
 def test_waiting_for_all_stops_waiting_once_a_crash_is_detected():
@@ -292,3 +292,212 @@ def test_faults_and_stragglers_are_the_same_in_one_process_or_two(tmp_path):
 ])
 def test_bad_fault_settings_are_one_line_errors(refused, setting, words):
     assert words in refused(setting)
+
+
+# --- the participation columns, by hand, in every combination ---------------------------------
+
+# Four workers computing 10, 12, 14 and 80 ms; a push (16 bytes: 4 fp32 values) takes 1 ms of
+# latency and 128 us on a 1 Mb/s link, so messages land at 11.128, 13.128, 15.128 and 81.128 ms.
+# "crash": worker 2 crashes at 5 ms, while computing; the server notices at 35 ms. "retransmit":
+# worker 1's first attempt (the second message to land) is lost and sent again 20 ms after it
+# ended, landing at 34.256 ms; "drop": it never arrives.
+PARTICIPATION_CASES = [
+    # policy, faults, close (ms), aggregated, late, lost, down, abandoned, empty
+    ("all", "", 81.128, 4, 0, 0, 0, 0, 0),
+    ("all", "crash", 81.128, 3, 0, 0, 1, 0, 0),
+    ("all", "retransmit", 81.128, 4, 0, 1, 0, 0, 0),
+    ("all", "crash retransmit", 81.128, 3, 0, 1, 1, 0, 0),
+    # a 40 ms deadline: worker 3 is still computing and gives the step up
+    ("deadline", "", 40.0, 3, 0, 0, 0, 1, 0),
+    ("deadline", "crash", 40.0, 2, 0, 0, 1, 1, 0),
+    ("deadline", "retransmit", 40.0, 3, 0, 1, 0, 1, 0),
+    ("deadline", "drop", 40.0, 2, 0, 1, 0, 1, 0),
+    ("deadline", "crash retransmit", 40.0, 2, 0, 1, 1, 1, 0),
+    ("deadline", "crash drop", 40.0, 1, 0, 1, 1, 1, 0),
+    # the first two messages: while worker 1's message is lost, worker 2's closes the step,
+    # and worker 1's retransmission arrives late
+    ("first_k", "", 13.128, 2, 0, 0, 0, 2, 0),
+    ("first_k", "crash", 13.128, 2, 0, 0, 1, 1, 0),
+    ("first_k", "retransmit", 15.128, 2, 1, 1, 0, 1, 0),
+    ("first_k", "crash retransmit", 34.256, 2, 0, 1, 1, 1, 0),
+    # a 9 ms deadline closes before anyone has finished: nothing arrives
+    ("early", "", 9.0, 0, 0, 0, 0, 4, 1),
+    ("early", "crash", 9.0, 0, 0, 0, 1, 3, 1),
+]
+
+
+@pytest.mark.parametrize("policy,what,close,aggregated,late,lost,down,abandoned,empty",
+                         PARTICIPATION_CASES)
+def test_participation_columns_by_hand(tmp_path, monkeypatch, policy, what, close, aggregated,
+                                       late, lost, down, abandoned, empty):
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1,w2,w3\n0.010,0.012,0.014,0.080\n")
+    server = {"all": {}, "deadline": {"policy": "deadline", "deadline": "40ms"},
+              "first_k": {"policy": "first_k", "k": 2},
+              "early": {"policy": "deadline", "deadline": "9ms"}}[policy]
+    faults = {}
+    if "crash" in what:
+        faults.update(crash_workers=[2], crash_time="5ms", detect_after="30ms")
+    if "retransmit" in what or "drop" in what:
+        faults.update(loss=0.5, rto="20ms", on_loss="drop" if "drop" in what else "retransmit")
+        _scripted_losses(monkeypatch, [False, True])
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 4}, workers=4, steps=1, method="gsgd",
+        network={"collective": "ps", "bandwidth": 1e6, "server_bandwidth": 1e9, "latency": 1e-3,
+                 "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace)}, server=server,
+        faults=faults, run={"trace": True})
+    h = result.history
+    got = [h[key].tolist() for key in ("aggregated", "late", "lost", "down", "abandoned",
+                                        "empty")]
+    assert got == [[aggregated], [late], [lost], [down], [abandoned], [empty]]
+    assert result.summary["participation"] == {"aggregated": aggregated, "late": late,
+                                               "lost": lost, "down": down,
+                                               "abandoned": abandoned, "empty": empty,
+                                               "adversarial": 0}
+    closes = [row[2] for row in result.trace if row[1] == "aggregate"]
+    assert closes == [pytest.approx(close / 1e3, rel=1e-9)]
+    # one timeline row per abandoned computation and per lost attempt
+    phases = [row[1] for row in result.trace]
+    assert (phases.count("abandoned"), phases.count("lost"), phases.count("late")) == (
+        abandoned, lost, late)
+
+
+# --- crashes, recoveries and lost attempts, by hand ------------------------------------------
+
+def _with_trace(tmp_path, steps_csv, steps, server=None, faults=None):
+    """A gsgd run of 8 parameters (256-bit messages) on fast links, its compute times replayed
+    from ``steps_csv`` (one column per worker), with its timeline."""
+    trace = tmp_path / "steps.csv"
+    trace.write_text(steps_csv)
+    return experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, steps=steps, method="gsgd",
+        workers=len(steps_csv.splitlines()[0].split(",")),
+        network={"collective": "ps", "bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace)}, server=server,
+        faults=faults, run={"trace": True})
+
+
+def test_a_worker_crashed_at_a_step_is_down_for_recover_after_and_rejoins_at_the_next_opening():
+    # Three workers compute 10 ms; the network is all but instantaneous (under 1e-8 s a message)
+    # and the server works 1 us per byte it aggregates (32 bytes a message). Worker 1 goes down
+    # at the opening of step 2, o2, for 25 ms; the server notices 12 ms later.
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, workers=3, steps=6, method="gsgd",
+        network={"collective": "ps", "bandwidth": 1e12, "latency": 0.0, "transport": "fluid"},
+        compute={"step_time": "10ms", "aggregate_per_byte": 1e-6},
+        faults={"crash_workers": [1], "crash_step": 2, "recover_after": "25ms",
+                "detect_after": "12ms"}, run={"trace": True})
+    o2 = 0.010 + 96e-6
+    # step 2 waits for worker 1 until the server notices its crash; steps 3 and 4 run without
+    # it (it is down when they open, at o2 + 12.064 ms and o2 + 22.128 ms); it is back at the
+    # opening of step 5, o2 + 32.192 ms, the first after o2 + 25 ms
+    opens = [o2, o2 + 0.012064, o2 + 0.022128, o2 + 0.032192]
+    aggregate = [row for row in result.trace if row[1] == "aggregate"]
+    np.testing.assert_allclose([row[3] for row in aggregate[:4]], opens, atol=1e-8)
+    assert aggregate[1][2] == pytest.approx(o2 + 0.012, abs=1e-8)
+    h = result.history
+    assert h["aggregated"].tolist() == [3, 2, 2, 2, 3, 3]
+    assert h["down"].tolist() == [0, 1, 1, 0, 0, 0]  # at step 4's close it is up again
+    assert h["abandoned"].tolist() == [0] * 6
+    # its down time, drawn step by step, is [o2, o2 + 25 ms] exactly, in consecutive pieces
+    down = sorted((row[2], row[3]) for row in result.trace
+                  if row[0] == "worker1" and row[1] == "down")
+    assert down[0][0] == pytest.approx(o2, abs=1e-8)
+    assert down[-1][1] == pytest.approx(down[0][0] + 0.025, rel=1e-12)
+    assert all(a[1] == b[0] for a, b in zip(down, down[1:]))
+
+
+@pytest.mark.parametrize("crash,detect_after", [
+    ("20ms", "10ms"),      # noticed at 30 ms, before its message lands (138 ms)
+    ("20ms", "150ms"),     # noticed at 170 ms, after it landed
+    ("10.005ms", "10ms"),  # down during its message's latency, after it finished computing
+])
+def test_a_message_on_the_wire_when_its_sender_crashes_arrives_and_counts_once(tmp_path, crash,
+                                                                               detect_after):
+    # worker 2 finishes computing at 10 ms and sends 256 bits on a 2 kb/s link (128 ms), then
+    # crashes; the server waits for worker 1 (200 ms), so the step closes when worker 1's
+    # message lands, with all three messages
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1,w2\n0.010,0.200,0.010\n")
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, workers=3, steps=1, method="gsgd",
+        network={"collective": "ps", "bandwidth": [1e9, 1e9, 2e3], "server_bandwidth": 1e9, "latency": 1e-5,
+                 "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace)},
+        faults={"crash_workers": [2], "crash_time": crash, "detect_after": detect_after},
+        run={"trace": True})
+    h = result.history
+    assert h["aggregated"].tolist() == [3]
+    assert (h["down"].tolist(), h["abandoned"].tolist(), h["late"].tolist()) == ([1], [0], [0])
+    assert h["bits_up"].tolist() == [256]  # all three computed and sent
+    close = [row[2] for row in result.trace if row[1] == "aggregate"]
+    assert close == [pytest.approx(0.200 + 1e-5 + 256 / 1e9, rel=1e-9)]
+
+
+def test_a_worker_that_crashes_before_its_retransmission_never_sends_it(tmp_path, monkeypatch):
+    # worker 1's first attempt is lost (it lands second, at 12 ms); it crashes at 20 ms, before
+    # the retransmission timeout of 50 ms has passed, so the step closes at its deadline
+    # without its message
+    _scripted_losses(monkeypatch, [False, True])
+    result = _with_trace(tmp_path, "w0,w1\n0.010,0.012\n", steps=1,
+                         server={"policy": "deadline", "deadline": "100ms"},
+                         faults={"loss": 0.5, "rto": "50ms", "crash_workers": [1],
+                                 "crash_time": "20ms"})
+    h = result.history
+    assert (h["aggregated"].tolist(), h["lost"].tolist(), h["down"].tolist()) == ([1], [1], [1])
+    assert h["late"].tolist() == [0]
+
+
+def test_random_crashes_alternate_with_their_down_time():
+    # up for an exponential time of mean 1 / crash_rate, measured from the recovery, then down
+    # for recover_after: long after the start a worker is down a fraction
+    # recover_after / (recover_after + 1 / crash_rate) of the time (1/3 here)
+    faults = WorkerFaults(FaultModel(crash_rate=1.0, recover_after=0.5), 100_000,
+                          np.random.default_rng(0))
+    faults.open_step(1, 20.0)
+    assert faults.down(20.0).mean() == pytest.approx(1 / 3, abs=0.01)
+    # and a worker that is up will crash after an exponential time from now on (memoryless)
+    up = ~faults.down(20.0)
+    assert (faults.crash_at[up] - 20.0).mean() == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize("on_loss", ["retransmit", "drop"])
+def test_each_lost_attempt_is_one_row_from_its_start_to_the_next(monkeypatch, on_loss):
+    # one worker, an 800-bit message at 1 Mb/s behind 1 ms of latency: each attempt takes
+    # 1.8 ms. The first two attempts are lost; retransmitted, the third arrives. A lost row runs
+    # from the attempt's start to the next attempt's (rto after it ended), or, dropped, to its
+    # end. bits_up counts the message once: a retransmission costs time, not bits.
+    _scripted_losses(monkeypatch, [True, True])
+    push, rto = 1e-3 + 800 / 1e6, 0.2
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 800}, workers=1, steps=1, method="dlion",
+        network={"collective": "ps", "bandwidth": 1e6, "latency": 1e-3, "transport": "fluid"},
+        server={"policy": "deadline", "deadline": "1s"},
+        faults={"loss": 0.01, "rto": rto, "on_loss": on_loss}, run={"trace": True})
+    lost = [(row[2], row[3]) for row in result.trace if row[1] == "lost"]
+    h = result.history
+    if on_loss == "retransmit":
+        retry1, retry2 = push + rto, 2 * (push + rto)
+        np.testing.assert_allclose(lost, [(0.0, retry1), (retry1, retry2)], rtol=1e-12)
+        assert (h["lost"].tolist(), h["aggregated"].tolist()) == ([2], [1])
+        assert h["bits_up"].tolist() == [800]
+    else:
+        np.testing.assert_allclose(lost, [(0.0, push)], rtol=1e-12)
+        assert (h["lost"].tolist(), h["aggregated"].tolist(), h["empty"].tolist()) == (
+            [1], [0], [1])
+
+
+def test_reply_bits_count_the_workers_the_reply_goes_to(tmp_path):
+    # Worker 3 is down from the start and known to be; worker 2 computes too slowly for the
+    # deadline and gives every step up. Per step and worker (means over the 4 workers): up, the
+    # 256-bit messages of workers 0 and 1; down, the 256-bit reply and its 8-bit map for the
+    # three workers the server believes up (docs/faults.md section 7)
+    result = _with_trace(tmp_path, "w0,w1,w2,w3\n0.010,0.010,0.200,0.010\n", steps=3,
+                         server={"policy": "deadline", "deadline": "50ms"},
+                         faults={"crash_workers": [3], "crash_time": 0.0, "detect_after": 0.0})
+    h = result.history
+    assert h["aggregated"].tolist() == [2, 2, 2]
+    assert h["abandoned"].tolist() == [1, 1, 1] and h["down"].tolist() == [1, 1, 1]
+    np.testing.assert_allclose(np.diff(h["bits_up"], prepend=0.0), [256 * 2 / 4] * 3)
+    np.testing.assert_allclose(np.diff(h["bits_down"], prepend=0.0), [(256 + 8) * 3 / 4] * 3)

@@ -129,6 +129,23 @@ def test_marked_bits_are_filled_in_index_order(kernels, monkeypatch):
     assert packed.tolist() == [[0b10000001, 0], [0b11000000, 0]]
 
 
+@pytest.mark.parametrize("d", [5, 11, 64, 203])
+def test_fill_sets_each_marked_bit_to_its_own_value(kernels, monkeypatch, d):
+    # many marked bits per byte, each with its own value: the value taken for the j-th marked
+    # bit, in index order (bit 0 of a row is the most significant bit of its first byte), is
+    # values[j], whatever byte it sits in
+    monkeypatch.setattr(bitslice, "_WORDS", 1)
+    rng = np.random.default_rng(d)
+    old = rng.random((3, d)) < 0.3
+    marked = (rng.random((3, d)) < 0.6) & ~old
+    values = rng.random(int(marked.sum())) < 0.5
+    packed = np.packbits(old, axis=-1)
+    bitslice.fill(packed, np.packbits(marked, axis=-1), d, values)
+    want = old.copy()
+    want[marked] = values  # boolean indexing runs in row-major (index) order
+    assert np.array_equal(packed, np.packbits(want, axis=-1))
+
+
 def _vote_sum(payloads, d, zero_sign):
     """The vote sum by decoding every message (the definition)."""
     codec = TernaryCodec() if zero_sign == "zero" else SignCodec()

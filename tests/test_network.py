@@ -114,6 +114,86 @@ def test_racks_server_and_rack_latency():
     assert done.value == pytest.approx(3.4e-3 + 10**6 / 5e8, rel=RTOL)  # rack uplink binds
 
 
+# Five workers with distinct latencies, so a hop charged twice, skipped or taken from the
+# wrong end shows; racks of two ({0, 1}, {2, 3}, {4}) whose uplinks run at half a worker's rate.
+HOP_LATENCY = [1e-3, 2e-3, 3e-3, 4e-3, 5e-3]
+SERVER_LATENCY, RACK_LATENCY, OVERHEAD, BW = 7e-3, 5e-4, 1e-4, 1e9
+TOPOLOGY_KW = {
+    "star": dict(topology="star"),
+    "sharded": dict(topology="sharded", servers=2),
+    "racks": dict(topology="racks", servers=2, rack_size=2, rack_bandwidth=BW / 2,
+                  rack_latency=RACK_LATENCY),
+}
+
+
+def _hops(topology, src, dst):
+    """(one-way latency, bottleneck bits/s) of an unloaded route, from the topology's
+    definition: both ends' access links, and in racks every rack uplink the message crosses
+    (servers sit outside every rack)."""
+    latency = HOP_LATENCY + [SERVER_LATENCY] * 2
+    rack = {w: w // 2 for w in range(5)} if topology == "racks" else {}
+    crossed = 0
+    if rack:
+        src_rack, dst_rack = rack.get(src), rack.get(dst)
+        crossed = (src_rack is not None and src_rack != dst_rack) + (
+            dst_rack is not None and src_rack != dst_rack)
+    return latency[src] + latency[dst] + crossed * RACK_LATENCY, BW / 2 if crossed else BW
+
+
+@pytest.mark.parametrize("topology", TOPOLOGY_KW)
+@pytest.mark.parametrize("bits", [0, 10**6])
+def test_every_hop_pays_its_latency_in_both_directions(topology, bits):
+    # every ordered pair of nodes (workers and servers both ways), one message at a time on an
+    # idle network, by transfer and by transfer_many: latency + overhead + bits / bottleneck
+    def make():
+        return Network(simpy.Environment(), 5, bandwidth=BW, latency=HOP_LATENCY,
+                       server_latency=SERVER_LATENCY, overhead=OVERHEAD, transport="fluid",
+                       **TOPOLOGY_KW[topology])
+
+    nodes = range(5 + len(make().servers))
+    pairs = [(a, b) for a in nodes for b in nodes if a != b and not (a >= 5 and b >= 5)]
+    for src, dst in pairs:
+        latency, rate = _hops(topology, src, dst)
+        expected = latency + OVERHEAD + bits / rate
+        net = make()
+        assert net.path_latency(src, dst) == pytest.approx(latency, rel=1e-12), (src, dst)
+        single = net.transfer(src, dst, bits)
+        net.env.run()
+        net = make()
+        seen = []
+        net.transfer_many(np.array([src]), np.array([dst]), np.array([bits]), 0.0,
+                          lambda indices, t: seen.append(t))
+        net.env.run()
+        assert [single.value, *seen] == pytest.approx([expected, expected], rel=1e-12), (
+            topology, src, dst)
+
+
+def test_a_rack_uplink_is_full_duplex():
+    # Worker 0 pushes to the server while the server replies to worker 1, both through rack
+    # 0's uplink (as fast as a worker link), in opposite directions: neither slows the other.
+    # Across racks, 0 -> 2 and 3 -> 1 use each uplink once in each direction.
+    m = 10**6
+    kw = dict(bandwidth=BW, topology="racks", rack_size=2, rack_bandwidth=BW)
+    t, net = _run(4, [(0, 4, m), (4, 1, m)], **kw)
+    np.testing.assert_allclose(t, m / BW, rtol=RTOL)
+    t, _ = _run(4, [(0, 2, m), (3, 1, m)], **kw)
+    np.testing.assert_allclose(t, m / BW, rtol=RTOL)
+
+
+def test_the_server_link_defaults_to_the_fastest_worker_link():
+    # Network: "server_bandwidth: bits/s of each server NIC (default: the largest worker
+    # bandwidth)". Alone, the 4 Gb/s worker's push and the server's reply to it run at 4 Gb/s;
+    # together, the 1 Gb/s worker keeps its 1 Gb/s and the other gets the 3 Gb/s left.
+    m = 12 * 10**6
+    kw = dict(bandwidth=[1e9, 4e9])
+    t, _ = _run(2, [(1, 2, m)], **kw)
+    assert t[0] == pytest.approx(m / 4e9, rel=RTOL)
+    t, _ = _run(2, [(2, 1, m)], **kw)
+    assert t[0] == pytest.approx(m / 4e9, rel=RTOL)
+    t, _ = _run(2, [(0, 2, m), (1, 2, m)], **kw)
+    assert t[1] == pytest.approx(m / 3e9, rel=RTOL)
+
+
 def test_sharded_servers_have_their_own_nics():
     # Each of 4 workers sends M to each of 2 servers: each server downlink carries 4M.
     m, b = 10**6, 1e9

@@ -79,6 +79,66 @@ def test_run_refuses_a_sweep_directory_and_sweep_a_run_directory(tmp_path, capsy
     _one_line_error(capsys, "single run")
 
 
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_an_interrupted_sweep_directory_is_still_a_sweep(tmp_path, capsys, monkeypatch, stop):
+    # The sweep stops during its second of three points: by Ctrl-C (it still writes runs.csv,
+    # then raises SweepInterrupted), or killed (nothing is written after the point began: the
+    # directory holds sweep.json, written before any point runs, and the first run).
+    import experiments.run
+    from experiments.sweep import SweepInterrupted
+    from experiments.table import read_table
+
+    sweep_spec = _write(tmp_path, SPEC + '[sweep]\n"run.seed" = [0, 1, 2]\n', "sweep.toml")
+    raw = experiments.spec.load_toml(sweep_spec)
+    real = experiments.run.execute
+
+    def stopped_at_seed_1(spec, *args, **kw):
+        if spec["run"]["seed"] == 1:
+            raise KeyboardInterrupt if stop == "ctrl-c" else SystemExit("killed")
+        return real(spec, *args, **kw)
+
+    monkeypatch.setattr(experiments.run, "execute", stopped_at_seed_1)
+    out = tmp_path / "s"
+    with pytest.raises(SweepInterrupted if stop == "ctrl-c" else SystemExit) as stopped:
+        run_sweep(raw, out, jobs=1)
+    monkeypatch.setattr(experiments.run, "execute", real)
+    if stop == "ctrl-c":
+        assert str(stopped.value).startswith("interrupted: 1 of 3 points kept, 2 cancelled")
+        assert [row["run.seed"] for row in read_table(out)] == [0]
+    else:
+        assert not (out / "runs.csv").exists()
+    assert len(json.loads((out / "sweep.json").read_text())["points"]) == 3
+    capsys.readouterr()
+    # still a sweep directory: a single run is refused there, and so is another study
+    assert main(["run", _write(tmp_path, SPEC), "-o", str(out)]) == 2
+    _one_line_error(capsys, "holds a sweep")
+    other = _write(tmp_path, SPEC + '[sweep]\n"method.name" = ["dlion", "glion"]\n', "b.toml")
+    assert main(["sweep", other, "-o", str(out), "--jobs", "1"]) == 2
+    _one_line_error(capsys, "another study")
+    # and the same sweep resumes it, keeping the finished point, to the whole sweep's table
+    records = run_sweep(raw, out, jobs=1)
+    assert [r["status"] for r in records] == ["done before", "completed", "completed"]
+    run_sweep(raw, tmp_path / "whole", jobs=1)
+    tables = [[{k: v for k, v in row.items() if k != "wall_s"} for row in read_table(d)]
+              for d in (out, tmp_path / "whole")]
+    assert tables[0] == tables[1]
+
+
+def test_a_sweep_keeps_the_grid_order_of_points_it_no_longer_lists(tmp_path):
+    # the same study run over seeds 0 to 4, then over seed 4 alone: sweep.json lists the new
+    # grid first, then the earlier points in their grid order, and runs.csv follows it
+    from experiments.table import read_table
+
+    out = tmp_path / "s"
+    five = experiments.spec.load_toml(_write(tmp_path, SPEC + '[sweep]\n"run.seed" = '
+                                             '[0, 1, 2, 3, 4]\n'))
+    run_sweep(five, out, jobs=1)
+    first = json.loads((out / "sweep.json").read_text())["points"]
+    run_sweep({**five, "sweep": {"run.seed": [4]}}, out, jobs=1)
+    assert json.loads((out / "sweep.json").read_text())["points"] == [first[4], *first[:4]]
+    assert [row["run.seed"] for row in read_table(out)] == [4, 0, 1, 2, 3]
+
+
 # --- sweep: a directory holds one study ------------------------------------------------------------
 
 def test_sweep_refuses_a_directory_of_another_study(tmp_path, capsys):
@@ -99,6 +159,21 @@ def test_sweep_refuses_a_directory_of_another_study(tmp_path, capsys):
     assert main(["sweep", grown, "-o", out, "--jobs", "1"]) == 0
     assert "3 runs in" in capsys.readouterr().out
     assert main(["sweep", b, "-o", out, "--jobs", "1", "--force"]) == 0
+
+
+def test_a_study_grows_along_a_whole_section_axis(tmp_path, capsys):
+    # method = [tables] is one axis: another method variant is the same study grown, while a
+    # change outside the axis is another study
+    two = _write(tmp_path, SPEC + "[sweep]\nmethod = [{name = 'dlion'}, {name = 'glion'}]\n",
+                 "two.toml")
+    three = _write(tmp_path, SPEC + "[sweep]\nmethod = [{name = 'dlion'}, {name = 'glion'}, "
+                   "{name = 'gadamw', lr = 0.01}]\n", "three.toml")
+    out = str(tmp_path / "study")
+    assert main(["sweep", two, "-o", out, "--jobs", "1"]) == 0
+    assert main(["sweep", three, "-o", out, "--jobs", "1"]) == 0
+    assert "3 runs in" in capsys.readouterr().out
+    assert main(["sweep", three, "-o", out, "--set", "cluster.workers=4"]) == 2
+    _one_line_error(capsys, "another study", "does not sweep")
 
 
 def test_merge_refuses_pieces_of_different_studies(tmp_path, capsys):

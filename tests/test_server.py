@@ -39,7 +39,7 @@ def _one_step(trace, aggregate, server, tie="zero"):
         objective=Fixed(), workers=3, steps=1, dtype="float64",
         method={"name": "dlion", "aggregate": aggregate, "tie": tie, "lr": 1.0,
                 "weight_decay": 0.0},
-        network={"bandwidth": "10Gbps", "latency": "10us"},
+        network={"collective": "ps", "bandwidth": "10Gbps", "latency": "10us"},
         compute={"distribution": "trace", "trace_file": trace}, server=server)
 
 
@@ -135,7 +135,7 @@ def test_late_messages_are_discarded_but_their_senders_computed(tmp_path):
     trace.write_text("w0,w1,w2,w3\n0.005,0.005,0.005,0.018\n")
     result = experiments.simulate(
         objective={"name": "quadratic", "dim": 100_000}, workers=4, steps=1,
-        method={"name": "gadamw"}, network={"bandwidth": "1Gbps", "latency": "10us"},
+        method={"name": "gadamw"}, network={"collective": "ps", "bandwidth": "1Gbps", "latency": "10us"},
         compute={"distribution": "trace", "trace_file": str(trace)},
         server={"policy": "deadline", "deadline": "20ms"})
     h = result.history
@@ -357,3 +357,141 @@ def test_dgc_discarded_message_keeps_its_momentum_as_if_nothing_was_sent():
         sent = np.abs(grads[w]) >= np.sort(np.abs(grads[w]))[-5]
         assert np.all(np.abs(state["v"][w][sent]) < 1e-6) and np.all(state["u"][w][sent] == 0)
         assert state["u"][w][~sent] == pytest.approx(grads[w][~sent], rel=1e-6)
+
+
+def _server_rows(result, phase):
+    return [(row[2], row[3]) for row in result.trace if row[0] == "server" and row[1] == phase]
+
+def test_the_deadline_counts_from_the_opening_which_the_servers_work_delays(tmp_path):
+    # Two workers send 16-byte messages (4 fp32 values) on 1 Mb/s links of 1 ms latency: a
+    # push takes 1 ms + 128 us, a reply (16 bytes and the 1-byte map) 1 ms + 136 us. The server
+    # spends 0.1 ms per byte it aggregates, so a step opens that long after the previous close.
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1\n0.010,0.200\n0.010,0.047\n0.010,0.200\n")
+    result = experiments.simulate(
+        objective=Fixed(), workers=2, steps=3, dtype="float64", method="gsgd",
+        network={"collective": "ps", "bandwidth": 1e6, "server_bandwidth": 1e9, "latency": 1e-3,
+                 "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace), "aggregate_per_byte": 1e-4},
+        server={"policy": "deadline", "deadline": "50ms"}, run={"trace": True})
+    push, reply, per_byte, deadline = 1e-3 + 128e-6, 1e-3 + 136e-6, 1e-4, 0.05
+    # step 1 opens at 0 and closes at its deadline with worker 0's message alone (worker 1
+    # computes for 200 ms and gives the step up); the server works on 16 bytes
+    close1 = deadline
+    open2 = close1 + 16 * per_byte
+    # step 2: worker 1's message (47 ms of compute) lands at 100.864 ms: after 50 ms past the
+    # close of step 1, but before the deadline 50 ms past the opening (101.6 ms), so it counts,
+    # and the step closes as soon as both are in
+    close2 = open2 + reply + 0.047 + push
+    open3 = close2 + 32 * per_byte
+    close3 = open3 + deadline
+    np.testing.assert_allclose(_server_rows(result, "aggregate"),
+                               [(close1, open2), (close2, open3), (close3, close3 + 16 * per_byte)],
+                               rtol=1e-12)
+    np.testing.assert_allclose([b for b, _ in _server_rows(result, "deadline")],
+                               [deadline, open2 + deadline, open3 + deadline], rtol=1e-12)
+    h = result.history
+    assert h["aggregated"].tolist() == [1, 2, 1]
+    assert h["abandoned"].tolist() == [1, 0, 1]
+    assert h["late"].tolist() == [0, 0, 0]
+    # every worker holds each reply one reply-trip after the opening it follows
+    ends = sorted({row[3] for row in result.trace if row[1] == "receive"})
+    np.testing.assert_allclose(ends, [open2 + reply, open3 + reply,
+                                      close3 + 16 * per_byte + reply], rtol=1e-12)
+
+def test_a_message_split_over_servers_arrives_with_its_last_piece(tmp_path):
+    # three sharded servers: worker 0's 256-bit message goes in pieces of 86, 85 and 85 bits
+    # that share its 1 kb/s uplink, so the last bit lands at 256 ms. The first message closes
+    # the step (worker 1 computes for 10 s), so the step closes then.
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1\n0.0,10.0\n")
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, workers=2, steps=1, method="gsgd",
+        network={"collective": "ps", "bandwidth": 1e3, "server_bandwidth": 1e9, "latency": 0.0,
+                 "topology": "sharded", "servers": 3, "transport": "fluid"},
+        compute={"distribution": "trace", "trace_file": str(trace)},
+        server={"policy": "first_k", "k": 1}, run={"trace": True})
+    assert _server_rows(result, "aggregate")[0][0] == pytest.approx(0.256, rel=1e-12)
+    assert result.history["aggregated"].tolist() == [1]
+
+@pytest.mark.parametrize("n,k,count", [(3, 0.34, 2), (4, 0.5, 2), (3, 1.0, 3), (10, 0.05, 1),
+                                       # 0.28 * 25 is 7.000000000000001 in floating point
+                                       (25, 0.28, 7), (50, 0.14, 7)])
+def test_a_fraction_k_of_the_workers_is_rounded_up(tmp_path, n, k, count):
+    # docs/faults.md: k is "a count, or a fraction of N rounded up". Worker i computes for
+    # 10 (i + 1) ms, so the k-th message closes the step while the others still compute.
+    trace = tmp_path / "steps.csv"
+    trace.write_text(",".join(f"w{i}" for i in range(n)) + "\n"
+                     + ",".join(f"{0.01 * (i + 1):.2f}" for i in range(n)) + "\n")
+    result = experiments.simulate(
+        objective={"name": "quadratic", "dim": 8}, workers=n, steps=2, method="dlion",
+        network={"collective": "ps", "bandwidth": "10Gbps", "latency": "10us"},
+        compute={"distribution": "trace", "trace_file": str(trace)},
+        server={"policy": "first_k", "k": k})
+    assert result.history["aggregated"].tolist() == [count, count]
+    assert result.history["abandoned"].tolist() == [n - count, n - count]
+
+@pytest.mark.parametrize("name,hp", [
+    ("dlion", {}), ("signum", {}), ("topk", {"density": 0.25}),
+    ("graddrop", {"selection": "exact"}), ("randomk", {"density": 0.5}), ("efsignsgd", {}),
+    ("dgc", {"selection": "exact", "density": 0.25}),
+])
+def test_a_worker_that_never_finishes_computing_keeps_its_initial_state(name, hp):
+    # worker 2 computes ten times slower and the first two messages close every step: it
+    # gives every step up, so nothing it computed may reach its state (momentum, memory).
+    # Worker 3 is 5 ms away from the server: it finishes computing in time (6 ms, then 1 ms
+    # after a reply that reaches it 5 ms late) but its message lands after the close, late.
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.methods.base import snapshot_rows
+    from sim.server import Policy
+
+    grads = np.random.default_rng(4).standard_normal((4, 24))
+    trace = np.array([[0.01, 0.01, 0.1, 0.006], [0.01, 0.01, 0.1, 0.001],
+                      [0.01, 0.01, 0.1, 0.001]])
+    cluster = Cluster(4, {"bandwidth": 1e9, "latency": [1e-5, 1e-5, 1e-5, 5e-3],
+                          "transport": "fluid"},
+                      ComputeModel(distribution="trace", trace=trace),
+                      policy=Policy("first_k", k=2))
+    hp = {"lr": 0.05, **hp}
+    method = methods.get(name)
+    initial = snapshot_rows(method.init(np.linspace(-1.0, 1.0, 24), 4,
+                                        {**method.defaults, **hp}, None), 4)
+    _, state = _train(name, grads, cluster, hp, steps=3)
+    cluster.finish()
+    assert [(r.n_aggregated, r.late, r.abandoned) for r in cluster.records] == [(2, 1, 1)] * 3
+    after = snapshot_rows(state, 4)
+    assert initial
+    for key in initial:
+        assert np.array_equal(after[key][2], initial[key][2]), key
+        assert not np.array_equal(after[key][[0, 1, 3]], initial[key][[0, 1, 3]]), key
+
+def test_a_step_in_which_nothing_arrives_changes_nothing(tmp_path):
+    # a 5 ms deadline closes every step before anyone has computed (10 ms): every step is
+    # empty, nobody's momentum moves, and x stays where it started
+    from sim import methods
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    cluster = Cluster(3, {"bandwidth": 1e9, "latency": 1e-5, "transport": "fluid"},
+                      ComputeModel(step_time=0.01), policy=Policy("deadline", deadline=0.005))
+    x, state = _train("dlion", G.copy(), cluster, {"lr": 0.5}, steps=3)
+    assert [(r.n_aggregated, r.abandoned) for r in cluster.records] == [(0, 3)] * 3
+    assert x.tolist() == np.linspace(-1.0, 1.0, 4).tolist()
+    assert not state["m"].any()
+
+def test_a_late_message_is_left_out_of_the_update():
+    # worker 2 computes in time but its link is 1000 times slower: the first two messages close
+    # the step, so one step of plain SGD moves x by -lr times the mean of workers 0 and 1 only
+    from sim.cluster import Cluster
+    from sim.compute import ComputeModel
+    from sim.server import Policy
+
+    net = {"bandwidth": [1e9, 1e9, 1e6], "latency": 1e-5, "transport": "fluid"}
+    cluster = Cluster(3, net, ComputeModel(step_time=0.01), policy=Policy("first_k", k=2))
+    x, _ = _train("gsgd", G.copy(), cluster, {"lr": 0.5, "momentum": 0.0}, steps=1)
+    cluster.finish()
+    assert cluster.records[0].late == 1
+    assert x == pytest.approx(np.linspace(-1.0, 1.0, 4) - 0.5 * G[:2].mean(axis=0), abs=1e-15)

@@ -1,5 +1,8 @@
-"""Transformer objectives (gpt, vit): gradients of every tensor, the causal mask, the parameter
-layout, evaluation, learning, and bad input through the command line."""
+"""Transformer objectives (gpt, vit): gradients of every tensor, the causal mask, the forward pass
+against its formulas, the parameter layout, evaluation, learning, and bad input through the
+command line."""
+import math
+
 import numpy as np
 import pytest
 
@@ -106,6 +109,79 @@ def test_full_attention_sees_every_token_and_causal_only_the_past(causal):
     y2, _ = core.forward(p, x2)
     first_moved = np.abs(y2[:, :, 0] - y[:, :, 0]).max()
     assert (first_moved == 0.0) if causal else (first_moved > 1e-3)
+
+
+# --- the forward pass against formulas written out here -----------------------------------------
+
+def _gelu_formula(z: float) -> float:
+    """GELU's tanh form (Hendrycks and Gimpel 2016; GPT-2), from its formula."""
+    return 0.5 * z * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3)))
+
+
+def test_gelu_is_the_tanh_formula_and_close_to_z_phi_z():
+    from models.transformer import gelu
+
+    z = np.linspace(-6.0, 6.0, 241)
+    got, _ = gelu(z.copy())
+    np.testing.assert_allclose(got, [_gelu_formula(v) for v in z], rtol=1e-14, atol=1e-15)
+    exact = [v * 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in z]  # z Phi(z)
+    assert np.abs(got - exact).max() < 5e-4
+    assert gelu(np.array([1.0]))[0][0] == pytest.approx(0.8411919906082768, rel=1e-14)
+
+
+def _layer_norm_formula(row, gain, bias):
+    """(x - mean) / sqrt(var + 1e-5) * gain + bias over one vector (GPT-2's epsilon)."""
+    mean = sum(row) / len(row)
+    var = sum((v - mean) ** 2 for v in row) / len(row)
+    return [(v - mean) / math.sqrt(var + 1e-5) * g + b for v, g, b in zip(row, gain, bias)]
+
+
+def _block_reference(w, h, heads, causal):
+    """One pre-norm block, h + attention(LN(h)), then + MLP(LN(h)), for one sequence h (T, d)
+    as plain lists: softmax(q k^T / sqrt(d / heads)) v per head, keys up to the query's own
+    position when causal, then the output projection; the MLP is GELU between two layers."""
+    t, d = h.shape
+    dh = d // heads
+    a = np.array([_layer_norm_formula(row, w["ln1.gain"], w["ln1.bias"]) for row in h])
+    qkv = a @ w["attn.qkv.weight"] + w["attn.qkv.bias"]
+    q, k, v = qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:]
+    mixed = np.zeros((t, d))
+    for head in range(heads):
+        cols = slice(head * dh, (head + 1) * dh)
+        for i in range(t):
+            keys = range(i + 1) if causal else range(t)
+            scores = [float(q[i, cols] @ k[j, cols]) / math.sqrt(dh) for j in keys]
+            top = max(scores)
+            weights = [math.exp(s - top) for s in scores]
+            total = sum(weights)
+            mixed[i, cols] = sum(wj / total * v[j, cols] for wj, j in zip(weights, keys))
+    h = h + mixed @ w["attn.out.weight"] + w["attn.out.bias"]
+    a2 = np.array([_layer_norm_formula(row, w["ln2.gain"], w["ln2.bias"]) for row in h])
+    z = a2 @ w["mlp.fc.weight"] + w["mlp.fc.bias"]
+    g = np.vectorize(_gelu_formula)(z)
+    return h + g @ w["mlp.proj.weight"] + w["mlp.proj.bias"]
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("per_worker", [False, True])
+def test_the_forward_pass_is_the_block_formula(causal, per_worker):
+    core = Transformer(tokens=4, width=6, heads=2, blocks=2, mlp_ratio=2, causal=causal)
+    rng = np.random.default_rng(5)
+    lead = (2,) if per_worker else ()
+    p = {name: rng.standard_normal(lead + shape) for name, shape in core.shapes}
+    x = rng.standard_normal((2, 3, 4, 6))
+    y, _ = core.forward(p, x)
+    for n in range(2):
+        weights = {name: (v[n] if per_worker else v) for name, v in p.items()}
+        for b in range(3):
+            h = x[n, b] + weights["position"]
+            for i in range(core.blocks):
+                prefix = f"block{i}."
+                h = _block_reference({k[len(prefix):]: v for k, v in weights.items()
+                                      if k.startswith(prefix)}, h, core.heads, causal)
+            want = [_layer_norm_formula(row, weights["norm.gain"], weights["norm.bias"])
+                    for row in h]
+            np.testing.assert_allclose(y[n, b], want, rtol=1e-10, atol=1e-12)
 
 
 def block_params(width, ratio):

@@ -175,6 +175,87 @@ def test_window_kept_between_messages_and_halved_once_per_idle_rto():
         assert second.value == pytest.approx(expected, rel=RTOL), (idle / rto, start)
 
 
+def _linux_restart(cwnd, idle, rto, iw=10):
+    """The window after ``idle`` seconds without sending, as Linux's tcp_cwnd_restart
+    computes it: halve once for each whole RTO the idle time exceeds, down to the initial
+    window (never raising a smaller one)."""
+    restart, delta = min(iw, cwnd), idle
+    while True:
+        delta -= rto
+        if delta <= 0 or cwnd <= restart:
+            return max(cwnd, restart)
+        cwnd //= 2
+
+
+@pytest.mark.parametrize("idle_rtos", [0.3, 0.7, 1.2, 1.7, 2.2, 3.4])
+def test_the_restart_window_halves_as_linux_does(idle_rtos):
+    # as in the test above: 35 segments leave the connection a window of 40; the sender is
+    # then idle for the delay before the second message plus its latency
+    bw, latency = 1e10, 20e-3
+    rto = 2 * latency + 8 * WIRE / bw + 0.2
+    bits = 8 * 35 * MSS
+    env = simpy.Environment()
+    net = Network(env, 1, bandwidth=bw, latency=latency)
+    first = net.transfer(0, 1, bits)
+    env.run()
+    second = net.transfer(0, 1, bits, delay=idle_rtos * rto)
+    env.run()
+    start = _linux_restart(40, idle_rtos * rto + latency, rto)
+    expected = first.value + idle_rtos * rto + per_round_time(bits, bw, latency, iw=start)
+    assert second.value == pytest.approx(expected, rel=RTOL), start
+
+
+def test_a_short_message_never_shrinks_the_window_it_used():
+    # after the 35-segment message the connection keeps 40; a one-segment message sent right
+    # away uses that window, so the window stays 40 (and the next message can use it)
+    bw, latency = 1e10, 20e-3
+    env = simpy.Environment()
+    net = Network(env, 1, bandwidth=bw, latency=latency)
+    net.transfer(0, 1, 8 * 35 * MSS)
+    env.run()
+    net.transfer(0, 1, 8 * MSS)
+    env.run()
+    assert net.connections.window(0, 1) == 40
+
+
+def test_messages_queued_on_one_connection_leave_first_in_first_out():
+    # three messages on one connection at once (no latency: every window is already above the
+    # link's rate): each starts when the one before it ends, in the order they were sent
+    bw = 1e9
+    rate = bw * MSS / WIRE
+    sizes = [8 * 10**6, 3 * 8 * 10**6, 2 * 8 * 10**6]
+    got = _send(Network(simpy.Environment(), 1, bandwidth=bw),
+                [(0, 1, size, 0.0) for size in sizes])
+    np.testing.assert_allclose(got, np.cumsum(sizes) / rate, rtol=RTOL)
+
+
+def test_a_message_that_waited_for_its_connection_goes_before_a_newcomer():
+    # FIFO sharing of the server's link: worker 0 sends A then B on its connection; the moment
+    # A ends, worker 1's C arrives. B has waited since time 0, so it is served before C.
+    bw = 1e9
+    rate = bw * MSS / WIRE
+    a = b = c = 8 * 10**6
+    got = _send(Network(simpy.Environment(), 2, bandwidth=bw, sharing="fifo"),
+                [(0, 2, a, 0.0), (0, 2, b, 0.0), (1, 2, c, a / rate)])
+    np.testing.assert_allclose(got, [a / rate, (a + b) / rate, (a + b + c) / rate], rtol=RTOL)
+
+
+@pytest.mark.parametrize("latency", [5e-3, 40e-3, 200e-3])
+def test_slow_start_ends_with_the_queueing_hystart_tolerates(latency):
+    # A long flow alone on its link leaves slow start once its window exceeds the link's
+    # rate; HyStart lets queueing add clamp(RTT / 8, 4 ms, 16 ms) to the round trip first
+    # (RFC 9406 and Linux's cubic), so the connection keeps that share's bandwidth-delay
+    # product: floor(rate * (RTT + clamp) / MSS) segments (below twice what was in flight).
+    # The three latencies put RTT / 8 below, inside and above the clamp's range.
+    bw = 1e8
+    rate = bw * MSS / WIRE
+    rtt = 2 * latency + 8 * WIRE / bw
+    queue = sorted([4e-3, rtt / 8, 16e-3])[1]
+    net = Network(simpy.Environment(), 1, bandwidth=bw, latency=latency)
+    _send(net, [(0, 1, 8 * 60_000_000, 0.0)])
+    assert net.connections.window(0, 1) == math.floor(rate * (rtt + queue) / (8 * MSS))
+
+
 def test_rdma_has_no_slow_start():
     bw, latency, bits = 2e11, 1e-6, 8 * 10**6
     net = Network(simpy.Environment(), 1, bandwidth=bw, latency=latency, transport="rdma")

@@ -16,11 +16,10 @@ server replies with.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sim.methods.base import F32
+from sim.units import count_of
 
 AGGREGATES = ("mean", "median", "trimmed_mean", "krum")
 TRIM_DEFAULT = 0.1
@@ -68,7 +67,7 @@ def combine(values: np.ndarray, hp: dict) -> np.ndarray:
 def trimmed_mean(values: np.ndarray, trim: float) -> np.ndarray:
     """Per coordinate: the mean of the values left after cutting floor(trim * M) from each end."""
     m = values.shape[0]
-    cut = math.floor(trim * m)
+    cut = count_of(trim, m)
     ordered = np.sort(values, axis=0)
     return ordered[cut:m - cut].mean(axis=0, dtype=np.float32)
 

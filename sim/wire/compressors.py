@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from sim.units import count_of
+
 #: DGC's threshold adaptation (synxlin/deep-gradient-compression, DGCCompressor defaults): a count
 #: above UPPER * k falls back to exact top-k, one below LOWER * k lowers the threshold by LOWER,
 #: at most ADAPT_ROUNDS times
@@ -20,8 +22,7 @@ def keep_count(density: float, d: int, round_up: bool = False) -> int:
     of a whole number counts as that number (1 - 0.99 is not exactly 0.01)."""
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density={density!r} is not allowed; density must be in (0, 1]")
-    exact = density * d
-    return max(1, math.ceil(exact - 1e-9) if round_up else math.floor(exact + 1e-9))
+    return max(1, count_of(density, d, round_up))
 
 
 def topk_mask(x: np.ndarray, k: int) -> np.ndarray:
