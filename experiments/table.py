@@ -51,6 +51,8 @@ def _row(run: Path) -> dict:
                    **{column: summary.get(column.split(".")[0], {}).get(column.split(".")[1])
                       for column in _BITS},
                    "target.time_s": target.get("time_s"),
+                   # the collective the run used (what network.collective = 'auto' chose)
+                   "collective": summary.get("collective"),
                    **{f"participation.{k}": v
                       for k, v in summary.get("participation", {}).items()},
                    "error": None}

@@ -24,15 +24,16 @@ MSS, WIRE = 1448, 1538  # TCP/IPv4 with timestamps over Ethernet at MTU 1500
 def per_round_time(bits, bw, latency, iw=10, max_window=math.inf, share=1.0):
     """Last-bit arrival of one flow of ``bits`` on links of ``bw`` bit/s (its share of the payload
     rate a fraction ``share``), one-way ``latency``: latency first, then rounds of w segments
-    per RTT, w doubling, until w segments per RTT exceed the share."""
+    per RTT, w doubling, until w segments per RTT exceed the share; a last flight that fits in
+    the window leaves at once, at the share's rate."""
     rate = bw * MSS / WIRE * share
     rtt = 2 * latency + 8 * WIRE / bw  # and the serialization of one full frame
     t, left, w = latency, bits, min(iw, max_window)
     while True:
         cap = w * 8 * MSS / rtt
-        if cap >= rate:
+        if cap >= rate or left <= w * 8 * MSS:
             return t + left / rate
-        if left <= cap * rtt or w >= max_window:
+        if w >= max_window:
             return t + left / cap
         left -= cap * rtt
         t += rtt
@@ -154,19 +155,21 @@ def test_fifo_starts_a_queued_flows_slow_start_when_it_starts_to_send():
 
 def test_window_kept_between_messages_and_halved_once_per_idle_rto():
     # 35 segments on a long fat path: rounds of 10 and 20 segments, then 5. Linux grows the
-    # window by one per acknowledged segment while it is below twice what was in flight (20),
-    # so the connection keeps 40. Idle for k whole RTOs halves it k times, to at least 10.
+    # window by one per acknowledged segment while it is below twice the most it had in flight
+    # (tcp_is_cwnd_limited): the 20 of the second round, plus one per ACK of theirs while the
+    # last 5 segments leave two per ACK (2.5 more), so 2 x 22.5 = 45 = 10 + 35 segments acked:
+    # the connection keeps 45. Idle for k whole RTOs halves it k times, to at least 10.
     bw, latency = 1e10, 20e-3
     rto = 2 * latency + 8 * WIRE / bw + 0.2  # RTT + the minimum RTO, as Linux computes it
     bits = 8 * 35 * MSS
-    for idle, start in ((0.5 * rto, 40), (1.5 * rto, 20), (2.5 * rto, 10), (9.5 * rto, 10)):
+    for idle, start in ((0.5 * rto, 45), (1.5 * rto, 22), (2.5 * rto, 11), (9.5 * rto, 10)):
         env = simpy.Environment()
         net = Network(env, 1, bandwidth=bw, latency=latency)
         assert net.connections.window(0, 1) == 10 and len(net.connections) == 0
         first = net.transfer(0, 1, bits)
         env.run()
         assert first.value == pytest.approx(per_round_time(bits, bw, latency), rel=RTOL)
-        assert net.connections.window(0, 1) == 40 and len(net.connections) == 1
+        assert net.connections.window(0, 1) == 45 and len(net.connections) == 1
         # sent `idle` after the first one arrived: the sender has been idle `idle + latency`
         # since its last byte left, which does not cross another RTO boundary here
         second = net.transfer(0, 1, bits, delay=idle)
@@ -189,7 +192,7 @@ def _linux_restart(cwnd, idle, rto, iw=10):
 
 @pytest.mark.parametrize("idle_rtos", [0.3, 0.7, 1.2, 1.7, 2.2, 3.4])
 def test_the_restart_window_halves_as_linux_does(idle_rtos):
-    # as in the test above: 35 segments leave the connection a window of 40; the sender is
+    # as in the test above: 35 segments leave the connection a window of 45; the sender is
     # then idle for the delay before the second message plus its latency
     bw, latency = 1e10, 20e-3
     rto = 2 * latency + 8 * WIRE / bw + 0.2
@@ -200,14 +203,14 @@ def test_the_restart_window_halves_as_linux_does(idle_rtos):
     env.run()
     second = net.transfer(0, 1, bits, delay=idle_rtos * rto)
     env.run()
-    start = _linux_restart(40, idle_rtos * rto + latency, rto)
+    start = _linux_restart(45, idle_rtos * rto + latency, rto)
     expected = first.value + idle_rtos * rto + per_round_time(bits, bw, latency, iw=start)
     assert second.value == pytest.approx(expected, rel=RTOL), start
 
 
 def test_a_short_message_never_shrinks_the_window_it_used():
-    # after the 35-segment message the connection keeps 40; a one-segment message sent right
-    # away uses that window, so the window stays 40 (and the next message can use it)
+    # after the 35-segment message the connection keeps 45; a one-segment message sent right
+    # away uses that window, so the window stays 45 (and the next message can use it)
     bw, latency = 1e10, 20e-3
     env = simpy.Environment()
     net = Network(env, 1, bandwidth=bw, latency=latency)
@@ -215,7 +218,7 @@ def test_a_short_message_never_shrinks_the_window_it_used():
     env.run()
     net.transfer(0, 1, 8 * MSS)
     env.run()
-    assert net.connections.window(0, 1) == 40
+    assert net.connections.window(0, 1) == 45
 
 
 def test_messages_queued_on_one_connection_leave_first_in_first_out():
@@ -241,19 +244,37 @@ def test_a_message_that_waited_for_its_connection_goes_before_a_newcomer():
 
 
 @pytest.mark.parametrize("latency", [5e-3, 40e-3, 200e-3])
-def test_slow_start_ends_with_the_queueing_hystart_tolerates(latency):
-    # A long flow alone on its link leaves slow start once its window exceeds the link's
-    # rate; HyStart lets queueing add clamp(RTT / 8, 4 ms, 16 ms) to the round trip first
-    # (RFC 9406 and Linux's cubic), so the connection keeps that share's bandwidth-delay
-    # product: floor(rate * (RTT + clamp) / MSS) segments (below twice what was in flight).
-    # The three latencies put RTT / 8 below, inside and above the clamp's range.
+def test_a_long_flow_leaves_slow_start_on_its_ack_train(latency):
+    # A long flow alone on its link: each slow-start round's segments leave back to back, so
+    # their ACKs return as a train as long as the round's serialization on the link. Linux's
+    # cubic (HyStart's ACK-train test, no pacing) leaves slow start in the first round whose
+    # train passes RTT / 2, with that round's window plus one segment per ACK so far
+    # (floor(RTT / 2 / segment time)), and the connection keeps that window.
     bw = 1e8
-    rate = bw * MSS / WIRE
     rtt = 2 * latency + 8 * WIRE / bw
-    queue = sorted([4e-3, rtt / 8, 16e-3])[1]
+    segment = 8 * MSS / (bw * MSS / WIRE)  # one segment's payload at the framed rate
+    window = 10
+    while window * segment <= rtt / 2:
+        window *= 2
     net = Network(simpy.Environment(), 1, bandwidth=bw, latency=latency)
     _send(net, [(0, 1, 8 * 60_000_000, 0.0)])
-    assert net.connections.window(0, 1) == math.floor(rate * (rtt + queue) / (8 * MSS))
+    assert net.connections.window(0, 1) == window + math.floor(rtt / 2 / segment)
+
+
+@pytest.mark.parametrize("n", [4, 16])
+def test_flows_sharing_a_link_leave_slow_start_with_the_queueing_hystart_tolerates(n):
+    # n long flows into one link: each one's share is n times below its own link's rate, so
+    # its ACK train stays short and it leaves slow start once its window exceeds its share,
+    # after HyStart let queueing add clamp(RTT / 8, 4 ms, 16 ms) to the round trip (RFC 9406,
+    # Linux's cubic): the connection keeps that share's bandwidth-delay product.
+    bw, latency = 1e8, 20e-3
+    net = Network(simpy.Environment(), n, bandwidth=bw, latency=latency)
+    _send(net, [(w, net.server, 8 * 20_000_000, 0.0) for w in range(n)])
+    rate = bw * MSS / WIRE / n
+    rtt = 2 * latency + 8 * WIRE / bw  # to the server and back; the server link adds none
+    queue = sorted([4e-3, rtt / 8, 16e-3])[1]
+    expected = math.floor(rate * (rtt + queue) / (8 * MSS))
+    assert {net.connections.window(w, net.server) for w in range(n)} == {expected}
 
 
 def test_rdma_has_no_slow_start():

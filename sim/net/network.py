@@ -346,7 +346,7 @@ class Network:
             self._left -= self._rate * (now - self._last)
         self._last = now
         changed = self._complete(now)
-        changed |= self._transport.advance(now)
+        changed |= self._transport.advance(now, self._left)
         if self._pending:
             changed |= self._admit(now)
         if changed:
@@ -418,7 +418,7 @@ class Network:
         routes = self._routes_of(src, dst, flows, plain)
         limit = np.array([np.inf if f is None else f.limit for f in flows], dtype=np.float64)
         self._transport.open(conns, latency, routes.bottleneck(self.capacity, size.size), limit,
-                             now)
+                             now, size.astype(np.float64))
         self._routes.extend(routes, self._left.size)
         self._size = np.concatenate([self._size, size])
         self._left = np.concatenate([self._left, size.astype(np.float64)])

@@ -116,7 +116,7 @@ class FixedCaps:
         return None, None
 
     def open(self, connections, latency: np.ndarray, min_rate: np.ndarray, limit: np.ndarray,
-             now: float) -> None:
+             now: float, bits: np.ndarray) -> None:
         """Caps of new flows: the window bound, and each flow's own ``limit`` (bits in flight
         per round trip; inf: none), over RTT = 2 x latency."""
         window = np.inf if self.window_bits is None else self.window_bits
@@ -128,7 +128,7 @@ class FixedCaps:
         self.cap = self.cap[~finished]
         return []
 
-    def advance(self, now: float) -> bool:
+    def advance(self, now: float, left: np.ndarray) -> bool:
         return False
 
     def settle(self, rate: np.ndarray, left: np.ndarray, now: float) -> None:
@@ -174,6 +174,8 @@ class TcpConnections:
         self._peak = np.zeros(0)        # most segments it has had in flight
         self._sending = np.zeros(0, dtype=bool)  # has had a rate > 0 (FIFO queues flows)
         self._limit = np.zeros(0)       # bits it may have in flight per RTT beside the window
+        self._segment_time = np.zeros(0)  # seconds one segment takes on its slowest link
+        self._train_exit = np.zeros(0)  # window HyStart's ACK train leaves slow start at (inf)
 
     def __len__(self) -> int:
         """Number of connections opened so far."""
@@ -219,11 +221,11 @@ class TcpConnections:
         return go, conns[go]
 
     def open(self, conns, latency: np.ndarray, min_rate: np.ndarray, limit: np.ndarray,
-             now: float) -> None:
-        """Start flows on connections ``conns`` (-1: none, an uncapped flow inside a node);
-        latency: one way (s); min_rate: payload bits/s of the slowest link on each route;
-        limit: bits each flow may have in flight per round trip beside the window (inf:
-        none)."""
+             now: float, bits: np.ndarray) -> None:
+        """Start flows of ``bits`` bits on connections ``conns`` (-1: none, an uncapped flow
+        inside a node); latency: one way (s); min_rate: payload bits/s of the slowest link on
+        each route; limit: bits each flow may have in flight per round trip beside the window
+        (inf: none)."""
         free = conns < 0
         rtt = 2 * latency + self.mss_bits / min_rate
         index = np.where(free, 0, conns)
@@ -244,31 +246,61 @@ class TcpConnections:
         self._exit = np.concatenate([self._exit, np.where(growing, np.inf, start)])
         self._peak = np.concatenate([self._peak, np.zeros(conns.size)])
         self._sending = np.concatenate([self._sending, np.zeros(conns.size, dtype=bool)])
+        self._segment_time = np.concatenate([self._segment_time, self.mss_bits / min_rate])
+        self._train_exit = np.concatenate([self._train_exit, np.full(conns.size, np.inf)])
         limit = np.where(free & ~np.isfinite(limit), np.inf, limit)
         self._limit = np.concatenate([self._limit, limit])
-        cap = self._caps(start, rtt, limit)
+        cap = self._caps(start, rtt, limit, bits)
         self.cap = np.concatenate([self.cap, np.where(free, limit / rtt, cap)])
+        new = np.arange(self.cap.size - conns.size, self.cap.size)
         if free.any():  # no window: never in slow start (a finite exit), nothing kept
-            self._round_end[-conns.size:][free] = np.inf
-            self._exit[-conns.size:][free] = 0.0
+            self._round_end[new[free]] = np.inf
+            self._exit[new[free]] = 0.0
+        self._ack_train(new[growing & ~free], bits[growing & ~free])
 
-    def _caps(self, window, rtt, limit):
-        return np.minimum(np.minimum(window * self.mss_bits, self.window_bits), limit) / rtt
+    def _caps(self, window, rtt, limit, left):
+        """Rate caps (bits/s): what the window lets out per round trip; none when all that is
+        left fits in it (Linux sends that flight at once, at the link's rate)."""
+        allowed = np.minimum(np.minimum(window * self.mss_bits, self.window_bits), limit)
+        return np.where(left <= allowed, np.inf, allowed / rtt)
 
-    def advance(self, now: float) -> bool:
-        """Double the windows whose round ended by ``now``; True when a cap changed."""
+    def advance(self, now: float, left: np.ndarray) -> bool:
+        """Double the windows whose round ended by ``now`` (``left``: bits each flow still has
+        to send); True when a cap changed."""
         due = self._round_end <= now + _SLACK * self._rtt
         if not due.any():
             return False
-        window = np.minimum(2 * self._window[due], self.max_window)
+        train = self._train_exit[due]
+        window = np.where(np.isfinite(train), train,
+                          np.minimum(2 * self._window[due], self.max_window))
         self._window[due] = window
         self._round_end[due] += self._rtt[due]
-        full = window >= self.max_window
+        full = (window >= self.max_window) | np.isfinite(train)
         idx = np.flatnonzero(due)
         self._round_end[idx[full]] = np.inf
-        self._exit[idx[full]] = self.max_window
-        self.cap[due] = self._caps(window, self._rtt[due], self._limit[due])
+        self._exit[idx[full]] = window[full]
+        self.cap[due] = self._caps(window, self._rtt[due], self._limit[due], left[due])
+        growing = idx[~full]
+        self._ack_train(growing, left[growing])
         return True
+
+    def _ack_train(self, flows: np.ndarray, left: np.ndarray) -> None:
+        """HyStart's ACK-train test at the start of a slow-start round of ``flows`` (``left``
+        bits to send): when the round's segments, back to back on the slowest link, take longer
+        than half the round trip, their ACKs come back as a train that long and Linux's cubic
+        leaves slow start once it passes RTT / 2 (hystart_update's HYSTART_ACK_TRAIN, without
+        pacing), keeping the window it has then: this round's, plus one segment per ACK so
+        far. The round goes on as it is; the next one has that window (no more doubling),
+        and the connection keeps it."""
+        if not flows.size:
+            return
+        window, rtt, step = self._window[flows], self._rtt[flows], self._segment_time[flows]
+        sent = np.minimum(window, np.ceil(left / self.mss_bits))
+        hit = sent * step > rtt / 2
+        if not hit.any():
+            return
+        flows, window, rtt, step = flows[hit], window[hit], rtt[hit], step[hit]
+        self._train_exit[flows] = np.minimum(window + np.floor(rtt / 2 / step), self.max_window)
 
     def settle(self, rate: np.ndarray, left: np.ndarray, now: float) -> None:
         """After a rate recomputation (``left``: bits each flow has still to send): start the
@@ -279,11 +311,19 @@ class TcpConnections:
             self._sending |= starting
             clock = starting & np.isinf(self._exit)
             self._round_end[clock] = now + self._rtt[clock]
-        # rates hold until the next recomputation and ``left`` only shrinks, so the most a flow
-        # has in flight in that time is what it has now
-        in_flight = np.minimum(left, rate * self._rtt) / self.mss_bits
+        # the most a flow has in flight before its rate next changes: this round's window
+        # (or what is left), and in slow start, as that round's ACKs come back, one more segment
+        # per ACK while data remains to send (each ACK lets two go out: Linux's
+        # max_packets_out, which bounds the window's growth; ``close``)
+        window = rate * self._rtt / self.mss_bits
+        segments = left / self.mss_bits
+        growing = np.isinf(self._exit)
+        in_flight = np.minimum(window, segments) + np.where(
+            growing, np.minimum(window, np.maximum(segments - window, 0.0) / 2), 0.0)
         np.maximum(self._peak, in_flight, out=self._peak)
-        leaving = self._sending & np.isinf(self._exit) & (rate < self.cap * (1 - _SLACK))
+        # (a flow whose last flight is out at once is not limited by the network: it has no cap)
+        leaving = (self._sending & np.isinf(self._exit) & np.isfinite(self.cap)
+                   & (rate < self.cap * (1 - _SLACK)))
         if leaving.any():
             rtt = self._rtt[leaving]
             queue = np.minimum(np.maximum(rtt / 8, HYSTART_MIN), HYSTART_MAX)
@@ -307,7 +347,7 @@ class TcpConnections:
         start = self._start[finished][owned]
         segments = np.ceil(size[owned] / self.mss_bits)
         grown = np.minimum(np.minimum(start + segments, 2 * self._peak[finished][owned]),
-                           self._exit[finished][owned])
+                           np.minimum(self._exit[finished], self._train_exit[finished])[owned])
         kept = np.maximum(start, grown)
         kept = np.floor(np.minimum(kept, self.max_window))
         self._cwnd[conns] = kept
@@ -322,7 +362,7 @@ class TcpConnections:
                     del self._waiting[conn]
         keep = ~finished
         for name in ("_conn", "_rtt", "_start", "_window", "_round_end", "_exit", "_peak",
-                     "_sending", "_limit", "cap"):
+                     "_sending", "_limit", "_segment_time", "_train_exit", "cap"):
             setattr(self, name, getattr(self, name)[keep])
         return released
 
