@@ -29,11 +29,19 @@ def choose(cluster, rounds, n_params: int) -> dict:
     return {"collective": best, "estimates_s": estimates}
 
 
+#: What ``auto`` chooses among for a method whose messages an all-reduce sums: NCCL's own
+#: algorithms (the server, the all-to-all and halving-doubling stay choices a spec can name)
+NCCL_ALLREDUCE = ("ring", "tree", "hierarchical")
+
+
 def applicable(cluster, rounds) -> list[str]:
     """The candidates that can run these rounds on this cluster."""
     n, topo = cluster.n, cluster.net.topo
+    candidates = cluster.candidates
+    if "ring" in candidates and not cluster.uneven:
+        candidates = [c for c in candidates if c in NCCL_ALLREDUCE]
     out = []
-    for c in cluster.candidates:
+    for c in candidates:
         if c == "none":
             continue
         if cluster.uneven and c not in WITHOUT_A_RANK and not cluster.retransmits_only:

@@ -115,7 +115,8 @@ def test_an_abandoned_worker_keeps_its_momentum(slow_worker_2):
 def test_first_k_of_all_and_an_endless_deadline_aggregate_everything():
     common = dict(objective={"name": "logistic", "samples": 256, "features": 15}, workers=4,
                   steps=8, seed=2, method={"name": "gadamw"}, compute={"jitter": 0.5,
-                                                                       "step_time": "10ms"})
+                                                                       "step_time": "10ms"},
+                  network={"collective": "ps"})
     base = experiments.simulate(**common)
     for server in ({"policy": "first_k", "k": 4}, {"policy": "first_k", "k": 1.0},
                    {"policy": "deadline", "deadline": "1000s"}):

@@ -52,6 +52,13 @@ class Flow:
     limit: float = math.inf
 
 
+class FlowDone(simpy.Event):
+    """The end of a collective's flow (``transfer_flow``); ``rate``: the bits/s it moved at
+    last, once it has ended."""
+
+    rate = math.nan
+
+
 class _LateEvent(simpy.Event):
     """An already-triggered event processed after all ordinary events of its instant."""
 
@@ -245,7 +252,7 @@ class Network:
         time, s). ``guard`` as for ``transfer``."""
         if not _is_int(bits) or bits < 0:
             raise ValueError(f"bits={bits!r}: must be an integer >= 0")
-        done = self.env.event()
+        done = FlowDone(self.env)
         start = self.env.timeout(delay + latency + self.overhead)
 
         def join(_):
@@ -372,7 +379,11 @@ class Network:
         keep = ~finished
         done = self._done
         self._done = [ev for ev, k in zip(done, keep.tolist()) if k]
-        self._finish([done[i] for i in np.flatnonzero(finished).tolist()], now)
+        ended = [done[i] for i in np.flatnonzero(finished).tolist()]
+        for entry, rate in zip(ended, self._rate[finished].tolist()):
+            if type(entry) is FlowDone:
+                entry.rate = rate
+        self._finish(ended, now)
         # messages that waited for their connection go first, in the order they waited
         self._pending[:0] = self._transport.close(finished, self._size[finished], now)
         self._routes.keep(keep)

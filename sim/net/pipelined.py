@@ -14,7 +14,8 @@ one (the last chunk's H hops, behind the k - 1 chunks before it). Here the H seg
 link are one flow that shares the links max-min fairly with all other traffic (its rate B is
 what the network gives it, slow start included); when it has ended, the collective waits the
 difference to the latency-bound term, (H - 1) max(0, alpha - (k - 1) tau). ``chunk = 0`` is the
-textbook ring: one piece per step, k = 1, T = H (alpha + s/B).
+textbook ring: one piece per step, k = 1, T = H (alpha + s/B). A tree's links carry its data
+once (not once per hop), so it always waits for its last chunk's 2 x depth hops (``fill``).
 
 The data is split over ``channels`` (NCCL's parallel rings, each with its buffers) and each
 channel's over ``sockets`` TCP connections per peer (NCCL_SOCKET_NTHREADS x
@@ -53,16 +54,20 @@ class Pipeline:
         return self.channels * self.sockets
 
 
-def fill(alpha: float, hops: int, segment: float, chunk: int, rate: float) -> float:
-    """Seconds a pipelined step sequence of ``hops`` hops takes beyond its link-bound time:
-    (hops - 1) max(0, alpha - (k - 1) tau), k = ceil(segment / chunk), tau = chunk / rate
-    (see the module docstring); segment and chunk in bits, rate in bits/s."""
+def fill(alpha: float, hops: int, segment: float, chunk: int, rate: float,
+         volume: float) -> float:
+    """Seconds a pipelined phase takes beyond its link-bound time alpha + volume / rate: the
+    last chunk's path, hops (alpha + tau) + (k - 1) tau with k = ceil(segment / chunk) and
+    tau = chunk / rate, where it is longer (see the module docstring). Per channel: segment
+    (the bits streamed through the chain), chunk and volume (the bits over each link) in bits,
+    rate in bits/s. A ring's links carry every hop's segment (volume = hops x segment), so it
+    waits (hops - 1) max(0, alpha - (k - 1) tau); a tree's carry one, so it always waits."""
     if hops <= 1 or segment <= 0:
         return 0.0
     piece = segment if chunk <= 0 else min(chunk, segment)
     k = math.ceil(segment / piece)
     tau = piece / rate
-    return (hops - 1) * max(0.0, alpha - (k - 1) * tau)
+    return max(0.0, hops * (alpha + tau) + (k - 1) * tau - alpha - volume / rate)
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,14 @@ def stream(net: Network, phase: Phase, pipeline: Pipeline, start: float):
     yield env.all_of(events)
     alpha = phase.latency + net.overhead
     busy = env.now - start - alpha
-    if busy > 0:  # the rate the flows got: their bits over the time they moved them
+    if busy > 0:
+        # the last chunk crosses the hops at the rate the flows had at their end (slow start
+        # is over by then, and its ramp is in their time already)
+        ended = [ev.rate for ev in events if np.isfinite(ev.rate) and ev.rate > 0]
+        rate = (float(np.mean(ended)) * pipeline.sockets if ended
+                else bits / pipeline.channels / busy)
         extra = fill(alpha, phase.hops, phase.segment / pipeline.channels, pipeline.chunk,
-                     bits / pipeline.channels / busy)
+                     rate, busy * rate)
         if extra > 0:
             yield env.timeout(extra)
     return env.now
@@ -130,7 +140,8 @@ def estimate(net: Network, phases: list[Phase], pipeline: Pipeline) -> float:
         alpha = phase.latency + net.overhead
         total += alpha + phase.volume / rate + fill(alpha, phase.hops,
                                                     phase.segment / pipeline.channels,
-                                                    pipeline.chunk, rate / pipeline.channels)
+                                                    pipeline.chunk, rate / pipeline.channels,
+                                                    phase.volume / pipeline.channels)
     return total
 
 
@@ -254,5 +265,6 @@ def estimate_concurrent(net: Network, phases: list[Phase], pipeline: Pipeline) -
         alpha = phase.latency + net.overhead
         times.append(alpha + phase.volume / rate + fill(alpha, phase.hops,
                                                         phase.segment / pipeline.channels,
-                                                        pipeline.chunk, rate / pipeline.channels))
+                                                        pipeline.chunk, rate / pipeline.channels,
+                                                        phase.volume / pipeline.channels))
     return max(times)
