@@ -742,7 +742,30 @@ MUTANTS = [
            "        self._missing = np.full(n, pieces) if pieces > 2 else None\n",
            ("tests/test_collectives.py::test_ps_push_staggered_starts_and_uneven_split",),
            "with two servers, each piece of a message counts as its arrival"),
+    # issue 23: the collectives as NCCL runs them
+    Mutant("pipeline-without-chunks", "sim/net/pipelined.py",
+           "    tau = piece / rate\n", "    tau = segment / rate\n",
+           ("tests/test_pipelined.py",), "a pipelined collective streams whole segments, not chunks"),
+    Mutant("ring-hops-of-a-reduce-scatter", "sim/net/pipelined.py",
+           "RING_STEPS = {\"allreduce\": lambda p: 2 * (p - 1),",
+           "RING_STEPS = {\"allreduce\": lambda p: p - 1,",
+           ("tests/test_pipelined.py",), "a ring all-reduce takes the p-1 steps of a reduce-scatter"),
+    Mutant("tree-one-hop-short", "sim/net/pipelined.py",
+           "half, 2 * tree_depth(parent), half,", "half, 2 * tree_depth(parent) - 1, half,",
+           ("tests/test_pipelined.py",), "the tree's last chunk crosses one hop fewer than 2 x depth"),
+    Mutant("shard-owned-by-one-more", "sim/net/shards.py",
+           "    return math.ceil(n_params / max(owners, 1))\n",
+           "    return math.ceil(n_params / max(owners + 1, 1))\n",
+           ("tests/test_pipelined.py::"
+            "test_dlion_sharded_sends_a_share_of_its_signs_and_takes_the_bandwidth_optimal_time",),
+           "every shard owner owns the share of one owner more than there are"),
+    Mutant("auto-picks-the-slowest", "sim/tuner.py",
+           "    best = min(estimates,", "    best = max(estimates,",
+           ("tests/test_pipelined.py::"
+            "test_auto_is_never_slower_than_any_collective_it_could_have_chosen",),
+           "auto chooses the collective its estimate finds slowest"),
 ]
+
 
 
 # An obviously broken copy (every d-vector of signs would take no bytes); if the tests pass

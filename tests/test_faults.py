@@ -501,3 +501,75 @@ def test_reply_bits_count_the_workers_the_reply_goes_to(tmp_path):
     assert h["abandoned"].tolist() == [1, 1, 1] and h["down"].tolist() == [1, 1, 1]
     np.testing.assert_allclose(np.diff(h["bits_up"], prepend=0.0), [256 * 2 / 4] * 3)
     np.testing.assert_allclose(np.diff(h["bits_down"], prepend=0.0), [(256 + 8) * 3 / 4] * 3)
+
+
+# --- faults off the parameter server ------------------------------------------------------------
+
+def _slow_worker_trace(tmp_path, steps=3):
+    """Step times: workers 0-2 take 10 ms, worker 3 a second (it misses every deadline)."""
+    trace = tmp_path / "steps.csv"
+    trace.write_text("w0,w1,w2,w3\n" + "0.010,0.010,0.010,1.000\n" * steps)
+    return str(trace)
+
+
+@pytest.mark.parametrize("server", [{"policy": "deadline", "deadline": "100ms"},
+                                    {"policy": "first_k", "k": 3}])
+def test_the_shard_owners_go_on_without_a_worker_that_misses_the_close(tmp_path, server):
+    """The sharded vote closes by the server's policy: the same three messages count as on the
+    parameter server, so the parameters are the server's; the fourth worker gives its steps up."""
+    common = dict(objective={"name": "logistic", "samples": 256, "features": 15}, workers=4,
+                  steps=3, method={"name": "dlion"}, server=server,
+                  compute={"distribution": "trace", "trace_file": _slow_worker_trace(tmp_path)})
+    sharded = experiments.simulate(**common, network={"collective": "alltoall",
+                                                      "transport": "fluid"})
+    server_run = experiments.simulate(**common, network={"collective": "ps",
+                                                         "transport": "fluid"})
+    assert sharded.history["aggregated"].tolist() == [3, 3, 3]
+    assert sharded.history["aggregated"].tolist() == server_run.history["aggregated"].tolist()
+    np.testing.assert_array_equal(sharded.params, server_run.params)
+    assert sharded.history["abandoned"].sum() >= 2
+
+
+def test_crashed_shard_owners_leave_their_shards_to_the_others():
+    """A worker crashes at step 2 and never comes back: once the server side has noticed, the
+    step opens for the three left, who own the shards among them; every step updates x as the
+    parameter server would have."""
+    common = dict(objective={"name": "logistic", "samples": 256, "features": 15}, workers=4,
+                  steps=4, method={"name": "dlion"}, compute={"step_time": "10ms"},
+                  faults={"crash_workers": [2], "crash_step": 2, "detect_after": "20ms"})
+    sharded = experiments.simulate(**common, network={"collective": "alltoall",
+                                                      "transport": "fluid"})
+    server = experiments.simulate(**common, network={"collective": "ps", "transport": "fluid"})
+    assert sharded.history["aggregated"].tolist() == server.history["aggregated"].tolist()
+    assert sharded.history["aggregated"][-1] == 3
+    np.testing.assert_array_equal(sharded.params, server.params)
+
+
+def test_a_lost_message_stalls_a_ring_by_the_retransmission_timeout(monkeypatch):
+    """On a pipelined ring all-reduce the first worker's message is lost once: the ring waits
+    the retransmission timeout, then the lost piece goes again at the link's rate."""
+    _scripted_losses(monkeypatch, [True])
+    n, bits, bw, lat, rto = 4, 8 * 2**20, 1e9, 1e-4, 0.2
+    run = experiments.simulate(objective={"name": "quadratic", "dim": 64}, workers=n, steps=1,
+                               method="gadamw", cluster={"model_params": bits // 32},
+                               network={"bandwidth": bw, "latency": lat, "transport": "fluid",
+                                        "collective": "ring"},
+                               faults={"loss": 0.01, "rto": rto})
+    clean = experiments.simulate(objective={"name": "quadratic", "dim": 64}, workers=n,
+                                 steps=1, method="gadamw", cluster={"model_params": bits // 32},
+                                 network={"bandwidth": bw, "latency": lat,
+                                          "transport": "fluid", "collective": "ring"})
+    assert run.history["lost"].tolist() == [1]
+    stall = run.history["time_s"][0] - clean.history["time_s"][0]
+    assert stall == pytest.approx(rto + bits / bw, rel=1e-6)
+
+
+@pytest.mark.parametrize("collective", ["ring", "tree", "allgather"])
+def test_crashes_and_policies_are_refused_where_no_rank_may_be_missing(refused, collective):
+    method = "dlion" if collective == "allgather" else "gadamw"
+    for settings in ([f"method.name={method}", f"network.collective={collective}",
+                      "faults.crash_rate=0.01"],
+                     [f"method.name={method}", f"network.collective={collective}",
+                      "server.policy=\"deadline\"", "server.deadline=0.1"]):
+        err = refused(settings)
+        assert "goes on without a rank" in err and "'ps', 'alltoall'" in err
