@@ -44,6 +44,8 @@ studies: $(STAMP)
 	$(STUDY) plot studies/deadline --kind deadline -o studies/deadline.png
 	$(STUDY) sweep faults -o studies/faults
 	$(STUDY) plot studies/faults --kind faults -o studies/faults.png
+	$(STUDY) sweep collectives -o studies/collectives
+	$(STUDY) plot studies/collectives --kind collectives -o studies/collectives.png
 	$(STUDY) sweep byzantine -o studies/byzantine
 	$(STUDY) plot studies/byzantine --kind byzantine -o studies/byzantine.png
 

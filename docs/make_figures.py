@@ -45,6 +45,7 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "gpt.png": ("gpt", ["--kind", "transformer"]),
     "vit.png": ("vit", ["--kind", "transformer"]),
     "faults_timeline.png": ("timeline_faults", ["--kind", "timeline", "--steps", "1-8"]),
+    "collectives.png": ("collectives", ["--kind", "collectives"]),
     "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }
 

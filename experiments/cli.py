@@ -243,7 +243,8 @@ STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp 
                "deadline": "deadline study: policies against heavy-tailed stragglers",
                "faults": "faults study: time to target against message loss and crashes",
                "byzantine": "byzantine study: accuracy against the number of adversaries",
-               "transformer": "gpt or vit study: the metric against steps, time and bits"}
+               "transformer": "gpt or vit study: the metric against steps, time and bits",
+               "collectives": "collectives study: a step's communication against the workers"}
 
 
 def _incomplete_sweeps(directory) -> list[str]:

@@ -72,7 +72,7 @@ def _columns(rows: list[dict]) -> list[str]:
     final = [c for c in seen if c.startswith("final.")]
     counts = [c for c in seen if c.startswith("participation.")]
     return [*spec, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS, "target.time_s",
-            *counts, "error", "dir"]
+            "collective", *counts, "error", "dir"]
 
 
 def run_dirs(directory) -> list[Path]:
