@@ -288,7 +288,7 @@ def cmd_list(args) -> int:
         print("methods:")
         for m in methods.METHODS.values():
             print(f"  {m.name:12s} {m.description}")
-            print(f"  {'':12s} wire: {m.wire}; collectives: {', '.join(m.collectives)}")
+            print(f"  {'':12s} wire: {m.wire}; collectives: {_collectives_text(m)}")
             if args.verbose and m.notes:
                 print(f"  {'':12s} differences from the reference:")
                 for note in m.notes.splitlines():
@@ -312,6 +312,19 @@ def cmd_list(args) -> int:
     if what == "all":
         print("spec keys: dlion-sim list keys")
     return 0
+
+
+def _collectives_text(method) -> str:
+    """'auto (the fastest of ring, tree, hierarchical), ps, ...': what a method can use, and
+    what the default, auto, chooses among."""
+    from sim.tuner import NCCL_ALLREDUCE
+
+    others = [c for c in method.collectives if c != "auto"]
+    if "auto" not in method.collectives:
+        return ", ".join(others)
+    among = [c for c in others if c in NCCL_ALLREDUCE] if "ring" in others else others
+    return f"auto (the fastest of {', '.join(among)}; hierarchical on GPU nodes), " + \
+        ", ".join(others)
 
 
 def _bundled_specs() -> list[tuple[str, str]]:

@@ -312,7 +312,8 @@ def test_table_columns_and_values(tmp_path):
         "final.test_loss", "final.accuracy", "final.gap", "bits_per_param_per_step.total",
         "bits_per_param_per_step.up", "bits_per_param_per_step.down",
         "steady_bits_per_param_per_step.total", "steady_bits_per_param_per_step.up",
-        "steady_bits_per_param_per_step.down", "target.time_s", "participation.aggregated",
+        "steady_bits_per_param_per_step.down", "target.time_s", "collective",
+        "participation.aggregated",
         "participation.late", "participation.lost", "participation.down",
         "participation.abandoned", "participation.empty", "participation.adversarial", "error",
         "dir"]
