@@ -175,3 +175,19 @@ def test_a_vote_over_gpu_nodes_sends_one_sum_per_node_through_each_nic():
     expected = (m - 1) / m * params * (4 + 1) / nic
     t = hierarchical.history["time_s"]
     assert t[1] - t[0] - 0.1 == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["dlion", "gadamw"])
+def test_hierarchical_collectives_run_over_tcp_when_the_first_flows_stay_inside_a_node(method):
+    """On TCP a hierarchical step starts with flows inside the nodes, which have no TCP
+    connection: before any NIC connection exists the transport has nothing to look up. The run
+    must go on and give the parameters of the same method over the server."""
+    common = dict(objective={"name": "logistic", "features": 15}, method={"name": method},
+                  workers=16, steps=3, eval_every=0, progress=False,
+                  cluster={"model_params": 1_000_000}, compute={"step_time": 0.01})
+    nodes = dict(bandwidth=1e9, latency=5e-6, transport="tcp", topology="nodes",
+                 gpus_per_node=8, intra="nvlink4")
+    hierarchical = experiments.simulate(**common, network={**nodes, "collective": "hierarchical"})
+    server = experiments.simulate(**common, network={**nodes, "collective": "ps"})
+    np.testing.assert_allclose(hierarchical.params, server.params, rtol=1e-12)
+    assert np.all(np.diff(hierarchical.history["time_s"]) > 0.01)

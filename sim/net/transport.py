@@ -210,7 +210,8 @@ class TcpConnections:
         in order."""
         conns, repeated = self._lookup(keys)
         owned = conns >= 0
-        go = ~self._busy[np.where(owned, conns, 0)] | ~owned
+        go = ~owned  # a flow inside a node has no connection to wait for
+        go[owned] = ~self._busy[conns[owned]]
         if repeated:  # only the first message on each connection may start
             first = ~owned
             first[np.flatnonzero(owned)[np.unique(conns[owned], return_index=True)[1]]] = True
