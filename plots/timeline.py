@@ -120,16 +120,23 @@ def _span(by_node: dict[str, list[dict]]) -> tuple[float, float]:
     return min(e["start"] for e in events), max(e["end"] for e in events)
 
 
+def is_worker(node: str) -> bool:
+    """Whether ``node`` is one worker's row ("worker3"); "workers" is the row of a collective."""
+    return node.startswith("worker") and node[6:].isdigit()
+
+
+def row_order(nodes) -> list[str]:
+    """The timeline's rows from top to bottom: the workers by number, then the server or the
+    collective's row and any others by name."""
+    workers = sorted((n for n in nodes if is_worker(n)), key=lambda n: int(n[6:]))
+    return workers + sorted(n for n in nodes if not is_worker(n))
+
+
 def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale: float,
               width: float) -> None:
     """One run's rows: bars per phase and step boundaries, time in units of ``scale`` s on an
     axis ``width`` units wide (step labels only where they have room)."""
-    def worker(node):  # "worker3"; "workers" is the row of a collective
-        return node.startswith("worker") and node[6:].isdigit()
-
-    workers = sorted((n for n in by_node if worker(n)), key=lambda n: int(n[6:]))
-    others = sorted(n for n in by_node if not worker(n))
-    rows = workers + others  # the server (or the collective) below the workers
+    rows = row_order(by_node)
     begin, end = _span(by_node)
     bars: dict[str, list[tuple]] = defaultdict(list)
     deadlines = []
@@ -138,7 +145,7 @@ def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale:
         deadlines += [e["start"] for e in by_node[node] if e["phase"] == "deadline"]
         for e in node_events:
             bars[e["phase"]].append((y, e["start"], e["end"]))
-        if node in others:  # the server idles whenever it is not aggregating
+        if not is_worker(node):  # the server idles whenever it is not aggregating
             edge = begin
             for e in node_events:
                 bars["idle"].append((y, edge, e["start"]))
