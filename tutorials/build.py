@@ -64,8 +64,11 @@ def execute(source: Path, timeout: float = NOTEBOOK_TIMEOUT):
         for index, cell in enumerate(notebook.cells):
             left = deadline - time.monotonic()
             if left <= 0:
+                slowest = max(range(index), key=seconds.__getitem__, default=None)
+                took = ("" if slowest is None else
+                        f"; the slowest, cell {slowest}, took {seconds[slowest]:.0f} s")
                 raise TimeoutError(f"{source.name}: still running after {timeout:.0f} s "
-                                   f"(at cell {index})")
+                                   f"(at cell {index}{took})")
             client.timeout = math.ceil(left)  # what remains of the lesson's budget
             begin = time.monotonic()
             client.execute_cell(cell, index)
