@@ -1,4 +1,4 @@
-"""The ``dlion-sim`` command line: run, sweep, merge, plot, list, demo."""
+"""The ``dlion-sim`` command line: run, sweep, merge, plot, list, demo, explore."""
 from __future__ import annotations
 
 import argparse
@@ -419,6 +419,19 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:
+        raise SpecError("the explorer needs the explore extra: pip install 'dlion-sim[explore]' "
+                        "(from a clone: pip install '.[explore]')")
+    if not 0 <= args.port <= 65535:
+        raise SpecError(f"--port {args.port}: expected a port from 1 to 65535 (0: any free one)")
+    from experiments.explore.server import serve
+
+    return serve(args.port, open_browser=not args.no_browser)
+
+
 SPEC_HELP = ("a TOML spec file, or the name of a bundled spec (dlion-sim list specs), e.g. "
              "quickstart; its keys: dlion-sim list keys")
 
@@ -539,6 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="demo", help="output directory (default: demo)")
     demo.add_argument("--jobs", type=int, default=None)
     demo.set_defaults(func=cmd_demo)
+
+    explore = sub.add_parser("explore", help="the explorer: sliders for the network, the workers "
+                                             "and the methods in the browser, the answer redrawn "
+                                             "live (needs the explore extra)")
+    explore.add_argument("--port", type=int, default=8765,
+                         help="serve at http://127.0.0.1:PORT/ (default: 8765; 0: any free port)")
+    explore.add_argument("--no-browser", action="store_true",
+                         help="do not open a browser tab (print the address only)")
+    explore.set_defaults(func=cmd_explore)
     return parser
 
 

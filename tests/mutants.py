@@ -51,6 +51,8 @@ N = "tests/test_network.py"
 T = "tests/test_transport.py"
 O = "tests/test_output.py"
 X = "tests/test_transformer.py"
+EXPLORE = "tests/test_explore.py"
+EXPLORE_PAGE = "tests/test_explore_page.py"
 K = "tests/test_kernels.py"
 TRANSFORMER_GRADS = "tests/test_transformer.py::test_every_tensor_matches_finite_differences"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
@@ -764,6 +766,50 @@ MUTANTS = [
            ("tests/test_pipelined.py::"
             "test_auto_is_never_slower_than_any_collective_it_could_have_chosen",),
            "auto chooses the collective its estimate finds slowest"),
+    # issue 28: the explorer
+    Mutant("explore-collectives-misaligned", "experiments/explore/controls.py",
+           "**{key: [s[key] for s in settings] for key in per_method}",
+           "**{key: [s[key] for s in settings[::-1]] for key in per_method}",
+           (f"{EXPLORE}::test_every_compared_method_runs_its_own_table_and_its_own_collective",),
+           "the explorer zips each method with another method's collective"),
+    Mutant("explore-hidden-control-counts", "experiments/explore/controls.py",
+           "value is not None and applies(control, values):\n",
+           "value is not None:\n",
+           (f"{EXPLORE}::test_a_model_preset_sizes_the_messages_and_a_custom_model_takes_the_"
+            "size_control",),
+           "the model-size control overrides the model preset it is hidden for"),
+    Mutant("explore-one-method-loses-its-collective", "experiments/explore/controls.py",
+           "            _put(raw, key, settings[0][key])\n", "            pass\n",
+           (f"{EXPLORE}::test_the_toml_is_the_spec_one_method_for_run_several_for_sweep",),
+           "with one method compared, its collective is left out of the spec"),
+    Mutant("explore-ladder-not-1-2-5", "experiments/explore/controls.py",
+           "        for mantissa in (1, 2, 5):\n", "        for mantissa in (1, 3):\n",
+           (f"{EXPLORE}::test_a_ladder_is_a_log_scale_of_1_2_5_steps_over_its_range",),
+           "the log-scale controls skip stops"),
+    Mutant("explore-widget-value-ignored", "experiments/explore/app.py",
+           "    return by_label[widget.value]\n", "    return control.default\n",
+           (f"{EXPLORE_PAGE}::test_moving_the_bandwidth_redraws_the_answer_of_that_spec",),
+           "the page runs a ladder's or a list's default whatever the widget shows"),
+    Mutant("explore-never-cancelled", "experiments/explore/runner.py",
+           "                return not self.current(generation)\n",
+           "                return False\n",
+           (f"{EXPLORE}::test_a_new_job_cancels_the_running_one_before_its_next_step",),
+           "a new change waits for the running simulation to finish"),
+    Mutant("explore-speedup-inverted", "plots/answer.py",
+           "    return baseline.time_s / answer.time_s, False\n",
+           "    return answer.time_s / baseline.time_s, False\n",
+           (f"{EXPLORE}::test_the_sentence_names_the_first_and_its_speed_up_over_g_adamw",),
+           "the speed-up over G-AdamW is its inverse"),
+    Mutant("explore-unreached-baseline-exact", "plots/answer.py",
+           "        return baseline.sim_time_s / answer.time_s, True\n",
+           "        return baseline.sim_time_s / answer.time_s, False\n",
+           (f"{EXPLORE}::test_a_baseline_that_never_arrives_gives_a_lower_bound",),
+           "a G-AdamW that never reached the target is taken to reach it at its last step"),
+    Mutant("explore-slowest-named-first", "plots/answer.py",
+           "    best = min(reached, key=lambda a: a.time_s)\n",
+           "    best = max(reached, key=lambda a: a.time_s)\n",
+           (f"{EXPLORE}::test_the_sentence_names_the_first_and_its_speed_up_over_g_adamw",),
+           "the sentence names the slowest method as the first to arrive"),
 ]
 
 
