@@ -89,6 +89,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            "parameters (0 = the objective's own)", min=0, max=10**15),
         "model": _f("choice", None, "model preset: fills model_params and compute.step_time",
                     choices=tuple(presets.MODELS)),
+        "layers": _f("int", 1, "equal layers of a model given by model_params only (a preset "
+                     "brings its own layers, an objective its tensors): what buckets group",
+                     min=1, max=100_000),
     },
     "network": {
         "bandwidth": _f("bandwidth", 1e9, "each worker's link, bit/s", min=0.0, min_open=True,
@@ -147,6 +150,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "NCCL_NSOCKS_PERTHREAD; 1 x 1 outside the clouds NCCL tunes for)",
                       min=1, max=64),
         "header": _f("size", 0.0, "per-message header, bytes", min=0.0),
+        "bucket": _f("size", 25 * 2**20, "bytes of gradient per bucket (DDP's bucket_cap_mb: "
+                     "25 MiB)", min=0.0, min_open=True),
+        "first_bucket": _f("size", 2**20, "bytes of gradient in the first bucket (DDP: 1 MiB, "
+                           "so that communication starts early)", min=0.0, min_open=True),
     },
     "compute": {
         "step_time": _f("time", 0.0, "compute time per step, s", min=0.0),
@@ -170,6 +177,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                  max=1e6),
         "aggregate_per_byte": _f("time", 0.0, "server time per byte received, s", min=0.0),
         "codec_per_param": _f("time", 0.0, "encode/decode time per parameter, s", min=0.0),
+        "overlap": _f("bool", None, "send each gradient bucket while the backward pass goes on "
+                      "(default: where the method, the server policy and the faults allow it)"),
+        "backward_fraction": _f("float", 2 / 3, "share of the step's compute that is the "
+                                "backward pass (2/3: 4N of the 6N FLOPs per token, Kaplan et "
+                                "al. 2020)", min=0.0, min_open=True, max=1.0),
     },
     "server": {
         "policy": _f("choice", "all", "when the server closes a step: every message, a "

@@ -14,9 +14,10 @@ import models
 from experiments import footprint
 from experiments.results import Result
 from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, suggest, bundled_spec, load_toml,
-                              objective_fields, overridden, override, resolve)
+                              objective_fields, overlaps, overridden, override, resolve)
 from sim import methods
 from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
+from sim.buckets import Buckets, equal_layers, plan, preset_layers, scaled_layers
 from sim.cluster import PHASES, AllWorkersDown, Cluster
 from sim.compute import ComputeModel, read_trace
 from sim.faults import FaultModel
@@ -29,7 +30,9 @@ from sim.units import count_of
 
 # spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links", "intra", "chunk", "channels",
-                 "sockets")
+                 "sockets", "bucket", "first_bucket")
+#: [compute] keys of the step's schedule, not of the compute-time model
+_SCHEDULE_ONLY = ("trace_file", "overlap", "backward_fraction")
 
 
 def simulate(spec=None, *, objective=None, method=None, cluster=None, network=None,
@@ -212,7 +215,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                           pipeline=Pipeline(int(8 * net["chunk"]), net["channels"], net["sockets"]),
                           wire_bits=None if wire is None else
                           (lambda length, k: wire(length, k, hp)),
-                          candidates=("ps",) if robust else method.collectives)
+                          candidates=("ps",) if robust else method.collectives,
+                          buckets=_buckets(spec, shapes, d) if overlaps(spec) else None)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
     # a worker back from a crash starts from the method's initial per-worker state
@@ -305,6 +309,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         "collective": cluster.collective,
         "collective_choice": cluster.choice,
+        # the message went in gradient buckets during the backward pass (compute.overlap)
+        "overlap": cluster.buckets is not None,
+        "buckets": 0 if cluster.buckets is None else len(cluster.buckets),
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
         "adversaries": [] if adversaries is None else adversaries.ids,
         "spec": spec,
@@ -342,9 +349,23 @@ def _policy(server: dict, n: int) -> Policy:
     return Policy(server["policy"], server["deadline"] or math.inf, k or 0)
 
 
+def _buckets(spec: dict, shapes, d: int) -> Buckets:
+    """The gradient buckets of the spec's model (``sim.buckets``): the preset's layers, the
+    objective's tensors, or cluster.layers equal layers of the virtual model."""
+    cl, net = spec["cluster"], spec["network"]
+    params = cl["model_params"] or d
+    if cl["model"] is not None:
+        layers = scaled_layers(preset_layers(cl["model"]), params)
+    elif not cl["model_params"] and shapes:
+        layers = [math.prod(shape) for _, shape in shapes]
+    else:
+        layers = equal_layers(params, cl["layers"])
+    return plan(layers, net["bucket"], net["first_bucket"], spec["compute"]["backward_fraction"])
+
+
 def _compute_model(compute: dict, n: int) -> ComputeModel:
     """The compute model of the resolved [compute] table (a trace file is read here)."""
-    table = {k: v for k, v in compute.items() if k != "trace_file" and v is not None}
+    table = {k: v for k, v in compute.items() if k not in _SCHEDULE_ONLY and v is not None}
     if compute["distribution"] == "trace":
         table["trace"] = read_trace(compute["trace_file"], n)
     return ComputeModel(**table)

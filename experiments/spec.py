@@ -141,6 +141,36 @@ def _check_time_and_faults(spec: dict) -> None:
         except ValueError as err:
             raise SpecError(f"compute.trace_file: {err}") from None
     _check_adversaries(spec)
+    _settle_overlap(spec)
+
+
+def _settle_overlap(spec: dict) -> None:
+    """compute.overlap = true where it cannot work is refused, saying why."""
+    why = _no_overlap(spec)
+    if spec["compute"]["overlap"] and why is not None:
+        raise SpecError(f"compute.overlap = true: {why}; allowed: false (or leave it out)")
+
+
+def overlaps(spec: dict) -> bool:
+    """Whether a run of the resolved ``spec`` overlaps its messages with the backward pass:
+    compute.overlap, by default on where the method's messages can go bucket by bucket and
+    every message counts (a server policy or crashes decide per whole message)."""
+    given = spec["compute"]["overlap"]
+    return _no_overlap(spec) is None if given is None else given
+
+
+def _no_overlap(spec: dict) -> str | None:
+    """Why the resolved ``spec`` cannot overlap (None: it can)."""
+    method, faults = methods.METHODS[spec["method"]["name"]], spec["faults"]
+    if not method.overlaps:
+        return (f"method.name = {method.name!r} needs the whole gradient before it can encode "
+                "or aggregate")
+    if spec["server"]["policy"] != "all":
+        return f"server.policy = {spec['server']['policy']!r} decides per whole message"
+    if (faults["crash_workers"] or faults["crash_rate"] > 0
+            or (faults["loss"] > 0 and faults["on_loss"] == "drop")):
+        return "crashes and dropped messages decide per whole message"
+    return None
 
 
 def _check_adversaries(spec: dict) -> None:

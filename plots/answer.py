@@ -143,7 +143,7 @@ _DRAWN_AS = {"abandoned": "compute", "late": "send"}
 
 def step_bars(run, step: int) -> tuple[dict[str, list], list[str], str]:
     """One step of a traced run as bars: (columns node, phase, start, end [in the unit],
-    colour; the nodes from top to bottom; the unit). Times count from the step's start."""
+    colour, height [rows]; the nodes from top to bottom; the unit). Times count from the step's start."""
     window = window_events(trace_events(run), (step, step))
     events = [e for rows in window.values() for e in rows if e["phase"] != "deadline"]
     begin = min(e["start"] for e in events)
@@ -157,5 +157,7 @@ def step_bars(run, step: int) -> tuple[dict[str, list], list[str], str]:
         "start": [(e["start"] - begin) / scale for e in events],
         "end": [(e["end"] - begin) / scale for e in events],
         "color": [PHASE_COLORS[_DRAWN_AS.get(e["phase"], e["phase"])] for e in events],
+        # a bucket sent during the compute is a thin band over the compute bar
+        "height": [0.3 if e["phase"] == "bucket" else 0.72 for e in events],
     }
     return columns, nodes, unit

@@ -82,12 +82,12 @@ class Timeline:
 
     def __init__(self):
         self.source = ColumnDataSource({"node": [], "phase": [], "start": [], "end": [],
-                                        "color": []})
+                                        "color": [], "height": []})
         self.figure = figure(width=TIMELINE[0], height=TIMELINE[1], y_range=FactorRange(),
                              title="One step", x_axis_label="time since the step began",
                              tools="pan,wheel_zoom,box_zoom,reset,save")
         _style(self.figure)
-        self.figure.hbar(y="node", left="start", right="end", height=0.72, color="color",
+        self.figure.hbar(y="node", left="start", right="end", height="height", color="color",
                          legend_field="phase", source=self.source, line_color="white",
                          line_width=0.5)
         # an aggregation of no duration (no server cost is set) is still worth seeing

@@ -44,6 +44,7 @@ PHASE_COLORS = {
     "receive": "#CC79A7",
     "lost": "#D55E00",
     "down": "#4D4D4D",
+    "bucket": "#F0E442",
 }
 
 _PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": "G-Lion",

@@ -17,8 +17,10 @@ from plots.data import PlotError, group_runs, load_runs, spec_of
 from plots.figure import plt, save, wrap
 from plots.style import PHASE_COLORS, describe, run_label
 
-#: Phases in drawing and legend order; the last five appear only under policies and faults.
-PHASES = ("compute", "send", "idle", "aggregate", "receive", "abandoned", "late", "lost", "down")
+#: Phases in drawing and legend order; the last five appear only under policies and faults,
+#: "bucket" only with overlap (drawn as a band inside the compute bar it overlaps)
+PHASES = ("compute", "send", "idle", "aggregate", "receive", "abandoned", "late", "lost", "down",
+          "bucket")
 #: How the exceptional phases look: (colour of the phase they interrupt, hatch)
 _EXCEPTIONS = {"abandoned": ("compute", "////"), "late": ("send", "xxxx"),
                "lost": ("lost", "xxxx"), "down": ("down", "")}
@@ -156,7 +158,10 @@ def _draw_run(ax, by_node: dict[str, list[dict]], steps: tuple[int, int], scale:
             continue
         y, start, stop = (np.array(v, dtype=np.float64) for v in zip(*bars[phase]))
         colour, hatch = _EXCEPTIONS.get(phase, (phase, ""))
-        ax.barh(y, (stop - start) / scale, left=(start - begin) / scale, height=0.72,
+        # a bucket's message travels while the worker still computes: a band in the lower
+        # part of the row, so the compute bar stays visible above it
+        low, height = (y + 0.12, 0.24) if phase == "bucket" else (y, 0.72)
+        ax.barh(low, (stop - start) / scale, left=(start - begin) / scale, height=height,
                 color=PHASE_COLORS[colour], label=phase, hatch=hatch,
                 edgecolor="white" if not hatch else "black", linewidth=0.3)
         if phase == "aggregate":  # an instantaneous aggregation is still worth seeing

@@ -21,6 +21,7 @@ import numpy as np
 import simpy
 
 from sim import peers, tuner
+from sim.buckets import Buckets, push_buckets
 from sim.peers import STEP_COLLECTIVES, WITHOUT_A_RANK
 from sim.compute import ComputeModel
 from sim.faults import FaultModel, WorkerFaults, sender
@@ -44,13 +45,16 @@ class Cluster:
     multiplies every payload size (a virtual model larger than the numerics' objective), and
     ``header_bits`` is added to every message after that scaling. ``policy`` is the server's
     (``sim.server.Policy``), ``faults`` a ``sim.faults.FaultModel`` drawn from ``fault_rng``.
+    ``buckets`` (``sim.buckets.Buckets``): overlap the step's message with the backward pass,
+    bucket by bucket (None: the message travels whole once the worker has computed).
     """
 
     def __init__(self, n_workers: int, network: dict, compute: ComputeModel,
                  collective: str = "ps", bits_scale: float = 1.0, header_bits: int = 0,
                  policy: Policy | None = None, faults: FaultModel | None = None,
                  fault_rng: np.random.Generator | None = None,
-                 pipeline: Pipeline | None = None, wire_bits=None, candidates=()):
+                 pipeline: Pipeline | None = None, wire_bits=None, candidates=(),
+                 buckets: Buckets | None = None):
         if collective not in STEP_COLLECTIVES:
             raise ValueError(f"network.collective = {collective!r}; choose one of "
                              f"{', '.join(STEP_COLLECTIVES)}")
@@ -70,6 +74,7 @@ class Cluster:
         self.bits_scale = bits_scale
         self.header_bits = 0 if collective == "none" else int(header_bits)
         self.policy = policy or Policy()
+        self.buckets = buckets if buckets is not None and len(buckets) > 1 else None
         self.faults = None
         if faults is not None and faults.active:
             self.faults = WorkerFaults(faults, n_workers, fault_rng or np.random.default_rng())
@@ -254,6 +259,10 @@ class Cluster:
                 if first:
                     record.participants = expected.copy()
                 record.aggregated = closer.arrived
+            elif self.buckets is not None and len(rounds) == 1:
+                arrived, offsets, bucket_bits = push_buckets(env, hub, self.buckets, up,
+                                                             compute, after, self.header_bits)
+                sent_bits = bucket_bits.sum(axis=0) * (hub.n_owners - 1 if sharded else 1)
             else:
                 arrived = hub.push_batch(up, delays, after=after)
                 env.run(until=arrived.done)
@@ -264,6 +273,8 @@ class Cluster:
                                   np.array([ev.value if ev.triggered else math.nan
                                             for ev in arrived]))
                 record.ready = record.start + compute
+                if self.buckets is not None and not self.partial and len(rounds) == 1:
+                    record.buckets = (record.start + offsets, arrived.bucket_times, bucket_bits)
                 senders = self._senders(record.ready, closed_at) if self.partial else True
                 record.up += np.where(senders, sent_bits, 0)
             else:

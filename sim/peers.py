@@ -188,6 +188,10 @@ def peer_step(cluster, compute, rounds, n_params) -> StepRecord:
     if cluster.collective == "hierarchical" and cluster.vote:
         finished, down = vote_over_nodes(cluster, ready, rounds, n_params)
         rounds = []
+    spans = None
+    if cluster.buckets is not None and len(rounds) == 1 and len(rounds[0]) == 2:
+        finished, spans, lost = bucketed_round(cluster, start, compute, rounds[0][0])
+        rounds = []
     for up, _, *how in rounds:
         how = how[0] if how else cluster.collective
         # a round starts when the previous one has ended everywhere (simulated time has
@@ -208,7 +212,34 @@ def peer_step(cluster, compute, rounds, n_params) -> StepRecord:
     record = StepRecord(start, ready, finished, last, last + local,
                         np.full(cluster.n, last + local), up_bits, down)
     record.lost = lost
+    record.buckets = spans
+    if spans is not None:
+        record.up = spans[2].sum(axis=0)
     return record
+
+
+def bucketed_round(cluster, start: np.ndarray, compute: np.ndarray, up: np.ndarray):
+    """A step's one round in gradient buckets (``sim.buckets``), as DDP runs them on one NCCL
+    stream: a bucket's collective begins once its gradients exist on every rank and the
+    previous bucket's collective has ended. Returns (completion per rank, the buckets'
+    (begin, end, bits) each (B, N), lost attempts)."""
+    env, net, buckets = cluster.env, cluster.net, cluster.buckets
+    ready = buckets.ready(start, compute)
+    bits = buckets.split(up, cluster.header_bits)
+    begin, end = np.empty_like(ready), np.empty_like(ready)
+    finished = np.full(cluster.n, -np.inf)
+    lost = 0
+    for k in range(len(buckets)):  # over buckets (tens), never workers or parameters
+        begin[k] = np.maximum(np.maximum(ready[k], finished), env.now)
+        finished = env.run(until=env.process(round_process(net, cluster.collective, begin[k],
+                                                           bits[k], cluster.pipeline)))
+        stall, count = loss_stall(cluster.faults, bits[k], slowest_link(net))
+        if stall:
+            env.run(until=env.now + stall)
+            finished = np.full(cluster.n, env.now)
+            lost += count
+        end[k] = finished
+    return finished, (begin, end, bits), lost
 
 
 def slowest_link(net: Network) -> float:

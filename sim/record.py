@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PHASES = ("compute_s", "comm_up_s", "aggregate_s", "comm_down_s", "idle_s")
+PHASES = ("compute_s", "comm_up_s", "aggregate_s", "comm_down_s", "idle_s", "exposed_comm_s",
+          "overlapped_s")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class StepRecord:
     deadline: float | None = None  # the policy's deadline (absolute s), if any
     events: list = field(default_factory=list)  # extra timeline rows: lost, late, abandoned
     rounds: list = field(default_factory=list)  # the step's (up, down, [collective]) bits
+    # the gradient buckets' messages while the backward pass went on: (B, N) begin and end
+    # (s) and bits of each bucket on each worker (None: the message went whole after compute)
+    buckets: tuple | None = None
 
     def phases(self) -> dict[str, float]:
         """End of the step (last reply, s) and the mean seconds per phase over the workers
@@ -49,7 +53,22 @@ class StepRecord:
             "aggregate_s": self.agg_end - self.agg_start,
             "comm_down_s": _mean(self.done - self.agg_end),
             "idle_s": _mean(self.agg_start - self.arrived),
+            # from a worker's last gradient to holding the update: what overlap cannot hide
+            "exposed_comm_s": _mean(self.done - self.ready),
+            "overlapped_s": _mean(self.overlapped()),
         }
+
+    def overlapped(self) -> np.ndarray:
+        """(N,) seconds each worker computed and communicated at once: the union of its
+        buckets' transfers within its compute (zeros without buckets)."""
+        if self.buckets is None:
+            return np.where(np.isnan(self.ready), np.nan, 0.0)
+        begin, end, _ = self.buckets
+        start = np.minimum(np.maximum(begin, self.start), self.ready)
+        stop = np.minimum(end, self.ready)
+        # the buckets begin in order; an interval counts only past the ends before it
+        reach = np.maximum.accumulate(np.vstack([start[:1], stop[:-1]]), axis=0)
+        return np.maximum(0.0, stop - np.maximum(start, reach)).sum(axis=0)
 
     @property
     def n_aggregated(self) -> int:
@@ -104,7 +123,8 @@ def trace_rows(records: list[StepRecord], n: int, collective: str) -> list[tuple
     (steps 1-based). Phases: compute, send, idle, receive and the server's aggregate; with
     policies and faults also abandoned (a computation given up at the close), late (a message
     that arrived after it), lost (an attempt lost on the way), down, and the server's deadline
-    (an instant)."""
+    (an instant); with overlap, bucket (a gradient bucket's message while the backward pass went
+on)."""
     nodes = [f"worker{i}" for i in range(n)]
     rows = []
     for step, r in enumerate(records, start=1):
@@ -118,6 +138,11 @@ def trace_rows(records: list[StepRecord], n: int, collective: str) -> list[tuple
                         for i in np.flatnonzero(keep))
         rows.extend((nodes[w], phase, float(b), float(e), int(size), step)
                     for w, phase, b, e, size in r.events)
+        if r.buckets is not None:
+            begin, end, bits = r.buckets
+            rows.extend((nodes[w], "bucket", float(begin[k, w]), float(end[k, w]),
+                         int(bits[k, w]) // 8, step)
+                        for k, w in zip(*np.nonzero(~np.isnan(begin) & ~np.isnan(end))))
         if collective != "none":
             rows.append(("server" if collective == "ps" else "workers", "aggregate",
                          r.agg_start, r.agg_end, int(r.up.sum()) // 8, step))

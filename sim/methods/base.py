@@ -130,6 +130,9 @@ class Method:
     arrivals: tuple = ()            # "encode", "apply": take ``arrived`` (module docstring)
     discard: Callable | None = None
     flips: bool = False             # encode takes ``flipped`` (module docstring)
+    # element-wise: a gradient bucket's message can be encoded and aggregated alone, with
+    # the same numbers as the whole vector's, so it may travel while the backward pass goes on
+    overlaps: bool = False
     wire_bits: Callable | None = None  # the wire of a piece of the vector (module docstring)
     rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
 

@@ -196,11 +196,11 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
                 _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
-                collectives=SHARDED, arrivals=("apply",), wire_bits=sign_wire,
+                collectives=SHARDED, arrivals=("apply",), wire_bits=sign_wire, overlaps=True,
                 notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
                 "32 bits up, 32 bits down", {**LION_DEFAULTS, **robust.DEFAULTS},
                 _glion_init, mean_encode, robust.robust_aggregate, _glion_apply,
-                collectives=ALLREDUCE, rules={"aggregate": robust.AGGREGATE_RULE},
+                collectives=ALLREDUCE, rules={"aggregate": robust.AGGREGATE_RULE}, overlaps=True,
                 wire_bits=dense_wire,
                 notes=differences(__doc__, "glion")), robust.RULES)
