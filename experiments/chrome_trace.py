@@ -32,16 +32,19 @@ def track_ids(nodes) -> dict[str, int]:
     return {**workers, **others}
 
 
+def _meta(kind: str, tid: int, **args) -> dict:
+    """A metadata event (its ts is not read, but every event of the file has one)."""
+    return {"ph": "M", "name": kind, "pid": PID, "tid": tid, "ts": 0, "args": args}
+
+
 def chrome_trace(rows, name: str) -> dict:
     """The Chrome trace (a JSON-ready dict) of timeline ``rows`` (node, phase, start_s, end_s,
     bytes, step), in one process called ``name``; events in the order of the rows."""
     tids = track_ids(row[0] for row in rows)
-    events = [{"ph": "M", "name": "process_name", "pid": PID, "tid": 0, "args": {"name": name}}]
+    events = [_meta("process_name", 0, name=name)]
     for node, tid in sorted(tids.items(), key=lambda item: item[1]):
-        events.append({"ph": "M", "name": "thread_name", "pid": PID, "tid": tid,
-                       "args": {"name": node}})
-        events.append({"ph": "M", "name": "thread_sort_index", "pid": PID, "tid": tid,
-                       "args": {"sort_index": tid}})
+        events += [_meta("thread_name", tid, name=node),
+                   _meta("thread_sort_index", tid, sort_index=tid)]
     for node, phase, start, end, size, step in rows:
         ts = float(start) * 1e6
         event = {"name": phase, "cat": phase, "ph": "X", "pid": PID, "tid": tids[node], "ts": ts,
