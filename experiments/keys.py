@@ -224,7 +224,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "target_metric": _f("str", "loss", "evaluation metric the target applies to"),
         "dtype": _f("choice", "float32", "floating point of the numerics",
                     choices=("float32", "float64")),
-        "trace": _f("bool", False, "write trace.csv of timeline events"),
+        "trace": _f("bool", False, "write trace.csv and trace.json (Chrome trace) of timeline events"),
     },
 }
 

@@ -1,7 +1,8 @@
 """Results of a run, and their directory on disk (written atomically, read back exactly).
 
 A run directory holds ``spec.toml`` (resolved), ``history.csv``, ``params.npy``, optionally
-``trace.csv``, and ``summary.json``, written last: a directory with a summary is complete.
+``trace.csv`` and ``trace.json`` (the same rows as a Chrome trace, for Perfetto or
+chrome://tracing), and ``summary.json``, written last: a directory with a summary is complete.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from experiments.chrome_trace import chrome_trace
 
 TRACE_COLUMNS = ("node", "phase", "start_s", "end_s", "bytes", "step")
 
@@ -44,7 +47,7 @@ class Result:
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         # the directory stops looking complete first, and no file of an earlier run survives
-        for stale in ("summary.json", "trace.csv"):
+        for stale in ("summary.json", "trace.csv", "trace.json"):
             (path / stale).unlink(missing_ok=True)
         _write_atomic(path / "spec.toml", to_toml(self.summary["spec"]))
         _write_atomic(path / "history.csv", _table_csv(self.history))
@@ -57,8 +60,19 @@ class Result:
             writer.writerow(TRACE_COLUMNS)
             writer.writerows((n, p, repr(s), repr(e), b, k) for n, p, s, e, b, k in self.trace)
             _write_atomic(path / "trace.csv", rows.getvalue())
+            trace = chrome_trace(self.trace, trace_name(self.summary))
+            _write_atomic(path / "trace.json", json.dumps(trace, separators=(",", ":")) + "\n")
         _write_atomic(path / "summary.json", json.dumps(_json_safe(self.summary), indent=2) + "\n")
         return path
+
+
+def trace_name(summary: dict) -> str:
+    """The name of a run in its Chrome trace: the method ('dlion/mavo', 'gadamw') and, when the
+    summary has it, the collective it ran ('dlion/mavo, ring')."""
+    method = summary["spec"]["method"]
+    key = method["name"] + (f"/{method['aggregate']}" if "aggregate" in method else "")
+    collective = summary.get("collective")
+    return f"{key}, {collective}" if isinstance(collective, str) else key
 
 
 class DamagedRunError(ValueError):

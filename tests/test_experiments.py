@@ -59,7 +59,8 @@ def test_save_and_load_round_trip(tmp_path):
     r = experiments.simulate({**SMALL, "run": {**SMALL["run"], "trace": True}})
     r.save(tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["history.csv", "params.npy", "spec.toml", "summary.json", "trace.csv"]
+    assert names == ["history.csv", "params.npy", "spec.toml", "summary.json", "trace.csv",
+                     "trace.json"]
     back = experiments.load(tmp_path / "run")
     _same(r, back)
     assert back.summary["spec"] == r.summary["spec"]
@@ -242,6 +243,7 @@ def test_saving_over_a_run_leaves_nothing_of_the_old_one(tmp_path):
     plain = experiments.simulate({**SMALL, "run": {**SMALL["run"], "steps": 5}})
     plain.save(tmp_path / "run")
     assert not (tmp_path / "run" / "trace.csv").exists()
+    assert not (tmp_path / "run" / "trace.json").exists()
     back = experiments.load(tmp_path / "run")
     assert back.trace is None and back.summary["steps"] == 5
 
