@@ -17,8 +17,8 @@ from pathlib import Path
 from experiments.results import _write_atomic
 from plots.data import PlotError, find_runs
 from plots.speedup import BASELINE, Answer, seconds_text, speedup, times_text
-from plots.style import (METHOD_SETTINGS, color_for, format_value, method_key, method_rank,
-                         pretty)
+from plots.style import (METHOD_SETTINGS, color_for, format_value, method_key, method_label,
+                         method_rank, pretty)
 
 
 @dataclass(frozen=True)
@@ -80,16 +80,6 @@ def setting_keys(specs: list[dict], axes: list[str] | None = None) -> list[str]:
             if any(len({repr(s.get(section, {}).get(name)) for s in g}) > 1 for g in groups):
                 keys.append(dotted)
     return keys
-
-
-def method_label(spec: dict, specs: list[dict]) -> str:
-    """'D-Lion (MaVo)', with the hyperparameters that differ among that method's runs."""
-    key = method_key(spec)
-    same = [s for s in specs if method_key(s) == key]
-    extras = [f"{name}={format_value('method', name, value)}"
-              for name, value in spec["method"].items() if name not in ("name", "aggregate")
-              and len({repr(s["method"].get(name)) for s in same}) > 1]
-    return pretty(key) + (f" {', '.join(extras)}" if extras else "")
 
 
 def _axes(directory) -> list[str] | None:
