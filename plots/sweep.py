@@ -110,8 +110,8 @@ def plot_sweep(results, out_file=None, key: str = "cluster.workers", metric: str
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, frameon=False,
               title=None if series is None else _key_label(series), title_fontsize=8)
-    heading = title or f"{metric_label(column).capitalize()} against {_key_label(key)}\n" \
-                       f"{describe(specs)}"
+    what = metric_label(column).capitalize() if target is None else "Time to target"
+    heading = title or f"{what} against {_key_label(key)}\n{describe(specs)}"
     if seeds > 1:
         heading += f"\nmean over {seeds} seeds, {confidence:.0%} t-interval error bars"
     ax.set_title(wrap(heading, 80), fontsize=10)
