@@ -1,4 +1,4 @@
-"""The ``dlion-sim`` command line: run, sweep, merge, plot, list, demo, explore."""
+"""The ``dlion-sim`` command line: run, sweep, merge, plot, summary, list, demo, explore."""
 from __future__ import annotations
 
 import argparse
@@ -235,6 +235,26 @@ def cmd_plot(args) -> int:
     for warning in _incomplete_sweeps(args.directory):
         print(f"dlion-sim: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from plots.data import PlotError
+    from plots.summary_table import format_table, summary_table, write_csv
+
+    if args.csv:
+        from experiments.output import check_writable_file
+
+        check_writable_file(Path(args.csv))  # before reading anything
+    try:
+        table = summary_table(args.directory, baseline=args.baseline)
+    except PlotError as err:
+        raise SpecError(str(err)) from None
+    print(format_table(table))
+    for warning in _incomplete_sweeps(args.directory):
+        print(f"dlion-sim: warning: {warning}", file=sys.stderr)
+    if args.csv:
+        print(f"wrote {write_csv(table, args.csv)}")
     return 0
 
 
@@ -535,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output",
                       help="figure file; .png, .svg or .pdf (default: DIR/KIND.png)")
     plot.set_defaults(func=cmd_plot)
+
+    summary = sub.add_parser("summary", help="the answer on the terminal: time to target, final "
+                                             "metric, bits and speed-up per setting and method",
+                             description="One aligned row per setting (the swept keys other "
+                                         "than the method) and method of a sweep or run "
+                                         "directory: time to target (simulated), steps to it, "
+                                         "final metric, bits/param/step, the collective used "
+                                         "and the speed-up over a baseline in the same "
+                                         "setting. Reads the runs' summary.json files only.")
+    summary.add_argument("directory", help="a sweep directory (or a run directory)")
+    summary.add_argument("--csv", metavar="FILE",
+                         help="also write the table as CSV, numbers at full precision")
+    summary.add_argument("--baseline", metavar="METHOD",
+                         help="method key or name the speed-up is over, e.g. gadamw or "
+                              "dlion/mavo (default: gadamw when it ran, else no speed-up)")
+    summary.set_defaults(func=cmd_summary)
 
     lst = sub.add_parser("list", help="list spec keys, bundled specs, methods, objectives, "
                                       "presets or collectives")

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from plots.curves import x_values
 from plots.data import target_description, time_to_target
-from plots.style import PHASE_COLORS, color_for, method_key, pretty
+from plots.speedup import BASELINE, Answer, seconds_text, speedup, times_text
+from plots.style import PHASE_COLORS, color_for, method_key
 from plots.timeline import PHASES, row_order, trace_events, window_events
-
-#: The method every speed-up is measured against (the fair fp32 baseline).
-BASELINE = "gadamw"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One compared method's outcome: time to target [s simulated] (None: not reached)."""
-
-    key: str
-    time_s: float | None
-    steps: int          # steps run (to the target, or all of them)
-    sim_time_s: float   # simulated seconds of the steps run
-    bits: float         # bits per parameter per step, up + down
-    color: str
-
-    @property
-    def label(self) -> str:
-        return pretty(self.key)
 
 
 def answers(results) -> list[Answer]:
@@ -44,29 +25,6 @@ def answers(results) -> list[Answer]:
                           float(run.summary["bits_per_param_per_step"]["total"]),
                           color_for(spec)))
     return out
-
-
-def seconds_text(seconds: float) -> str:
-    """Simulated seconds in a short form: '350 ms', '12.3 s', '4,201 s'."""
-    if seconds < 1:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds:.3g} s" if seconds < 1000 else f"{seconds:,.0f} s"
-
-
-def times_text(ratio: float) -> str:
-    """A ratio as '8.13x', '26x', '1,234x'."""
-    return (f"{ratio:.3g}" if ratio < 1000 else f"{ratio:,.0f}") + "x"
-
-
-def speedup(answer: Answer, baseline: Answer | None) -> tuple[float, bool] | None:
-    """(speed-up of ``answer`` over ``baseline``, whether it is only a lower bound), or None
-    when there is nothing to say (no baseline, or ``answer`` did not reach the target). A
-    baseline that never reached it took longer than all its simulated time: a lower bound."""
-    if baseline is None or answer.time_s is None:
-        return None
-    if baseline.time_s is None:
-        return baseline.sim_time_s / answer.time_s, True
-    return baseline.time_s / answer.time_s, False
 
 
 def sentence(found: list[Answer], target: str) -> str:

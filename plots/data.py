@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from experiments.results import DamagedRunError, Result, is_complete, load
 from plots.style import method_key, method_rank, metric_label
@@ -121,6 +120,8 @@ def t_interval(samples, confidence: float = 0.95, axis: int = 0):
     mean = samples.mean(axis=axis)
     if n < 2:
         return mean, np.zeros_like(mean)
+    from scipy import stats  # here, not at the top: scipy takes longer to import than the rest
+
     sem = samples.std(axis=axis, ddof=1) / math.sqrt(n)
     return mean, stats.t.ppf(0.5 + confidence / 2, df=n - 1) * sem
 

@@ -101,6 +101,17 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
     return pretty(key) + (f" ({', '.join(extras)})" if extras else "")
 
 
+def method_label(spec: dict, all_specs: list[dict]) -> str:
+    """'D-Lion (MaVo)', with the hyperparameters that differ among that method's runs in
+    ``all_specs`` ('D-Lion (MaVo) lr=0.003')."""
+    key = method_key(spec)
+    same = [s for s in all_specs if method_key(s) == key]
+    extras = [f"{name}={format_value('method', name, value)}"
+              for name, value in spec["method"].items() if name not in ("name", "aggregate")
+              and len({repr(s["method"].get(name)) for s in same}) > 1]
+    return pretty(key) + (f" {', '.join(extras)}" if extras else "")
+
+
 #: Settings whose default follows from the method (each method's own collective): like its
 #: hyperparameters they count only against runs of the same method.
 METHOD_SETTINGS = {("network", "collective")}

@@ -62,3 +62,77 @@ def test_runs_that_differ_in_more_than_the_seed_are_not_pooled(sweep_dir, capsys
     assert main(["plot", str(sweep_dir), "--kind", "sweep", "--key", "cluster.workers",
                  "--series", "network.bogus"]) == 2
     assert "network.bogus" in capsys.readouterr().err
+
+
+# A scenario sweep: [[sweep.zip]] of method tables and bandwidths, each method at both.
+ZIP_METHODS = [{"name": "dlion", "aggregate": "mavo", "lr": 0.003}, {"name": "gadamw", "lr": 0.01}]
+ZIP_SPEC = {
+    "objective": {"name": "logistic", "samples": 256, "features": 7},
+    "cluster": {"workers": 4, "model_params": 1_000_000},
+    "network": {"latency": "50us", "transport": "fluid"},
+    "run": {"steps": 6, "eval_every": 3, "seed": 0},
+    "sweep": {"zip": [{"method": ZIP_METHODS * 2,
+                       "network.bandwidth": ["1Gbps", "1Gbps", "10Gbps", "10Gbps"]}]},
+}
+
+
+@pytest.fixture(scope="module")
+def zip_dir(tmp_path_factory):
+    from experiments.sweep import run_sweep
+
+    out = tmp_path_factory.mktemp("zip") / "sweep"
+    run_sweep(ZIP_SPEC, out, jobs=1)
+    return out
+
+
+def _finals(directory):
+    """(method name, bandwidth) -> final evaluation loss, from the run directories here."""
+    out = {}
+    for run in directory.glob("*/summary.json"):
+        r = experiments.load(run.parent)
+        spec = r.summary["spec"]
+        out[spec["method"]["name"], spec["network"]["bandwidth"]] = r.history["eval_loss"][-1]
+    return out
+
+
+def test_zip_sweep_with_the_method_as_series(zip_dir, tmp_path):
+    finals = _finals(zip_dir)
+    lines = sweep_points(str(zip_dir), "network.bandwidth", series="method")
+    assert list(lines) == ["D-Lion (MaVo)", "G-AdamW"]
+    for label, name in (("D-Lion (MaVo)", "dlion"), ("G-AdamW", "gadamw")):
+        assert [(p[0], p[1]) for p in lines[label]] == [(1e9, pytest.approx(finals[name, 1e9])),
+                                                       (1e10, pytest.approx(finals[name, 1e10]))]
+    out = tmp_path / "zip.png"
+    assert main(["plot", str(zip_dir), "--kind", "sweep", "--key", "network.bandwidth",
+                 "--series", "method", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ax = plot_sweep(str(zip_dir), key="network.bandwidth", series="method").axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["D-Lion (MaVo)", "G-AdamW"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 Gb/s", "10 Gb/s"]
+
+
+def test_a_section_swept_as_tables_on_the_x_axis(zip_dir, tmp_path):
+    finals = _finals(zip_dir)
+    lines = sweep_points(str(zip_dir), "method", series="network.bandwidth")
+    assert list(lines) == ["1 Gb/s", "10 Gb/s"]
+    assert [(p[0], p[1]) for p in lines["10 Gb/s"]] == [
+        ("D-Lion (MaVo)", pytest.approx(finals["dlion", 1e10])),
+        ("G-AdamW", pytest.approx(finals["gadamw", 1e10]))]
+    ax = plot_sweep(str(zip_dir), key="method", series="network.bandwidth").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["D-Lion (MaVo)", "G-AdamW"]
+    assert ax.get_xlabel() == "method"
+    assert main(["plot", str(zip_dir), "--kind", "sweep", "--key", "method", "--series",
+                 "network.bandwidth", "-o", str(tmp_path / "m.png")]) == 0
+
+
+def test_zipped_keys_as_one_axis(zip_dir, capsys):
+    ax = plot_sweep(str(zip_dir), key="method,network.bandwidth").axes[0]
+    ticks = [t.get_text().replace("\n", " ").replace("\u00a0", " ")
+             for t in ax.get_xticklabels()]
+    assert ticks == ["D-Lion (MaVo), bandwidth=1 Gb/s", "D-Lion (MaVo), bandwidth=10 Gb/s",
+                     "G-AdamW, bandwidth=1 Gb/s", "G-AdamW, bandwidth=10 Gb/s"]
+    assert ax.get_xlabel() == "method / link bandwidth"
+    # the method alone does not separate the runs: the error names the --key that would
+    assert main(["plot", str(zip_dir), "--kind", "sweep", "--key", "method"]) == 2
+    err = capsys.readouterr().err
+    assert "--key method,network.bandwidth" in err and len(err.strip().splitlines()) == 1
