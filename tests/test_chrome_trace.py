@@ -133,15 +133,30 @@ def test_saving_untraced_over_it_removes_trace_json(saved, tmp_path):
 
 
 def test_any_phase_renders_and_microseconds_are_exact():
-    rows = [("worker1", "compute", 0.0, 0.1, 0, 1), ("worker0", "bucket", 0.25, 0.5, 4096, 1),
+    rows = [("worker1", "compute", 0.0, 0.1, 0, 1), ("worker0", "prefetch", 0.25, 0.5, 4096, 1),
             ("link3", "busy", 0.125, 0.375, 10, 1), ("server", "deadline", 0.2, 0.2, 0, 1)]
     trace = chrome_trace(rows, "demo")
     assert track_ids(r[0] for r in rows) == {"worker0": 0, "worker1": 1, "link3": 2,
                                              "server": 3}
     events = _events(trace)
-    bucket = events[1]
-    assert bucket == {"name": "bucket", "cat": "bucket", "ph": "X", "pid": 1, "tid": 0,
-                      "ts": 250000.0, "dur": 250000.0, "args": {"step": 1, "bytes": 4096}}
+    unknown = events[1]
+    assert unknown == {"name": "prefetch", "cat": "prefetch", "ph": "X", "pid": 1, "tid": 0,
+                       "ts": 250000.0, "dur": 250000.0, "args": {"step": 1, "bytes": 4096}}
     assert events[0]["ts"] + events[0]["dur"] == 100000.0  # ts + dur is the end, exactly
     assert events[3]["ph"] == "i" and events[3]["cname"] == "terrible"
+
+
+def test_buckets_have_a_track_of_their_own_below_their_worker():
+    """A bucket's message travels while its worker computes: on the worker's own track the two
+    would overlap, which the trace viewers cannot nest."""
+    rows = [("worker0", "compute", 0.0, 0.1, 0, 1), ("worker0", "bucket", 0.05, 0.12, 64, 1),
+            ("worker1", "compute", 0.0, 0.1, 0, 1), ("workers", "aggregate", 0.12, 0.12, 0, 1)]
+    trace = chrome_trace(rows, "demo")
+    names = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"]
+             if e["name"] == "thread_name"}
+    order = {names[e["tid"]]: e["args"]["sort_index"] for e in trace["traceEvents"]
+             if e["name"] == "thread_sort_index"}
+    assert sorted(order, key=order.get) == ["worker0", "worker0 buckets", "worker1", "workers"]
+    bucket = next(e for e in _events(trace) if e["name"] == "bucket")
+    assert names[bucket["tid"]] == "worker0 buckets"
     assert json.loads(json.dumps(trace)) == trace
