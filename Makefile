@@ -46,6 +46,8 @@ studies: $(STAMP)
 	$(STUDY) plot studies/faults --kind faults -o studies/faults.png
 	$(STUDY) sweep collectives -o studies/collectives
 	$(STUDY) plot studies/collectives --kind collectives -o studies/collectives.png
+	$(STUDY) sweep fair -o studies/fair
+	$(STUDY) plot studies/fair --kind fair -o studies/fair.png
 	$(STUDY) sweep byzantine -o studies/byzantine
 	$(STUDY) plot studies/byzantine --kind byzantine -o studies/byzantine.png
 

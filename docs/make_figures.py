@@ -46,6 +46,7 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "vit.png": ("vit", ["--kind", "transformer"]),
     "faults_timeline.png": ("timeline_faults", ["--kind", "timeline", "--steps", "1-8"]),
     "collectives.png": ("collectives", ["--kind", "collectives"]),
+    "fair.png": ("fair", ["--kind", "fair"]),
     "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }
 

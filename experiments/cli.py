@@ -264,7 +264,8 @@ STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp 
                "faults": "faults study: time to target against message loss and crashes",
                "byzantine": "byzantine study: accuracy against the number of adversaries",
                "transformer": "gpt or vit study: the metric against steps, time and bits",
-               "collectives": "collectives study: a step's communication against the workers"}
+               "collectives": "collectives study: a step's communication against the workers",
+               "fair": "fair study: D-Lion's speed-up over overlapped G-AdamW against the NIC"}
 
 
 def _incomplete_sweeps(directory) -> list[str]:

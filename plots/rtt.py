@@ -36,27 +36,25 @@ def speedups(directory) -> dict[tuple[float, str], list[tuple[float, float, floa
 def plot_rtt(directory, out_file=None) -> list[str]:
     """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
     of a Markdown table."""
-    lines = []
-    lines = speedups(directory)
-
-    lines.append("| bandwidth | RTT (ms) | transport | G-AdamW (s) | D-Lion MaVo (s) | speed-up |")
-    lines.append("|---|---|---|---|---|---|")
-    for (bandwidth, transport), points in sorted(lines.items()):
+    curves = speedups(directory)
+    lines = ["| bandwidth | RTT (ms) | transport | G-AdamW (s) | D-Lion MaVo (s) | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for (bandwidth, transport), points in sorted(curves.items()):
         for rtt, ratio, slow, fast in points:
-            lines.append(f"| {bandwidth / 1e9:g} Gb/s | {rtt * 1e3:g} | {transport} | {slow:,.0f} | "
-                  f"{fast:,.0f} | {ratio:.1f}x |")
+            lines.append(f"| {bandwidth / 1e9:g} Gb/s | {rtt * 1e3:g} | {transport} | "
+                         f"{slow:,.0f} | {fast:,.0f} | {ratio:.1f}x |")
 
     fig, ax = plt.subplots(figsize=(8.6, 4.4))
-    bandwidths = sorted({b for b, _ in lines})
-    for (bandwidth, transport), points in sorted(lines.items()):
+    bandwidths = sorted({b for b, _ in curves})
+    for (bandwidth, transport), points in sorted(curves.items()):
         style, marker, _ = TRANSPORTS[transport]
         color = BANDWIDTH_COLORS[bandwidths.index(bandwidth)]
         rtt, ratio = zip(*[(p[0] * 1e3, p[1]) for p in points])
         ax.plot(rtt, ratio, style, marker=marker, color=color,
                 label=f"{bandwidth / 1e9:g} Gb/s, {transport}")
     for bandwidth in bandwidths:  # how much the fluid model overstates at the longest RTT
-        rtt, fluid = lines[(bandwidth, "fluid")][-1][:2]
-        tcp = lines[(bandwidth, "tcp")][-1][1]
+        rtt, fluid = curves[(bandwidth, "fluid")][-1][:2]
+        tcp = curves[(bandwidth, "tcp")][-1][1]
         ax.annotate(f"fluid {fluid / tcp - 1:+.1%}", (rtt * 1e3, (fluid + tcp) / 2),
                     xytext=(6, 0), textcoords="offset points", va="center", fontsize=8,
                     color=BANDWIDTH_COLORS[bandwidths.index(bandwidth)])
@@ -68,7 +66,7 @@ def plot_rtt(directory, out_file=None) -> list[str]:
     ax.set(xscale="log", xlabel="round trip time, 2 x one-way latency (ms, log scale)",
            ylabel="D-Lion MaVo speed-up over G-AdamW\n(time to eval loss 0.35, x)",
            title="16 workers, GPT-2 small messages, 0.576 s compute per step")
-    top = max(p[1] for points in lines.values() for p in points)
+    top = max(p[1] for points in curves.values() for p in points)
     ax.set_ylim(0, 1.3 * top)  # a band above the lines for the region labels
     ax.set_xlim(right=300)  # room for the labels at the longest RTT
     handles, labels = ax.get_legend_handles_labels()

@@ -124,11 +124,11 @@ def _transformer_block(width: int) -> list[int]:
             width * 4 * width + 4 * width, 4 * width * width + width]
 
 
-def _gpt2(width: int, blocks: int) -> list[int]:
+def _gpt2(width: int, blocks: int, positions: int = 1_024) -> list[int]:
     """GPT-2 (Radford et al. 2019): token embedding (50,257 x width, tied to the output layer,
-    so its gradient is complete only at the end of the backward pass), 1,024 positions, the
+    so its gradient is complete only at the end of the backward pass), the positions, the
     blocks, the final layer norm."""
-    return [50_257 * width, 1_024 * width, *_transformer_block(width) * blocks, 2 * width]
+    return [50_257 * width, positions * width, *_transformer_block(width) * blocks, 2 * width]
 
 
 def _vit_b16() -> list[int]:
@@ -164,6 +164,7 @@ PRESET_LAYERS = {
     "vit-b16": _vit_b16,
     "gpt2-small": lambda: _gpt2(768, 12),
     "gpt2-medium": lambda: _gpt2(1024, 24),
+    "gpt3-xl": lambda: _gpt2(2048, 24, positions=2_048),
 }
 
 

@@ -144,6 +144,13 @@ MODELS: dict[str, dict] = {
                "step: estimate, gpt2-small's 0.576 s scaled by the parameter ratio 2.85 "
                "(training FLOPs ~ 6 x params x tokens) for the same tokens and hardware",
         note="not measured; replace compute.step_time with a measurement when you have one"),
+    "gpt3-xl": dict(
+        params=1_315_723_264, step_time=6.09,
+        source="params: GPT-3 XL (Brown et al. 2020, table 2.1: 24 layers, width 2048), with "
+               "GPT-2's 50,257-token vocabulary, 2,048 positions and a tied output embedding; "
+               "step: estimate, gpt2-small's 0.576 s scaled by the parameter ratio 10.57 "
+               "(training FLOPs ~ 6 x params x tokens) for the same tokens and hardware",
+        note="the 1.3B-parameter class; not measured"),
 }
 
 DISTRIBUTIONS: dict[str, dict] = {
