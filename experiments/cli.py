@@ -115,7 +115,8 @@ def cmd_run(args) -> int:
             resolve(point)
         tables = " and ".join(f"[{t}]" for t in ("sweep", "tune") if t in raw)
         varied = ", ".join(axis_keys(raw) + tune_keys(raw))
-        raise SpecError(f"{path} has a {tables} table (it varies {varied}): run it with "
+        raise SpecError(f"{path} has a {tables} table{'s' if ' and ' in tables else ''} (it "
+                        f"varies {varied}): run it with "
                         f"`dlion-sim sweep {args.spec}`, or pin each varied key with --set")
     spec = resolve(raw)
     if args.output:
@@ -259,7 +260,8 @@ def cmd_summary(args) -> int:
 
         check_writable_file(Path(args.csv))  # before reading anything
     try:
-        table = summary_table(args.directory, baseline=args.baseline)
+        table = summary_table(args.directory, baseline=args.baseline,
+                              tuned="all" if args.all_tuned else "best")
     except PlotError as err:
         raise SpecError(str(err)) from None
     print(format_table(table))
@@ -582,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--baseline", metavar="METHOD",
                          help="method key or name the speed-up is over, e.g. gadamw or "
                               "dlion/mavo (default: gadamw when it ran, else no speed-up)")
+    summary.add_argument("--all-tuned", action="store_true",
+                         help="in a sweep with a [tune] table: a row for every value tried "
+                              "(default: each setting and method at its best value)")
     summary.set_defaults(func=cmd_summary)
 
     lst = sub.add_parser("list", help="list spec keys, bundled specs, methods, objectives, "
