@@ -332,7 +332,7 @@ def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = Fals
     finally:
         bar.close()
     if tune.tune_table(raw) is not None:  # the whole grid's runs, also other shards' ones
-        tune.write(out, tune.definition(raw, grid))
+        tune.write(out, tune.definition(raw, grid, axis_keys(raw)))
     write_table(out)
     if interrupted:
         cancelled = sum(r["status"] == "pending" for r in records)

@@ -2,7 +2,8 @@
 
 Columns: every resolved spec key flattened as ``section.key`` (lists as their TOML text), then
 in a sweep with a [tune] table ``tuned`` ("best": a run of its setting and method's best value,
-"tried": of another value; see ``experiments.tune``), ``status`` ("failed" for a failed point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
+"tried": of another value; see ``experiments.tune``), ``status`` ("failed" for a failed
+point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
 (wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down`` (the whole run),
 ``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up), ``target.time_s``
 (simulated s when the target was reached), ``participation.<count>`` (totals over the run:
@@ -20,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from experiments.results import _write_atomic, is_complete
+from experiments.results import _write_atomic, is_complete, tune_marks
 from experiments.spec import SECTIONS, toml_value
 
 TABLE = "runs.csv"
@@ -73,7 +74,8 @@ def _columns(rows: list[dict]) -> list[str]:
     spec = [c for s in SECTIONS for c in seen if c.startswith(f"{s}.")]
     final = [c for c in seen if c.startswith("final.")]
     counts = [c for c in seen if c.startswith("participation.")]
-    return [*spec, *tuned, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS, "target.time_s",
+    return [*spec, *tuned, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS,
+            "target.time_s",
             "collective", *counts, "error", "dir"]
 
 
@@ -95,10 +97,8 @@ def ordered_runs(directory) -> list[Path]:
 
 def write_table(directory) -> Path:
     """(Re)write ``runs.csv`` in a sweep directory, atomically; returns its path."""
-    from experiments.tune import marks
-
     path = Path(directory)
-    tuned = marks(path)
+    tuned = tune_marks(path)
     rows = [_row(run) for run in ordered_runs(path)]
     if tuned:  # a sweep with a [tune] table: which runs are the winners
         for row in rows:

@@ -24,9 +24,10 @@ import json
 import math
 from pathlib import Path
 
+from experiments.results import TUNE, read_tune as read, tune_marks as marks  # noqa: F401
+from experiments.results import tuned_keys_of  # noqa: F401
 from experiments.spec import SCHEMA, SECTIONS, SpecError, shown, suggest
 
-TUNE = "tune.json"
 OBJECTIVES = ("time_to_target", "final")
 #: what a group is apart from its tuned keys: seeds are samples of one group, not groups
 _NOT_A_SETTING = ("run.seed",)
@@ -147,14 +148,12 @@ def _canonical(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def definition(raw: dict, grid: dict[str, dict]) -> dict:
+def definition(raw: dict, grid: dict[str, dict], swept: list[str]) -> dict:
     """tune.json without results: the groups of the points of ``grid`` (hash -> resolved spec,
-    in grid order) and the values each tried."""
-    from experiments.grid import axis_keys
-
+    in grid order) and the values each tried; ``swept``: the [sweep]'s keys (grid.axis_keys)."""
     table = tune_table(raw)
     keys = list(table["keys"])
-    axes = [a for a in axis_keys(raw) if a not in _NOT_A_SETTING]
+    axes = [a for a in swept if a not in _NOT_A_SETTING]
     groups: dict[str, dict] = {}
     for digest, spec in grid.items():
         group = groups.setdefault(_group_id(spec, keys), {
@@ -260,31 +259,6 @@ def write(directory, tune: dict) -> Path:
     path = Path(directory) / TUNE
     _write_atomic(path, json.dumps(evaluate(directory, tune), indent=1) + "\n")
     return path
-
-
-def read(directory) -> dict | None:
-    """The tune.json of a sweep directory (None when it has none or it is unreadable)."""
-    try:
-        tune = json.loads((Path(directory) / TUNE).read_text())
-    except (OSError, ValueError):
-        return None
-    return tune if isinstance(tune, dict) and isinstance(tune.get("groups"), list) else None
-
-
-def marks(directory) -> dict[str, str]:
-    """Run directory name -> "best" | "tried" for the runs a tune.json lists ({}: none)."""
-    tune = read(directory)
-    out = {}
-    for group in (tune or {}).get("groups", []):
-        best = set(group.get("best_dirs") or [])
-        for candidate in group.get("candidates", []):
-            for d in candidate.get("dirs", []):
-                out[d] = "best" if d in best else "tried"
-    return out
-
-
-def tuned_keys_of(directory) -> list[str]:
-    return list((read(directory) or {}).get("keys", []))
 
 
 def describe_group(group: dict) -> str:

@@ -64,7 +64,7 @@ def load_runs(results, tuned: str = "best") -> list[Result]:
     runs of each setting and method's best value, their tuned keys marked (``tuned_names``);
     ``tuned='all'`` keeps every value tried.
     """
-    from experiments import tune
+    from experiments.results import tune_marks, tuned_keys_of
 
     if tuned not in ("best", "all"):
         raise PlotError(f"tuned={tuned!r}: allowed: 'best' (each setting and method at its "
@@ -75,7 +75,8 @@ def load_runs(results, tuned: str = "best") -> list[Result]:
             single = is_complete(item)
             for path in find_runs(item):
                 if path.parent not in marks:
-                    marks[path.parent] = (tune.marks(path.parent), tune.tuned_keys_of(path.parent))
+                    marks[path.parent] = (tune_marks(path.parent),
+                                          tuned_keys_of(path.parent))
                 mark, keys = marks[path.parent]
                 mark = None if single else mark.get(path.name)
                 if mark == "tried" and tuned == "best":

@@ -108,7 +108,8 @@ def method_label(spec: dict, all_specs: list[dict]) -> str:
     key = method_key(spec)
     same = [s for s in all_specs if method_key(s) == key]
     tuned = getattr(spec["method"], "tuned", ())  # chosen by a [tune] table (plots.data.Tuned)
-    extras = [f"{name}={format_value('method', name, value)}" + (" (tuned)" if name in tuned else "")
+    extras = [f"{name}={format_value('method', name, value)}"
+              + (" (tuned)" if name in tuned else "")
               for name, value in spec["method"].items() if name not in ("name", "aggregate")
               and (name in tuned or len({repr(s["method"].get(name)) for s in same}) > 1)]
     extras += [f"{name}={format_value(section, name, table[name])} (tuned)"

@@ -48,7 +48,7 @@ def read_summaries(directory, tuned: str = "best") -> list[dict]:
     """The summary.json of every finished run at or below ``directory``; in a sweep with a
     [tune] table only the runs of each setting and method's best value (``tuned='all'``: every
     value tried), their tuned keys marked (``plots.data.Tuned``)."""
-    from experiments import tune
+    from experiments.results import tune_marks, tuned_keys_of
     from plots.data import mark_tuned
 
     if tuned not in ("best", "all"):
@@ -60,7 +60,7 @@ def read_summaries(directory, tuned: str = "best") -> list[dict]:
     single = (path / "summary.json").exists()
     for run in find_runs(path):
         if run.parent not in marks:
-            marks[run.parent] = (tune.marks(run.parent), tune.tuned_keys_of(run.parent))
+            marks[run.parent] = (tune_marks(run.parent), tuned_keys_of(run.parent))
         mark, keys = marks[run.parent]
         mark = None if single else mark.get(run.name)
         if mark == "tried" and tuned == "best":
@@ -130,7 +130,7 @@ def summary_table(directory, baseline: str | None = None, tuned: str = "best") -
     (default: G-AdamW when it ran, else no speed-up). ``tuned``: in a sweep with a [tune]
     table, 'best' shows each setting and method at its best value (labelled '(tuned)'),
     'all' every value tried."""
-    from experiments.tune import tuned_keys_of
+    from experiments.results import tuned_keys_of
 
     summaries = read_summaries(directory, tuned)
     specs = [s["spec"] for s in summaries]
