@@ -106,15 +106,18 @@ def cmd_run(args) -> int:
     from experiments.spec import resolve, spec_hash
 
     path, original, raw = _load(args)
-    if "sweep" in raw:
+    if "sweep" in raw or "tune" in raw:
         from experiments.grid import axis_keys
         from experiments.grid import expand
+        from experiments.tune import tune_keys
 
         for point in expand(raw):  # a typo anywhere is named first: it would stop the sweep
             resolve(point)
-        raise SpecError(f"{path} has a [sweep] table (it varies {', '.join(axis_keys(raw))}): "
-                        f"run it with `dlion-sim sweep {args.spec}`, or pin each varied key "
-                        "with --set")
+        tables = " and ".join(f"[{t}]" for t in ("sweep", "tune") if t in raw)
+        varied = ", ".join(axis_keys(raw) + tune_keys(raw))
+        raise SpecError(f"{path} has a {tables} table{'s' if ' and ' in tables else ''} (it "
+                        f"varies {varied}): run it with "
+                        f"`dlion-sim sweep {args.spec}`, or pin each varied key with --set")
     spec = resolve(raw)
     if args.output:
         out = Path(args.output)
@@ -167,6 +170,16 @@ def cmd_sweep(args) -> int:
         print(f"  {r['dir']}: {r['status']}", file=sys.stderr)
     print(f"{len(records)} runs{piece} in {out} ({skipped} already done, {len(failed)} failed); "
           f"table {out / 'runs.csv'}")
+    from experiments import tune
+
+    tuned = tune.read(out) if "tune" in raw else None
+    if tuned is not None:
+        for warning in tune.edge_warnings(out):
+            print(f"dlion-sim: warning: {warning}", file=sys.stderr)
+        won = sum(g["best"] is not None for g in tuned["groups"])
+        print(f"tuned {', '.join(tuned['keys'])} by {tuned['objective'].replace('_', ' ')}: "
+              f"best values of {won} of {len(tuned['groups'])} settings and methods in "
+              f"{out / tune.TUNE}")
     return 1 if failed else 0
 
 
@@ -247,7 +260,8 @@ def cmd_summary(args) -> int:
 
         check_writable_file(Path(args.csv))  # before reading anything
     try:
-        table = summary_table(args.directory, baseline=args.baseline)
+        table = summary_table(args.directory, baseline=args.baseline,
+                              tuned="all" if args.all_tuned else "best")
     except PlotError as err:
         raise SpecError(str(err)) from None
     print(format_table(table))
@@ -571,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--baseline", metavar="METHOD",
                          help="method key or name the speed-up is over, e.g. gadamw or "
                               "dlion/mavo (default: gadamw when it ran, else no speed-up)")
+    summary.add_argument("--all-tuned", action="store_true",
+                         help="in a sweep with a [tune] table: a row for every value tried "
+                              "(default: each setting and method at its best value)")
     summary.set_defaults(func=cmd_summary)
 
     lst = sub.add_parser("list", help="list spec keys, bundled specs, methods, objectives, "

@@ -63,10 +63,13 @@ def expand(raw: dict) -> list[dict]:
     Keys are ``"section.key" = [values]`` (one axis each) or ``section = [tables]`` (each table
     merged over the base section, e.g. method variants with their own hyperparameters). A
     ``zip`` sub-table (or a list of them) holds lists of equal length that vary together as one
-    axis. The first axis varies slowest.
+    axis. The first axis varies slowest. The keys of a [tune] table (``experiments.tune``)
+    come last, as axes of their own.
     """
+    from experiments.tune import tune_axes
+
     sweep = raw.get("sweep", {})
-    base = {k: v for k, v in raw.items() if k != "sweep"}
+    base = {k: v for k, v in raw.items() if k not in ("sweep", "tune")}
     if not isinstance(sweep, dict):
         raise SpecError("[sweep] must be a table of 'section.key' = [values]")
     axes = []
@@ -80,6 +83,7 @@ def expand(raw: dict) -> list[dict]:
             section, key, values = _axis("sweep", dotted, values)
             axes.append([[(section, key, v)] for v in values])
     _check_overlap(axes)
+    axes.extend(tune_axes(raw))  # tuned keys vary fastest: a group's values are neighbours
     points = []
     for combination in itertools.product(*axes):
         point = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
@@ -100,9 +104,16 @@ def pin(raw: dict, keys) -> dict:
     ``keys``: dotted keys (or section names) that overrides set (see ``spec.overridden``). An
     overridden key stops being an axis; a whole-section axis goes when its section is replaced
     or its ``name`` switched, and otherwise loses the overridden keys from each of its tables.
-    Zipped lists go one by one. A sweep left without axes is removed.
+    Zipped lists go one by one. A sweep left without axes is removed; so are overridden keys
+    of a [tune] table, and the table when none is left.
     """
     keys = set(keys)
+    if keys and isinstance(raw.get("tune"), dict):  # an override pins a tuned key too
+        tune = {d: v for d, v in raw["tune"].items()
+                if d == "objective" or (d not in keys and d.partition(".")[0] not in keys)}
+        raw = {k: v for k, v in raw.items() if k != "tune"}
+        if set(tune) - {"objective"}:
+            raw["tune"] = tune
     sweep = raw.get("sweep")
     if not isinstance(sweep, dict) or not keys:
         return raw

@@ -182,3 +182,32 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+#: A tuned sweep's winners (written by ``experiments.tune``), at the sweep directory's root.
+TUNE = "tune.json"
+
+
+def read_tune(directory) -> dict | None:
+    """The tune.json of a sweep directory (None when it has none or it is unreadable)."""
+    try:
+        tune = json.loads((Path(directory) / TUNE).read_text())
+    except (OSError, ValueError):
+        return None
+    return tune if isinstance(tune, dict) and isinstance(tune.get("groups"), list) else None
+
+
+def tune_marks(directory) -> dict[str, str]:
+    """Run directory name -> "best" | "tried" for the runs a tune.json lists ({}: none)."""
+    out = {}
+    for group in (read_tune(directory) or {}).get("groups", []):
+        best = set(group.get("best_dirs") or [])
+        for candidate in group.get("candidates", []):
+            for d in candidate.get("dirs", []):
+                out[d] = "best" if d in best else "tried"
+    return out
+
+
+def tuned_keys_of(directory) -> list[str]:
+    """The dotted keys a sweep directory's tune.json tuned ([] when none)."""
+    return list((read_tune(directory) or {}).get("keys", []))

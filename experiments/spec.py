@@ -41,6 +41,9 @@ def resolve(raw: dict, custom_objective=None) -> dict:
     if not isinstance(raw, dict):
         raise SpecError(f"a spec must be a table of sections, got {type_name(raw)}")
     for section in raw:
+        if section in ("sweep", "tune"):
+            raise SpecError(f"[{section}] varies keys over several runs: run the spec with "
+                            "`dlion-sim sweep` (experiments.sweep.run_sweep)")
         if section not in SECTIONS:
             raise SpecError(f"[{shown(section)}]: unknown section{suggest(section, SECTIONS)}")
     raw = _apply_presets(raw)

@@ -3,7 +3,8 @@
 Each point runs in its own directory named by the hash of its resolved spec, so re-running a
 sweep skips the points already finished and an interrupted sweep resumes where it stopped. A
 sweep directory also holds ``sweep.json`` (the grid order of its points) and ``runs.csv``, the
-tidy table of every run in it (see ``experiments.table``).
+tidy table of every run in it (see ``experiments.table``), and with a [tune] table ``tune.json``
+(each setting and method's best value, see ``experiments.tune``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from experiments.results import _write_atomic, is_complete
 from experiments.grid import axis_keys, expand
 from experiments.spec import SpecError, resolve, spec_hash
 from experiments.table import MANIFEST, run_dirs, write_table
+from experiments import tune
 
 # Numerics run one process per core; BLAS threads on top would only fight over the cores.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -294,8 +296,9 @@ def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = Fals
     if dask:
         _require_dask()
     grid = plan(raw)
+    tune.check(raw, grid)
     out = Path(out_dir)
-    this_study = study(axis_keys(raw), list(grid.values()))
+    this_study = study(axis_keys(raw) + tune.tune_keys(raw), list(grid.values()))
     check_sweep_dir(out, this_study, _manifest(out).get("study") if out.is_dir() else None,
                     force)
     records = [{"dir": str(out / h), "spec": s} for h, s in shard_of(grid, shard).items()]
@@ -328,6 +331,8 @@ def run_sweep(raw: dict, out_dir, jobs: int | None = None, progress: bool = Fals
         interrupted = True
     finally:
         bar.close()
+    if tune.tune_table(raw) is not None:  # the whole grid's runs, also other shards' ones
+        tune.write(out, tune.definition(raw, grid, axis_keys(raw)))
     write_table(out)
     if interrupted:
         cancelled = sum(r["status"] == "pending" for r in records)
@@ -384,6 +389,9 @@ def merge(out_dir, pieces, move: bool = False) -> dict[str, int]:
             os.replace(staged, target)
             staging.rmdir()
     _write_manifest(out, points, json.loads(studies.pop()) if studies else None)
+    definition = tune.merge_definitions([out, *sources])
+    if definition is not None:  # the winners over the merged runs
+        tune.write(out, definition)
     write_table(out)
     if move:  # the pieces' tables must stop listing the runs that left them
         for piece in sources:

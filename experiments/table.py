@@ -1,7 +1,9 @@
 """The tidy results table of a sweep directory: ``runs.csv``, one row per run.
 
 Columns: every resolved spec key flattened as ``section.key`` (lists as their TOML text), then
-``status`` ("failed" for a failed point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
+in a sweep with a [tune] table ``tuned`` ("best": a run of its setting and method's best value,
+"tried": of another value; see ``experiments.tune``), ``status`` ("failed" for a failed
+point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
 (wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down`` (the whole run),
 ``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up), ``target.time_s``
 (simulated s when the target was reached), ``participation.<count>`` (totals over the run:
@@ -19,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from experiments.results import _write_atomic, is_complete
+from experiments.results import _write_atomic, is_complete, tune_marks
 from experiments.spec import SECTIONS, toml_value
 
 TABLE = "runs.csv"
@@ -68,10 +70,12 @@ def _row(run: Path) -> dict:
 
 def _columns(rows: list[dict]) -> list[str]:
     seen = list(dict.fromkeys(key for row in rows for key in row))
+    tuned = ["tuned"] if "tuned" in seen else []
     spec = [c for s in SECTIONS for c in seen if c.startswith(f"{s}.")]
     final = [c for c in seen if c.startswith("final.")]
     counts = [c for c in seen if c.startswith("participation.")]
-    return [*spec, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS, "target.time_s",
+    return [*spec, *tuned, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS,
+            "target.time_s",
             "collective", *counts, "error", "dir"]
 
 
@@ -94,7 +98,11 @@ def ordered_runs(directory) -> list[Path]:
 def write_table(directory) -> Path:
     """(Re)write ``runs.csv`` in a sweep directory, atomically; returns its path."""
     path = Path(directory)
+    tuned = tune_marks(path)
     rows = [_row(run) for run in ordered_runs(path)]
+    if tuned:  # a sweep with a [tune] table: which runs are the winners
+        for row in rows:
+            row["tuned"] = tuned.get(row["dir"])
     columns = _columns(rows)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

@@ -31,16 +31,61 @@ def find_runs(directory) -> list[Path]:
     return runs
 
 
-def load_runs(results) -> list[Result]:
-    """Result objects from a Result, a run or sweep directory, or a list of those."""
-    runs = []
+class Tuned(dict):
+    """A spec section whose ``tuned`` keys a [tune] table chose (the best value of a sweep's
+    setting and method); equal to, and read as, the plain section."""
+
+    tuned: tuple = ()
+
+
+def tuned_names(spec: dict, section: str = "method") -> tuple:
+    """The keys of ``spec[section]`` a [tune] table chose (() when none)."""
+    return getattr(spec.get(section), "tuned", ())
+
+
+def mark_tuned(spec: dict, keys: list[str]) -> dict:
+    """Mark the dotted ``keys`` of ``spec`` (in place) as chosen by a [tune] table."""
+    for section in {k.partition(".")[0] for k in keys}:
+        table = Tuned(spec.get(section, {}))
+        table.tuned = tuple(k.partition(".")[2] for k in keys if k.startswith(f"{section}."))
+        spec[section] = table
+    return spec
+
+
+def _mark_tuned(run: Result, keys: list[str]) -> Result:
+    mark_tuned(run.summary["spec"], keys)
+    return run
+
+
+def load_runs(results, tuned: str = "best") -> list[Result]:
+    """Result objects from a Result, a run or sweep directory, or a list of those.
+
+    In a sweep directory with a [tune] table (its tune.json), ``tuned='best'`` keeps only the
+    runs of each setting and method's best value, their tuned keys marked (``tuned_names``);
+    ``tuned='all'`` keeps every value tried.
+    """
+    from experiments.results import tune_marks, tuned_keys_of
+
+    if tuned not in ("best", "all"):
+        raise PlotError(f"tuned={tuned!r}: allowed: 'best' (each setting and method at its "
+                        "tuned value) or 'all' (every value tried)")
+    runs, marks = [], {}
     for item in results if isinstance(results, (list, tuple)) else [results]:
         if isinstance(item, (str, Path)):
+            single = is_complete(item)
             for path in find_runs(item):
+                if path.parent not in marks:
+                    marks[path.parent] = (tune_marks(path.parent),
+                                          tuned_keys_of(path.parent))
+                mark, keys = marks[path.parent]
+                mark = None if single else mark.get(path.name)
+                if mark == "tried" and tuned == "best":
+                    continue
                 try:
-                    runs.append(load(path))
+                    run = load(path)
                 except DamagedRunError as err:
                     raise PlotError(str(err)) from None
+                runs.append(_mark_tuned(run, keys) if mark == "best" else run)
         else:
             runs.append(item)
     if not runs:

@@ -103,13 +103,25 @@ def run_label(spec: dict, all_specs: list[dict]) -> str:
 
 def method_label(spec: dict, all_specs: list[dict]) -> str:
     """'D-Lion (MaVo)', with the hyperparameters that differ among that method's runs in
-    ``all_specs`` ('D-Lion (MaVo) lr=0.003')."""
+    ``all_specs`` ('D-Lion (MaVo) lr=0.003') and those a [tune] table chose
+    ('D-Lion (MaVo) lr=0.003 (tuned)')."""
     key = method_key(spec)
     same = [s for s in all_specs if method_key(s) == key]
+    tuned = getattr(spec["method"], "tuned", ())  # chosen by a [tune] table (plots.data.Tuned)
     extras = [f"{name}={format_value('method', name, value)}"
+              + (" (tuned)" if name in tuned else "")
               for name, value in spec["method"].items() if name not in ("name", "aggregate")
-              and len({repr(s["method"].get(name)) for s in same}) > 1]
+              and (name in tuned or len({repr(s["method"].get(name)) for s in same}) > 1)]
+    extras += [f"{name}={format_value(section, name, table[name])} (tuned)"
+               for section, table in spec.items() if section != "method"
+               for name in getattr(table, "tuned", ())]
     return pretty(key) + (f" {', '.join(extras)}" if extras else "")
+
+
+def tuned_suffix(spec: dict) -> str:
+    """' (lr tuned)' for a run whose method keys a [tune] table chose, else ''."""
+    tuned = getattr(spec.get("method"), "tuned", ())
+    return f" ({', '.join(tuned)} tuned)" if tuned else ""
 
 
 #: Settings whose default follows from the method (each method's own collective): like its

@@ -44,13 +44,27 @@ class Table:
     rows: list[Row]
 
 
-def read_summaries(directory) -> list[dict]:
-    """The summary.json of every finished run at or below ``directory``."""
+def read_summaries(directory, tuned: str = "best") -> list[dict]:
+    """The summary.json of every finished run at or below ``directory``; in a sweep with a
+    [tune] table only the runs of each setting and method's best value (``tuned='all'``: every
+    value tried), their tuned keys marked (``plots.data.Tuned``)."""
+    from experiments.results import tune_marks, tuned_keys_of
+    from plots.data import mark_tuned
+
+    if tuned not in ("best", "all"):
+        raise PlotError(f"tuned={tuned!r}: allowed: 'best' or 'all'")
     path = Path(directory)
     if not path.exists():
         raise PlotError(f"{path}: no such directory")
-    out = []
+    out, marks = [], {}
+    single = (path / "summary.json").exists()
     for run in find_runs(path):
+        if run.parent not in marks:
+            marks[run.parent] = (tune_marks(run.parent), tuned_keys_of(run.parent))
+        mark, keys = marks[run.parent]
+        mark = None if single else mark.get(run.name)
+        if mark == "tried" and tuned == "best":
+            continue
         file = run / "summary.json"
         try:
             summary = json.loads(file.read_text())
@@ -58,6 +72,8 @@ def read_summaries(directory) -> list[dict]:
                 raise ValueError("no resolved spec in it")
         except (OSError, ValueError, AttributeError) as err:
             raise PlotError(f"{file} is damaged or unreadable ({err}); run it again") from None
+        if mark == "best":
+            mark_tuned(summary["spec"], keys)
         out.append(summary)
     return out
 
@@ -109,12 +125,17 @@ def _order(value):
     return (0, float(value), "") if number else (1, 0.0, repr(value))
 
 
-def summary_table(directory, baseline: str | None = None) -> Table:
+def summary_table(directory, baseline: str | None = None, tuned: str = "best") -> Table:
     """The table of the runs at or below ``directory``; ``baseline``: a method key or name
-    (default: G-AdamW when it ran, else no speed-up)."""
-    summaries = read_summaries(directory)
+    (default: G-AdamW when it ran, else no speed-up). ``tuned``: in a sweep with a [tune]
+    table, 'best' shows each setting and method at its best value (labelled '(tuned)'),
+    'all' every value tried."""
+    from experiments.results import tuned_keys_of
+
+    summaries = read_summaries(directory, tuned)
     specs = [s["spec"] for s in summaries]
-    keys = setting_keys(specs, _axes(directory))
+    keys = [k for k in setting_keys(specs, _axes(directory))  # best: a tuned key is in the
+            if tuned == "all" or k not in tuned_keys_of(directory)]  # method's label
     base = _baseline_key(baseline, {method_key(s) for s in specs})
     target = next((s["target"] for s in summaries if s.get("target")), None)
     metric = target["metric"] if target else ("loss" if "loss" in summaries[0]["final"]

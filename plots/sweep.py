@@ -22,7 +22,7 @@ from plots.data import (PlotError, final_value, group_runs, load_runs, metric_co
 from plots.figure import plt, save, wrap
 from plots.style import (METHOD_COLORS, OKABE_ITO, color_for, describe, format_value,
                          marker_for, method_key, method_label, method_rank, metric_label, pretty,
-                         setting_differences)
+                         setting_differences, tuned_suffix)
 
 
 def sweep_points(results, key: str, metric: str = "loss", series: str | None = None,
@@ -226,7 +226,7 @@ def _key_label(key: str) -> str:
 
 def _series_label(spec: dict, series: str | None, specs: list[dict]) -> str:
     if series is None:
-        return pretty(method_key(spec))
+        return pretty(method_key(spec)) + tuned_suffix(spec)
     label = x_value(spec, series, specs)
     if isinstance(label, str):
         return label
