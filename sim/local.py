@@ -36,7 +36,8 @@ class Shifted:
         def later(workers, t):
             for w in workers:
                 delay = float(self.offset[w])
-                self.env.timeout(delay).callbacks.append(lambda _, w=w: fn([w], t + delay))
+                self.env.timeout(delay).callbacks.append(
+                    lambda _, w=w, when=t + delay: fn([w], when))
         self.base.listen(later)
 
 

@@ -208,3 +208,16 @@ def test_an_objective_without_per_worker_rows_is_refused():
     with pytest.raises(SpecError, match=r"per-worker parameters \(3, 16\)") as err:
         _run(SharedOnly(), 2, h=2)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("collective", ["ps", "ring"])
+def test_uneven_workers_run_their_inner_steps_back_to_back(collective):
+    r = simulate(objective=Quadratic(dim=32), workers=3, steps=9, method={"name": "diloco", "h": 3},
+                 compute={"step_time": "10ms", "jitter": 0.5}, run={"trace": True},
+                 network={"collective": collective, "bandwidth": "1Mbps"})
+    for w in range(3):
+        spans = sorted((row[2], row[3]) for row in r.trace
+                       if row[0] == f"worker{w}" and row[1] == "compute")
+        assert len(spans) == 9
+        assert all(b >= a_end - 1e-12 for (_, a_end), (b, _) in zip(spans, spans[1:]))
+    assert (np.diff(r.history["time_s"]) > 0).all()
