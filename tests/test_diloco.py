@@ -212,8 +212,8 @@ def test_an_objective_without_per_worker_rows_is_refused():
 
 @pytest.mark.parametrize("collective", ["ps", "ring"])
 def test_uneven_workers_run_their_inner_steps_back_to_back(collective):
-    r = simulate(objective=Quadratic(dim=32), workers=3, steps=9, method={"name": "diloco", "h": 3},
-                 compute={"step_time": "10ms", "jitter": 0.5}, run={"trace": True},
+    r = simulate(objective=Quadratic(dim=32), workers=3, steps=9,
+                 method={"name": "diloco", "h": 3}, compute={"step_time": "10ms", "jitter": 0.5}, run={"trace": True},
                  network={"collective": collective, "bandwidth": "1Mbps"})
     for w in range(3):
         spans = sorted((row[2], row[3]) for row in r.trace
