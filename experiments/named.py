@@ -132,7 +132,7 @@ def check_method(table, workers: int, spec: dict | None = None) -> dict:
         why = method.check(hp, {
             "policy": spec["server"]["policy"], "collective": spec["network"]["collective"],
             "crashes": bool(faults["crash_workers"]) or faults["crash_rate"] > 0,
-            "dropped": faults["loss"] > 0 and faults["on_loss"] == "drop"})
+            "loss": faults["loss"]})
         if why:
             raise SpecError(why)
     return {"name": name, **hp}

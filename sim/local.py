@@ -10,7 +10,7 @@ On a server (``ps``, ``alltoall``, or ``auto`` before it has chosen) the previou
 still be on its way, so the step's times are known only once it lands: the reply's arrivals
 are then moved on by each worker's compute (``Shifted``), which the next pushes wait for.
 A local step needs every worker in every step: server policies other than ``all``, crashes
-and dropped messages are refused before a run (the method's ``check``).
+and message loss are refused before a run (the method's ``check``).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def local_step(cluster, compute: np.ndarray) -> StepRecord:
     and no message (see the module docstring)."""
     if cluster.partial:
         raise ValueError("a step without messages needs every worker (server policy 'all', "
-                         "no crashes or dropped messages)")
+                         "no crashes or message loss)")
     n, nan = cluster.n, np.full(cluster.n, np.nan)
     record = StepRecord(nan.copy(), nan.copy(), nan.copy(), np.nan, np.nan, None,
                         np.zeros(n, dtype=np.int64), 0, aggregated=np.zeros(n, dtype=bool))

@@ -195,6 +195,7 @@ def test_inner_steps_are_compute_only():
     ({"method": {"name": "diloco"}, "server": {"policy": "first_k", "k": 2}},
      "server.policy = 'first_k'"),
     ({"method": {"name": "diloco"}, "faults": {"crash_rate": 0.1}}, "crash"),
+    ({"method": {"name": "diloco"}, "faults": {"loss": 0.01}}, "faults.loss = 0.01"),
     ({"method": {"name": "diloco", "outer": "dlion"}, "network": {"collective": "ring"}},
      "network.collective = 'ring'"),
 ])

@@ -70,7 +70,7 @@ some steps:
     only and ``apply`` is called with ``reply = None``.
 ``check(hp, settings) -> str | None`` (optional)
     a one-line reason the method refuses the run's ``settings`` (``policy``, ``crashes``,
-    ``loss``, ``collective``), or None.
+    ``loss`` (the fault model's loss probability), ``collective``), or None.
 ``candidates(hp) -> tuple`` (optional)
     the collectives ``auto`` may choose among for these hyperparameters (default
     ``collectives``).
