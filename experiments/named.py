@@ -110,7 +110,9 @@ def method_keys() -> dict[str, Field]:
     return out
 
 
-def check_method(table, workers: int) -> dict:
+def check_method(table, workers: int, spec: dict | None = None) -> dict:
+    """The [method] table checked and completed; ``spec``: the resolved other sections, which
+    the method's own ``check`` may refuse settings of."""
     if not isinstance(table, dict):
         raise SpecError(f"[method] must be a table of keys, got {type_name(table)}")
     name = table.get("name", "dlion")
@@ -125,4 +127,12 @@ def check_method(table, workers: int) -> dict:
     if hp.get("nesterov") and hp.get("momentum") == 0:  # it would change nothing (torch refuses)
         raise SpecError("method.nesterov = true needs method.momentum > 0 (momentum = 0); set "
                         "nesterov = false for plain SGD")
+    if method.check is not None and spec is not None:
+        faults = spec["faults"]
+        why = method.check(hp, {
+            "policy": spec["server"]["policy"], "collective": spec["network"]["collective"],
+            "crashes": bool(faults["crash_workers"]) or faults["crash_rate"] > 0,
+            "loss": faults["loss"]})
+        if why:
+            raise SpecError(why)
     return {"name": name, **hp}

@@ -197,6 +197,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
 
     x = np.asarray(objective.init(init_rng), dtype=dtype)
     d = x.size
+    if method.local_params is not None and spec["objective"]["name"] not in models.REGISTRY:
+        _check_rows(objective, x, n, batch)
     shapes = getattr(objective, "shapes", None)
     state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
@@ -215,7 +217,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                           pipeline=Pipeline(int(8 * net["chunk"]), net["channels"], net["sockets"]),
                           wire_bits=None if wire is None else
                           (lambda length, k: wire(length, k, hp)),
-                          candidates=("ps",) if robust else method.collectives,
+                          candidates=("ps",) if robust else method.collectives
+                          if method.candidates is None else method.candidates(hp),
                           buckets=_buckets(spec, shapes, d) if overlaps(spec) else None)
     except ValueError as err:
         raise SpecError(f"[network] {err}") from None
@@ -241,7 +244,8 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                 break
             bar.close()
             raise Cancelled(f"stopped before step {t + 1}")
-        losses, grads = objective.grads(x, n, batch, data_rng)
+        at = x if method.local_params is None else method.local_params(state)  # (N, d) rows
+        losses, grads = objective.grads(at, n, batch, data_rng)
         train_loss = float(np.mean(losses))
         history["step"][t], history["train_loss"][t], history["lr"][t] = t + 1, train_loss, lrs[t]
         done = t + 1
@@ -340,6 +344,20 @@ def _adversaries(faults: dict, n: int, rng) -> Adversaries | None:
         return None
     scale = SCALE_DEFAULT if faults["scale_factor"] is None else faults["scale_factor"]
     return Adversaries(mask, faults["attack"], scale, faults["collude"])
+
+
+def _check_rows(objective, x, n: int, batch: int) -> None:
+    """SpecError unless ``objective.grads`` takes one parameter row per worker (N, d), as a
+    local-update method needs (one call, on a generator of its own)."""
+    try:
+        _, g = objective.grads(np.repeat(x[None], n, axis=0), n, batch, np.random.default_rng(0))
+        ok = np.shape(g) == (n, x.size)
+    except (ValueError, TypeError, IndexError):
+        ok = False
+    if not ok:
+        raise SpecError(f"objective {type(objective).__name__}: its grads does not take "
+                        f"per-worker parameters ({n}, {x.size}); allowed with method.name = "
+                        "'diloco': an objective whose grads accepts (n_workers, dim) params")
 
 
 def _policy(server: dict, n: int) -> Policy:

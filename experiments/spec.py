@@ -61,7 +61,7 @@ def resolve(raw: dict, custom_objective=None) -> dict:
                              "dim": int(custom_objective.dim)}
     spec["server"] = check_section("server", raw.get("server", {}), SCHEMA["server"])
     spec["faults"] = check_section("faults", raw.get("faults", {}), SCHEMA["faults"])
-    spec["method"] = check_method(raw.get("method", {}), spec["cluster"]["workers"])
+    spec["method"] = check_method(raw.get("method", {}), spec["cluster"]["workers"], spec)
     _check_consistency(spec)
     # the resolved spec names the collective the run uses, also when it is the method's own
     spec["network"]["collective"] = (spec["network"]["collective"]

@@ -47,6 +47,9 @@ def check_value(where: str, field: Field, value):
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise SpecError(f"{where} = {value!r}: expected an integer, got {type_name(value)}")
+        if field.choices and value not in field.choices:
+            raise SpecError(f"{where} = {value!r} is not allowed; allowed: "
+                            f"{', '.join(map(str, field.choices))}")
         out = value
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):

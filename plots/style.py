@@ -26,6 +26,7 @@ METHOD_COLORS = {
     "randomk": "#88CCEE",
     "powersgd": "#117733",
     "onebit_adam": "#DDAA33",
+    "diloco": "#4477AA",
 }
 
 #: A fixed marker per method variant (the second cue besides colour).
@@ -33,6 +34,7 @@ METHOD_MARKERS = {
     "dlion/mavo": "o", "dlion/avg": "s", "glion": "^", "gadamw": "D", "gsgd": "v", "lion": "*",
     "terngrad": "P", "dgc": "X", "graddrop": "<", "signum": ">", "efsignsgd": "h",
     "qsgd": "p", "topk": "d", "randomk": "H", "powersgd": "8", "onebit_adam": "$1$",
+    "diloco": "$L$",
 }
 
 #: Colours of the timeline phases (Okabe-Ito; idle is a neutral grey).
@@ -51,7 +53,7 @@ _PRETTY = {"dlion/mavo": "D-Lion (MaVo)", "dlion/avg": "D-Lion (Avg)", "glion": 
            "gadamw": "G-AdamW", "gsgd": "G-SGD", "lion": "Lion", "terngrad": "TernGrad",
            "dgc": "DGC", "graddrop": "GradDrop", "signum": "Signum (MaVo)",
            "efsignsgd": "EF-signSGD", "qsgd": "QSGD", "topk": "Top-k", "randomk": "Random-k",
-           "powersgd": "PowerSGD", "onebit_adam": "1-bit Adam"}
+           "powersgd": "PowerSGD", "onebit_adam": "1-bit Adam", "diloco": "DiLoCo"}
 
 
 def method_key(spec: dict) -> str:

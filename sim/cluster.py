@@ -22,6 +22,7 @@ import simpy
 
 from sim import peers, tuner
 from sim.buckets import Buckets, push_buckets
+from sim.local import local_step
 from sim.peers import STEP_COLLECTIVES, WITHOUT_A_RANK
 from sim.compute import ComputeModel
 from sim.faults import FaultModel, WorkerFaults, sender
@@ -31,7 +32,6 @@ from sim.net.pipelined import Pipeline
 from sim.net.shards import ShardOwners, shard_length
 from sim.record import PHASES, StepRecord, message_bits, trace_rows  # noqa: F401  (PHASES: public)
 from sim.server import Policy, StepClose
-
 
 
 class AllWorkersDown(RuntimeError):
@@ -137,7 +137,8 @@ class Cluster:
         """Simulate one step up to the server's close of its last round.
 
         ``rounds``: a list of (up payload bits per worker (N,), down payload bits) exchanged
-        one after the other (most methods have one round; PowerSGD sends P, then Q); the last
+        one after the other (most methods have one round; PowerSGD sends P, then Q; none: a
+        step of compute only, ``sim.local``); the last
         round's down bits are the reply, not known yet (None). In a peer step a round may add a
         third element naming its own collective (``ROUND_COLLECTIVES``); "alltoall": each
         worker sends its up bits in N-1 equal pieces, one to each other worker, and receives
@@ -145,6 +146,8 @@ class Cluster:
         charged for; ``step`` is 0-based.
         """
         compute = self.compute.worker_times(self.n, batch_size, n_params, rng, step)
+        if not rounds:  # a step that sends nothing (local updates): compute only
+            return local_step(self, compute)
         scaled = [(self.scaled(up), None if down is None else int(self.scaled(down)), *how)
                   for up, down, *how in rounds]
         if self.collective is None:

@@ -143,7 +143,7 @@ on)."""
             rows.extend((nodes[w], "bucket", float(begin[k, w]), float(end[k, w]),
                          int(bits[k, w]) // 8, step)
                         for k, w in zip(*np.nonzero(~np.isnan(begin) & ~np.isnan(end))))
-        if collective != "none":
+        if collective != "none" and not math.isnan(r.agg_start):  # NaN: a local step
             rows.append(("server" if collective == "ps" else "workers", "aggregate",
                          r.agg_start, r.agg_end, int(r.up.sum()) // 8, step))
         if r.deadline is not None:

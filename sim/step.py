@@ -8,7 +8,8 @@ order the simulated clock decides.
     apply    the reply; a worker that did not finish computing keeps its old state, and an
              error-feedback worker whose message was discarded keeps all of it in its memory
 
-A step in which nothing arrived applies no update. When every message always arrives (server
+A step in which nothing arrived applies no update. A step whose method sends nothing (no
+rounds: a local-update method's inner step) is timed as compute only and applied at once. When every message always arrives (server
 policy ``all``, no faults) this is exactly encode, aggregate, apply for all N workers.
 """
 from __future__ import annotations
@@ -70,9 +71,13 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         # a multi-round method reduces over the first round's workers inside encode: it may
         # have to encode again once the server has said who those are
         again = copy.deepcopy(state) if "encode" in method.arrivals else None
-    payloads, state = method.encode(state, grads, hp, method_rng, **flipping)
-    record = cluster.gather(message_rounds(method, state, payloads, None), batch_size,
-                            n_params, compute_rng, step)
+    local = {"lr": lr} if method.local_params is not None else {}  # its workers' own steps
+    payloads, state = method.encode(state, grads, hp, method_rng, **flipping, **local)
+    rounds = message_rounds(method, state, payloads, None)
+    record = cluster.gather(rounds, batch_size, n_params, compute_rng, step)
+    if not rounds:  # nothing sent (a local-update method's inner step): compute only
+        x, state = method.apply(x, None, state, hp, lr)
+        return StepResult(x, state, record)
     if not cluster.partial:
         reply = method.aggregate(payloads, d, hp, method_rng)
         cluster.reply(message_rounds(method, state, payloads, reply)[-1][1])
@@ -86,7 +91,7 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
         return StepResult(x, state, record, empty=True)
     if again is not None and not record.participants.all():
         payloads, state = method.encode(again, grads, hp, method_rng,
-                                        arrived=record.participants, **flipping)
+                                        arrived=record.participants, **flipping, **local)
     # a worker that did not finish computing (it gave the step up, or was down) changed nothing
     restore_rows(state, before, ~computed)
     received = select(payloads, arrived)

@@ -98,7 +98,7 @@ def test_worker_messages_resolve_zeros_by_the_rule(kernels, rule):
     else:
         signs[zeros] = 1 if rule == "plus" else -1
         want = SignCodec().encode(signs)
-    got = lion._dlion_signs(m, g, 0.5, 0.9, rule, np.random.default_rng(5))
+    got = lion.dlion_signs(m, g, 0.5, 0.9, rule, np.random.default_rng(5))
     assert np.array_equal(got, want)
 
 

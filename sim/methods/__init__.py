@@ -25,4 +25,5 @@ from sim.methods import (  # noqa: F401,E402  (each registers its methods)
     qsgd,
     powersgd,
     onebit_adam,
+    diloco,
 )

@@ -29,8 +29,9 @@ def _init(x, n_workers, hp, shapes):
     return {"m": np.zeros(x.size, dtype=x.dtype), "v": np.zeros(x.size, dtype=x.dtype), "t": 0}
 
 
-def _apply(x, reply, state, hp, lr):
-    g = decode_f32(reply, x.dtype)
+def adamw_step(x, g, state, hp, lr):
+    """One AdamW step of x (d,) or of every worker's row (N, d) on g, with the moments m, v
+    and the step count t in ``state`` (updated in place)."""
     b1, b2 = hp["betas"]
     state["t"] += 1
     t = state["t"]
@@ -38,7 +39,11 @@ def _apply(x, reply, state, hp, lr):
     ema_(state["v"], g * g, b2)
     m_hat = state["m"] / (1 - b1**t)
     v_hat = state["v"] / (1 - b2**t)
-    return decoupled_step(x, m_hat / (np.sqrt(v_hat) + hp["eps"]), lr, hp["weight_decay"]), state
+    return decoupled_step(x, m_hat / (np.sqrt(v_hat) + hp["eps"]), lr, hp["weight_decay"])
+
+
+def _apply(x, reply, state, hp, lr):
+    return adamw_step(x, decode_f32(reply, x.dtype), state, hp, lr), state
 
 
 register(Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay) on the mean "

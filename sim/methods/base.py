@@ -60,6 +60,21 @@ node first (``"hierarchical"``); it says what its wire costs for a piece of the 
     bits of one worker's message for ``length`` coordinates, of the sum of n such messages,
     and of the reply that aggregates n of them (the codecs' own sizes, padding included).
 
+A local-update method (DiLoCo) keeps one parameter row per worker and communicates only on
+some steps:
+
+``local_params(state) -> (N, d)``
+    the parameters each worker computes its gradient at (the objective's ``grads`` takes an
+    (N, d) array); such a method's ``encode`` takes a keyword ``lr`` (its workers' own steps),
+    and a step on which ``rounds`` returns [] sends nothing: the cluster times it as compute
+    only and ``apply`` is called with ``reply = None``.
+``check(hp, settings) -> str | None`` (optional)
+    a one-line reason the method refuses the run's ``settings`` (``policy``, ``crashes``,
+    ``loss`` (the fault model's loss probability), ``collective``), or None.
+``candidates(hp) -> tuple`` (optional)
+    the collectives ``auto`` may choose among for these hyperparameters (default
+    ``collectives``).
+
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
 a validation rule in ``HYPERPARAMETERS``, which the spec layer uses. Each method family lives in
@@ -135,6 +150,9 @@ class Method:
     overlaps: bool = False
     wire_bits: Callable | None = None  # the wire of a piece of the vector (module docstring)
     rules: dict = field(default_factory=dict)  # its own validation rules, over HYPERPARAMETERS
+    local_params: Callable | None = None  # per-worker parameters (module docstring)
+    check: Callable | None = None  # refusals of a run's settings (module docstring)
+    candidates: Callable | None = None  # auto's collectives for hp (module docstring)
 
 
 METHODS: dict[str, Method] = {}

@@ -135,7 +135,7 @@ def _dlion_worker(m, g, b1, b2):
     return plus, (zero if found else None)
 
 
-def _dlion_signs(m, g, b1, b2, rule, rng):
+def dlion_signs(m, g, b1, b2, rule, rng):
     """Worker side of D-Lion for all workers: the messages (N, nbytes), 1-bit signs with zeros
     resolved by ``rule`` (random/plus/minus), or the ternary wire for ``rule = "zero"``."""
     plus, zero = _dlion_worker(m, g, b1, b2)
@@ -148,7 +148,7 @@ def _dlion_signs(m, g, b1, b2, rule, rng):
 
 def _dlion_encode(state, grads, hp, rng):
     b1, b2 = hp["betas"]
-    return _dlion_signs(state["m"], grads, b1, b2, hp["zero_sign"], rng), state
+    return dlion_signs(state["m"], grads, b1, b2, hp["zero_sign"], rng), state
 
 
 def _avg_codec(n, hp):
@@ -156,19 +156,25 @@ def _avg_codec(n, hp):
     return SumCodec(n) if hp["zero_sign"] != "zero" else TernarySumCodec(n)
 
 
-def _dlion_aggregate(payloads, d, hp, rng):
+def dlion_aggregate(payloads, d, hp, rng):
     if hp["aggregate"] == "avg":
         return sum_reply(payloads, d, hp)
     return majority_reply(payloads, d, hp, rng)
 
 
+def vote_direction(reply, n, d, dtype, hp):
+    """The direction D-Lion steps along from the server's reply to n sign messages: the vote's
+    signs (mavo) or their sum over n (avg), (d,) in ``dtype``."""
+    dtype = np.dtype(dtype)
+    if hp["aggregate"] == "avg":
+        return _avg_codec(n, hp).decode(reply, d).astype(dtype) / dtype.type(n)
+    return sign_codec(hp["tie"]).decode(reply, d, dtype=dtype)
+
+
 def _dlion_apply(x, reply, state, hp, lr, arrived=None):
     # the sum counts the signs that arrived (absent workers abstain): Avg divides by them
     n = state["m"].shape[0] if arrived is None else int(arrived.sum())
-    if hp["aggregate"] == "avg":
-        direction = _avg_codec(n, hp).decode(reply, x.size).astype(x.dtype) / x.dtype.type(n)
-    else:
-        direction = sign_codec(hp["tie"]).decode(reply, x.size, dtype=x.dtype)
+    direction = vote_direction(reply, n, x.size, x.dtype, hp)
     return decoupled_step(x, direction, lr, hp["weight_decay"]), state
 
 
@@ -195,7 +201,7 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 "votes (mavo) or averages (avg)",
                 "1 bit up; 1 bit down (mavo) or ceil(log2(N+1)) bits down (avg)",
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
-                _momentum_init, _dlion_encode, _dlion_aggregate, _dlion_apply,
+                _momentum_init, _dlion_encode, dlion_aggregate, _dlion_apply,
                 collectives=SHARDED, arrivals=("apply",), wire_bits=sign_wire, overlaps=True,
                 notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
