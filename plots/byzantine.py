@@ -58,11 +58,11 @@ def plot_byzantine(directory, out_file=None) -> list[str]:
     for row, n in enumerate(sizes):
         for col, attack in enumerate(ATTACKS):
             ax = axes[row, col]
-            lines = panels.get((attack, n), {})
+            panel = panels.get((attack, n), {})
             for name in order:
-                if name not in lines:
+                if name not in panel:
                     continue
-                points = sorted(lines[name].items())
+                points = sorted(panel[name].items())
                 count = [b for b, _ in points]
                 mean, half = (np.array(v) for v in zip(*(t_interval(a) for _, a in points)))
                 spec = specs[name]
@@ -72,7 +72,7 @@ def plot_byzantine(directory, out_file=None) -> list[str]:
                 ax.fill_between(count, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1),
                                 color=color_for(spec), alpha=0.15, lw=0)
                 lines.append(f"| {attack} | {n} | {name} | "
-                      f"{', '.join(f'{m:.3f}' for m in mean)} |")
+                             f"{', '.join(f'{m:.3f}' for m in mean)} |")
             ax.axvline((n - 1) / 2, color="grey", lw=0.8, ls=":")
             ax.set(title=f"{ATTACKS[attack]}, N = {n}", xlabel="adversarial workers")
             ax.set_xticks(range(0, (n - 1) // 2 + 1))

@@ -43,22 +43,21 @@ def table(runs) -> dict[tuple[str, str], dict[tuple[float, float], list[float]]]
 def plot_faults(directory, out_file=None) -> list[str]:
     """Draw the figure into ``out_file`` (when given); returns the numbers as the lines
     of a Markdown table."""
-    lines = []
     runs = load_runs(directory)
-    lines = table(runs)
+    by_key = table(runs)
     spec_for = {method_key(spec_of(r)): spec_of(r) for r in runs}
     some = spec_of(runs[0])
     recover = some["faults"]["recover_after"]
 
-    lines.append("| method | lost messages | loss | crash rate (/s) | time to target (s) | x fault-free |")
-    lines.append("|---|---|---|---|---|---|")
+    lines = ["| method | lost messages | loss | crash rate (/s) | time to target (s) | "
+             "x fault-free |", "|---|---|---|---|---|---|"]
     fig, (by_loss, by_crash) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for (key, handling), points in lines.items():
+    for (key, handling), points in by_key.items():
         style, marker, words = HANDLING[handling]
         clean = np.mean(points[0.0, 0.0])
         for (loss, rate), times in sorted(points.items()):
-            lines.append(f"| {pretty(key)} | {handling} | {loss:.0%} | {rate:g} | {np.mean(times):.1f} | "
-                  f"{np.mean(times) / clean:.2f} |")
+            lines.append(f"| {pretty(key)} | {handling} | {loss:.0%} | {rate:g} | "
+                         f"{np.mean(times):.1f} | {np.mean(times) / clean:.2f} |")
         color = color_for(spec_for[key])
         loss = sorted((p, np.mean(t)) for (p, rate), t in points.items() if rate == 0)
         by_loss.plot([100 * p for p, _ in loss], [t for _, t in loss], ls=style, marker=marker,

@@ -143,9 +143,10 @@ on)."""
             rows.extend((nodes[w], "bucket", float(begin[k, w]), float(end[k, w]),
                          int(bits[k, w]) // 8, step)
                         for k, w in zip(*np.nonzero(~np.isnan(begin) & ~np.isnan(end))))
+        aggregator = "server" if collective == "ps" else "workers"  # the owners, or the ranks
         if collective != "none" and not math.isnan(r.agg_start):  # NaN: a local step
-            rows.append(("server" if collective == "ps" else "workers", "aggregate",
-                         r.agg_start, r.agg_end, int(r.up.sum()) // 8, step))
-        if r.deadline is not None:
-            rows.append(("server", "deadline", r.deadline, r.deadline, 0, step))
+            rows.append((aggregator, "aggregate", r.agg_start, r.agg_end,
+                         int(r.up.sum()) // 8, step))
+        if r.deadline is not None:  # the deadline of whoever closes the step
+            rows.append((aggregator, "deadline", r.deadline, r.deadline, 0, step))
     return rows

@@ -91,7 +91,7 @@ def test_the_server_or_collective_has_its_own_track(saved):
     deadlines = [e for e in _events(trace) if e["name"] == "deadline"]
     if result.summary["spec"]["server"]["policy"] == "deadline":
         assert len(deadlines) == 3 and all(e["ph"] == "i" for e in deadlines)
-        assert {tracks[e["tid"]] for e in deadlines} == {"server"}
+        assert {tracks[e["tid"]] for e in deadlines} == {node}  # whoever closes the step
     else:
         assert deadlines == []
 

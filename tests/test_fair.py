@@ -15,6 +15,9 @@ def test_the_bundled_fair_study_pits_d_lion_against_an_overlapped_all_reduce():
     points = [resolve(p) for p in expand(load_toml(bundled_spec("fair")))]
     dense = [p for p in points if p["method"]["name"] == "gadamw"]
     assert dense and all(p["network"]["collective"] == "auto" for p in dense)
+    assert all(p["compute"]["overlap"] is not False for p in points)  # the default: overlap
+    # every method at its best step size of the same grid
+    assert {p["method"]["lr"] for p in dense} == {0.003, 0.01, 0.03}
     assert all(p["network"]["topology"] == "nodes" for p in points)
     assert {p["cluster"]["model"] for p in points} == {"gpt2-small", "gpt3-xl"}
 
@@ -23,6 +26,7 @@ def test_the_bundled_fair_study_pits_d_lion_against_an_overlapped_all_reduce():
 def small_fair(tmp_path_factory):
     """A shrunk fair study: 2 node sizes x 2 NICs, GPT-2 small's messages, a quick target."""
     raw = load_toml(bundled_spec("fair"))
+    raw.pop("tune")  # one step size, set below
     raw["objective"] = {"name": "logistic", "samples": 2048, "features": 31}
     raw["run"] = {"steps": 60, "eval_every": 5, "target": 0.55}
     zipped = raw["sweep"]["zip"]
