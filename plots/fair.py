@@ -88,15 +88,15 @@ def plot_fair(directory, out_file=None) -> list[str]:
         ax.set(xscale="log", yscale="log", xlabel="NIC bandwidth per node of 8 GPUs (log scale)",
                title=f"{model}: {_params(found, model)} parameters")
         unit_ticks(ax.xaxis, "bandwidth")
+        ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(
+            [0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100]))
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
         ax.text(0.02, 0.97, "above 1x: D-Lion reaches the target first", transform=ax.transAxes,
                 fontsize=8, va="top", color="0.3")
     axes[0][0].set_ylabel("D-Lion's speed-up over G-AdamW\n(time to target, log scale)")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5),
-               frameon=False)
+    axes[0][-1].legend(fontsize=8, loc="upper right", frameon=False)
     fig.tight_layout()
     save(fig, out_file, directory)
     return lines
