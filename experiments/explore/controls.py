@@ -144,6 +144,8 @@ METHODS: tuple[Variant, ...] = (
     Variant("randomk", {"name": "randomk", "lr": 0.01}),
     Variant("powersgd", {"name": "powersgd", "batched": True, "lr": 0.03}),
     Variant("onebit_adam", {"name": "onebit_adam", "lr": 0.003}),
+    # DiLoCo: 10 inner AdamW steps per round, the outer Nesterov step of the paper
+    Variant("diloco", {"name": "diloco", "lr": 0.01, "h": 10}),
 )
 VARIANTS = {v.key: v for v in METHODS}
 
