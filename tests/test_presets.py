@@ -9,7 +9,7 @@ from sim.net import presets
 
 LINK_NAMES = ["1GbE", "10GbE", "25GbE", "100GbE", "IB-HDR", "IB-NDR", "NVLink4",
               "same-region", "cross-region", "intercontinental"]
-MODEL_NAMES = ["resnet50", "vit-b16", "gpt2-small", "gpt2-medium"]
+MODEL_NAMES = ["resnet50", "vit-b16", "gpt2-small", "gpt2-medium", "gpt3-xl"]
 
 GB_PER_S = 8e9  # bit/s in one GB/s
 
