@@ -9,8 +9,11 @@ order the simulated clock decides.
              error-feedback worker whose message was discarded keeps all of it in its memory
 
 A step in which nothing arrived applies no update. A step whose method sends nothing (no
-rounds: a local-update method's inner step) is timed as compute only and applied at once. When every message always arrives (server
-policy ``all``, no faults) this is exactly encode, aggregate, apply for all N workers.
+rounds: a local-update method's inner step) is timed as compute only and applied at once; a
+step whose collective runs behind the next steps (``Method.behind``: Streaming DiLoCo's
+overlap) ends for its workers when they have computed (``sim.local``). When every message
+always arrives (server policy ``all``, no faults) this is exactly encode, aggregate, apply for
+all N workers.
 """
 from __future__ import annotations
 

@@ -341,7 +341,8 @@ def _candidates(hp) -> tuple:
 
 register(Method("diloco", "DiLoCo / Local SGD: h inner steps (adamw, sgd, lion) on each "
                 "worker's own parameters, then an outer step (nesterov, sgd, dlion) on the mean "
-                "parameter change", "32/h bits up and down (outer_bits/h; 1/h with dlion)",
+                "parameter change; Streaming DiLoCo with fragments and overlap_steps",
+                "32/h bits up and down (outer_bits/h; 1/h with dlion), in fragments of d/P",
                 DEFAULTS, _init, _encode, _aggregate, _apply, collectives=ALLREDUCE,
                 rounds=_rounds, wire_bits=_wire_bits, notes=differences(__doc__, "diloco"),
                 local_params=lambda state: state["params"], check=_check,
