@@ -15,7 +15,8 @@ and message loss are refused before a run (the method's ``check``).
 A peer collective may run behind the next k local steps (``run_behind``; Streaming DiLoCo's
 overlap): the sending step then ends, for its workers, when their compute does (its record's
 ``arrived`` is the collective's end, its aggregation NaN), the k steps follow from there, and the
-k-th ends no earlier than the collective: any wait shows as its exposed communication.
+k-th ends no earlier than the collective: any wait shows as its exposed communication (a run
+that ends before the k-th step does not wait for it).
 """
 from __future__ import annotations
 

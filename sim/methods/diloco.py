@@ -34,13 +34,14 @@ and all-reduced tau steps before its grid step, and lands on it, after that step
     theta_{i,p} = a*theta_{i,p} + (1-a)*theta_p      a = ``mixing``; a = 0 replaces, as DiLoCo
 
 where theta_{i,p} on the right is worker i's fragment at landing (tau inner steps after it sent).
-``mixing`` defaults to 0.5 with tau > 0 (the paper's choice) and to 0 without. Only the fragment
-travels, at outer_bits: a sync step sends d/P values each way, so the bits per parameter per step
-stay outer_bits/h while the peak message (the summary's ``peak_bits_per_param``) is 1/P of
-DiLoCo's. The all-reduce runs behind the next tau inner steps (``sim.local``): they start when
-the sending step's compute ends, and the landing step ends no earlier than the all-reduce. P = 1
-with tau = 0 is DiLoCo exactly; P = 1 with tau > 0 is DiLoCo with its outer all-reduce run behind
-the last tau inner steps of each round.
+``mixing`` defaults to 0.5 with tau > 0 (the paper's choice) and to 0 without (torchft merges
+with any alpha, tau or not; so does this). Only the fragment travels, at outer_bits: a sync step
+sends d/P values each way, so the bits per parameter per step stay outer_bits/h while the peak
+message (the summary's ``peak_bits_per_param``) is 1/P of DiLoCo's; outer = "dlion" votes
+fragment by fragment the same way. The all-reduce runs behind the next tau inner steps
+(``sim.local``): they start when the sending step's compute ends, and the landing step ends no
+earlier than the all-reduce. P = 1 with tau = 0 is DiLoCo exactly; P = 1 with tau > 0 is DiLoCo
+with its outer all-reduce run behind the last tau inner steps of each round.
 
 ``outer = "dlion"``, this project's own variant: the outer step is Distributed Lion on the
 outer gradients. Worker i keeps a Lion momentum m_i of its own delta_i and sends
@@ -49,7 +50,8 @@ zero rule), then m_i = b2*m_i + (1-b2)*delta_i with (b1, b2) = outer_betas; the 
 (aggregate = "mavo") or averages the signs ("avg") as dlion does, and
 theta = theta - outer_lr*(direction + outer_weight_decay*theta).
 
-Differences from the references (Douillard et al. 2023; PyTorch SGD; DiLoCo's code):
+Differences from the references (Douillard et al. 2023 and 2025; PyTorch SGD; DiLoCo's code;
+torchft's local_sgd):
 - diloco: the inner AdamW defaults are gadamw's (lr 1e-3, betas (0.9, 0.999), weight decay
   0.01), and h defaults to 50 rather than the paper's 500, which suits its 88k-step runs;
 - diloco: outer_bits 8 and 4 are per-chunk min-max uniform quantisation (round to nearest,
@@ -62,8 +64,9 @@ Differences from the references (Douillard et al. 2023; PyTorch SGD; DiLoCo's co
   paper's strided blocks of layers; when fragments does not divide d, every fragment travels
   padded to ceil(d/fragments) values (a repeat of its last value, dropped on arrival);
 - diloco: a fragment's outer gradient leaves overlap_steps before its grid step and lands on it,
-  as torchft does (the paper sends on the grid and lands later: the same schedule, shifted), and
-  the mixing default 0.5 with overlap is the paper's, where torchft's default is 0;
+  as torchft's fragment_sync_delay does (sending on the grid and landing later, as MaxText does,
+  is the same schedule shifted by overlap_steps); the mixing default 0.5 with overlap follows
+  the paper, where torchft's fragment_update_alpha and MaxText default to 0 (replace);
 - diloco: a fragment's all-reduce must land before the next fragment's leaves (overlap_steps <
   h/fragments, torchft's rule too), and overlap needs a peer all-reduce: a server's
   (ps, alltoall) cannot run behind the inner steps here; fragments are refused on the
