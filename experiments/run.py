@@ -310,6 +310,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         "steady_from_step": steady + 1,
         "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
                                                           steady),
+        "peak_bits_per_param": _peak_bits(history, cl["model_params"] or d),
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         "collective": cluster.collective,
         "collective_choice": cluster.choice,
@@ -412,6 +413,17 @@ def _bits_per_param(history, n_params, first: int = 0) -> dict:
     up, down = ((float(history[k][count - 1]) - (float(history[k][first - 1]) if first else 0.0))
                 / (count - first) / n_params for k in ("bits_up", "bits_down"))
     return {"up": up, "down": down, "total": up + down}
+
+
+def _peak_bits(history, n_params) -> dict:
+    """The largest step's bits per (virtual) parameter, up, down and both: the most one worker
+    sends (receives) in one step, the burst its link carries, against the per-step average."""
+    count = int(np.count_nonzero(~np.isnan(history["bits_up"])))
+    if not count:
+        return {"up": 0.0, "down": 0.0, "total": 0.0}
+    up, down = (np.diff(history[k][:count], prepend=0.0) / n_params
+                for k in ("bits_up", "bits_down"))
+    return {"up": float(up.max()), "down": float(down.max()), "total": float((up + down).max())}
 
 
 class _Target:

@@ -5,7 +5,8 @@ in a sweep with a [tune] table ``tuned`` ("best": a run of its setting and metho
 "tried": of another value; see ``experiments.tune``), ``status`` ("failed" for a failed
 point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
 (wall-clock s), ``final.<metric>``, ``bits_per_param_per_step.total/up/down`` (the whole run),
-``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up), ``target.time_s``
+``steady_bits_per_param_per_step.total/up/down`` (after the method's warm-up),
+``peak_bits_per_param.total/up/down`` (the largest step's), ``target.time_s``
 (simulated s when the target was reached), ``participation.<count>`` (totals over the run:
 messages aggregated, late, lost, workers down, computations abandoned, empty steps, messages
 from adversaries aggregated), ``error``
@@ -27,7 +28,9 @@ from experiments.spec import SECTIONS, toml_value
 TABLE = "runs.csv"
 MANIFEST = "sweep.json"
 _RUN_DIR = re.compile(r"[0-9a-f]{12}")  # spec_hash names
-_BITS = tuple(f"{which}bits_per_param_per_step.{k}" for which in ("", "steady_")
+_BITS = tuple(f"{which}.{k}" for which in ("bits_per_param_per_step",
+                                           "steady_bits_per_param_per_step",
+                                           "peak_bits_per_param")
               for k in ("total", "up", "down"))
 _INT = re.compile(r"-?\d+")
 

@@ -95,6 +95,7 @@ class Cluster:
         self._pending = None  # the step gathered but not yet replied to
         self._owners = None  # the shard owners of the steps opened so far (alltoall)
         self._opened = -1  # the number of records when the last step was opened (``open``)
+        self.in_flight = None  # (record index, end per rank): a collective behind (sim.local)
 
     # ------------------------------------------------------------------ public API
 

@@ -11,6 +11,12 @@ still be on its way, so the step's times are known only once it lands: the reply
 are then moved on by each worker's compute (``Shifted``), which the next pushes wait for.
 A local step needs every worker in every step: server policies other than ``all``, crashes
 and message loss are refused before a run (the method's ``check``).
+
+A peer collective may run behind the next k local steps (``run_behind``; Streaming DiLoCo's
+overlap): the sending step then ends, for its workers, when their compute does (its record's
+``arrived`` is the collective's end, its aggregation NaN), the k steps follow from there, and the
+k-th ends no earlier than the collective: any wait shows as its exposed communication (a run
+that ends before the k-th step does not wait for it).
 """
 from __future__ import annotations
 
@@ -62,6 +68,9 @@ def local_step(cluster, compute: np.ndarray) -> StepRecord:
         # peers: the previous step ended at a barrier (or locally), at known times
         start = cluster.records[-1].done.copy() if cluster.records else np.zeros(n)
         record.start, record.ready, record.done = start, start + compute, start + compute
+        if cluster.in_flight is not None and cluster.in_flight[0] == len(cluster.records):
+            record.done = np.maximum(record.done, cluster.in_flight[1])  # it lands now
+            cluster.in_flight = None
     else:
         replies = cluster._replies
         if replies is None:  # nothing replied yet: the workers start at the opening
@@ -81,3 +90,14 @@ def local_step(cluster, compute: np.ndarray) -> StepRecord:
         cluster._replies = Shifted(cluster.env, base, offset + compute)
     cluster.records.append(record)
     return record
+
+
+def run_behind(cluster, record: StepRecord, steps: int) -> None:
+    """Let the collective of ``record`` (the step just gathered, on a peer collective) run
+    behind the next ``steps`` local steps (see the module docstring)."""
+    if cluster.collective in WITHOUT_A_RANK:
+        raise ValueError(f"network.collective = {cluster.collective!r}: only a peer collective "
+                         "runs behind local steps")
+    cluster.in_flight = (len(cluster.records) - 1 + steps, record.done.copy())
+    record.done = record.ready.copy()
+    record.agg_start = record.agg_end = np.nan

@@ -9,8 +9,11 @@ order the simulated clock decides.
              error-feedback worker whose message was discarded keeps all of it in its memory
 
 A step in which nothing arrived applies no update. A step whose method sends nothing (no
-rounds: a local-update method's inner step) is timed as compute only and applied at once. When every message always arrives (server
-policy ``all``, no faults) this is exactly encode, aggregate, apply for all N workers.
+rounds: a local-update method's inner step) is timed as compute only and applied at once; a
+step whose collective runs behind the next steps (``Method.behind``: Streaming DiLoCo's
+overlap) ends for its workers when they have computed (``sim.local``). When every message
+always arrives (server policy ``all``, no faults) this is exactly encode, aggregate, apply for
+all N workers.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 
 from sim.adversaries import Adversaries
 from sim.cluster import Cluster, StepRecord
+from sim.local import run_behind
 from sim.methods import Method, message_rounds
 from sim.methods.base import restore_rows, snapshot_rows
 
@@ -75,6 +79,8 @@ def train_step(method: Method, cluster: Cluster, x, state, grads, hp, lr, *,
     payloads, state = method.encode(state, grads, hp, method_rng, **flipping, **local)
     rounds = message_rounds(method, state, payloads, None)
     record = cluster.gather(rounds, batch_size, n_params, compute_rng, step)
+    if rounds and method.behind is not None and method.behind(hp):
+        run_behind(cluster, record, method.behind(hp))
     if not rounds:  # nothing sent (a local-update method's inner step): compute only
         x, state = method.apply(x, None, state, hp, lr)
         return StepResult(x, state, record)

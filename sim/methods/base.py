@@ -74,6 +74,10 @@ some steps:
 ``candidates(hp) -> tuple`` (optional)
     the collectives ``auto`` may choose among for these hyperparameters (default
     ``collectives``).
+``behind(hp) -> int`` (optional)
+    how many of the following steps (which send nothing) a step's collective runs behind
+    (Streaming DiLoCo's overlap): they start when its compute ends, and the last of them ends
+    no earlier than the collective (``sim.local``; peer collectives only). 0: none.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -153,6 +157,7 @@ class Method:
     local_params: Callable | None = None  # per-worker parameters (module docstring)
     check: Callable | None = None  # refusals of a run's settings (module docstring)
     candidates: Callable | None = None  # auto's collectives for hp (module docstring)
+    behind: Callable | None = None  # steps its collective runs behind (module docstring)
 
 
 METHODS: dict[str, Method] = {}
