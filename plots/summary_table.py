@@ -2,7 +2,8 @@
 
 Each row: the swept keys other than the method (the setting), the method, its time to target
 (simulated s) and steps to it, its final metric, its bits per parameter per step (after the
-method's warm-up), the collective it used and its speed-up over a baseline method in the same
+method's warm-up; and its peak, the largest step's, where some run's peak is more than
+``PEAK_SHOWN`` times its average: local-update methods), the collective it used and its speed-up over a baseline method in the same
 setting (``plots.speedup``). Read from the runs' summary.json files alone, never their
 histories, so it takes a fraction of a second on a whole study.
 """
@@ -31,6 +32,7 @@ class Row:
     target_step: int | None
     final: float | None
     bits: float | None     # bits per parameter per step after the warm-up, up + down
+    peak: float | None     # the largest step's bits per parameter, up + down
     collective: str | None
     speedup: tuple[float, bool] | None  # (ratio, only a lower bound) over the baseline
 
@@ -42,6 +44,17 @@ class Table:
     target: str | None     # 'loss <= 0.6', or None when the runs have no run.target
     baseline: str | None   # the baseline's method key
     rows: list[Row]
+
+    @property
+    def shows_peak(self) -> bool:
+        """Whether the terminal table has a peak column: some run's largest step carries
+        more than PEAK_SHOWN times its average (a burst the network must absorb)."""
+        return any(r.peak and r.bits is not None and r.peak > PEAK_SHOWN * r.bits
+                   for r in self.rows)
+
+
+#: a peak this many times the average bits per step earns the terminal table a column
+PEAK_SHOWN = 1.5
 
 
 def read_summaries(directory, tuned: str = "best") -> list[dict]:
@@ -157,8 +170,9 @@ def summary_table(directory, baseline: str | None = None, tuned: str = "best") -
         # several baseline variants (e.g. learning rates): against the strongest of them
         rows.append(Row(setting, method_label(spec, specs), answer,
                         (summary.get("target") or {}).get("step"),
-                        summary["final"].get(metric), answer.bits, summary.get("collective"),
-                        min(found) if found else None))
+                        summary["final"].get(metric), answer.bits,
+                        (summary.get("peak_bits_per_param") or {}).get("total"),
+                        summary.get("collective"), min(found) if found else None))
     rows.sort(key=lambda r: ([_order(r.setting[k]) for k in keys], method_rank(r.answer.key),
                              r.method))
     return Table(keys, metric, None if target is None else
@@ -175,7 +189,7 @@ def _headers(table: Table) -> list[str]:
     names = [k.partition(".")[2] for k in table.keys]
     setting = [n if names.count(n) == 1 else k for n, k in zip(names, table.keys)]
     return [*setting, "method", "time to target", "steps", f"final {_metric_name(table.metric)}",
-            "bits/param/step", "collective",
+            "bits/param/step", *(["peak bits/param"] if table.shows_peak else []), "collective",
             *([f"speed-up over {pretty(table.baseline)}"] if table.baseline else [])]
 
 
@@ -189,7 +203,9 @@ def _cells(table: Table, row: Row) -> list[str]:
         time, steps = seconds_text(a.time_s), str(row.target_step)
     cells = [*(format_value(*k.split(".", 1), row.setting[k]) for k in table.keys), row.method,
              time, steps, "" if row.final is None else f"{row.final:.4g}",
-             "" if row.bits is None else f"{row.bits:.3g}", row.collective or ""]
+             "" if row.bits is None else f"{row.bits:.3g}",
+             *([("" if row.peak is None else f"{row.peak:.3g}")] if table.shows_peak else []),
+             row.collective or ""]
     if table.baseline:
         cells.append("" if row.speedup is None else
                      (">" if row.speedup[1] else "") + times_text(row.speedup[0]))
@@ -197,7 +213,7 @@ def _cells(table: Table, row: Row) -> list[str]:
 
 
 #: columns aligned to the right (numbers) among those after the setting and the method
-_RIGHT = {"time to target", "steps", "bits/param/step"}
+_RIGHT = {"time to target", "steps", "bits/param/step", "peak bits/param"}
 
 
 def format_table(table: Table) -> str:
@@ -231,7 +247,8 @@ def csv_text(table: Table) -> str:
     writer = csv.writer(out, lineterminator="\n")
     metric = f"final_{table.metric}"
     writer.writerow([*table.keys, "method", "method_key", "time_to_target_s", "steps_to_target",
-                     "steps", "sim_time_s", metric, "bits_per_param_per_step", "collective",
+                     "steps", "sim_time_s", metric, "bits_per_param_per_step",
+                     "peak_bits_per_param", "collective",
                      "speedup", "speedup_is_bound"])
     for r in table.rows:
         a = r.answer
@@ -239,7 +256,7 @@ def csv_text(table: Table) -> str:
                            else toml_value(v)
                            for v in r.setting.values()), r.method, a.key,
                          _full(a.time_s), _full(r.target_step), a.steps, _full(a.sim_time_s),
-                         _full(r.final), _full(r.bits), r.collective or "",
+                         _full(r.final), _full(r.bits), _full(r.peak), r.collective or "",
                          "" if r.speedup is None else _full(r.speedup[0]),
                          "" if r.speedup is None else str(r.speedup[1]).lower()])
     return out.getvalue()

@@ -140,6 +140,27 @@ def test_csv_round_trip(sweep_dir, tmp_path, capsys):
         assert float(row["speedup"]) == base["target"]["time_s"] / s["target"]["time_s"]
         assert row["speedup_is_bound"] == "false"
     assert {r["method"] for r in rows} == {"D-Lion (MaVo)", "G-AdamW"}
+    # a per-step method's peak step is its steady step: no peak column on the terminal
+    assert all(float(r["peak_bits_per_param"]) == float(r["bits_per_param_per_step"])
+               for r in rows)
+    assert not summary_table(sweep_dir).shows_peak
+
+
+def test_a_local_update_method_shows_its_peak(tmp_path, capsys):
+    # DiLoCo with h = 4 sends 32 bits each way every 4th step: 16 bits per step on average,
+    # 64 in its sending steps; 2 fragments halve the peak, not the average
+    spec = {**SPEC, "run": {**SPEC["run"], "steps": 8, "target": None},
+            "sweep": {"method": [{"name": "diloco", "h": 4},
+                                 {"name": "diloco", "h": 4, "fragments": 2}]}}
+    spec["network"] = {**SPEC["network"], "collective": "ring", "bandwidth": "10Gbps"}
+    run_sweep(spec, tmp_path / "local", jobs=1)
+    table = summary_table(tmp_path / "local")
+    assert table.shows_peak
+    assert sorted((r.bits, r.peak) for r in table.rows) == [(16.0, 32.0), (16.0, 64.0)]
+    assert main(["summary", str(tmp_path / "local")]) == 0
+    text = capsys.readouterr().out
+    assert "peak bits/param" in text.splitlines()[0]
+    assert sorted(row[-2] for row in _rows(text)[:2]) == ["32", "64"]
 
 
 def test_a_single_run_directory(sweep_dir, capsys):
