@@ -48,6 +48,8 @@ studies: $(STAMP)
 	$(STUDY) plot studies/collectives --kind collectives -o studies/collectives.png
 	$(STUDY) sweep fair -o studies/fair
 	$(STUDY) plot studies/fair --kind fair -o studies/fair.png
+	$(STUDY) sweep local -o studies/local
+	$(STUDY) plot studies/local --kind local -o studies/local.png
 	$(STUDY) sweep byzantine -o studies/byzantine
 	$(STUDY) plot studies/byzantine --kind byzantine -o studies/byzantine.png
 
@@ -81,6 +83,8 @@ transformer-studies: $(STAMP)
 	$(STUDY) plot studies/gpt --kind transformer -o studies/gpt.png
 	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep vit -o studies/vit --jobs 1
 	$(STUDY) plot studies/vit --kind transformer -o studies/vit.png
+	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep local_gpt -o studies/local_gpt --jobs 1
+	$(STUDY) summary studies/local_gpt
 
 # Performance figures as ratios to references measured in the same run, recorded afresh in
 # benchmarks/results.json (committed, so changes compare over time). The compiled kernels are

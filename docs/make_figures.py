@@ -47,6 +47,7 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "faults_timeline.png": ("timeline_faults", ["--kind", "timeline", "--steps", "1-8"]),
     "collectives.png": ("collectives", ["--kind", "collectives"]),
     "fair.png": ("fair", ["--kind", "fair"]),
+    "local.png": ("local", ["--kind", "local"]),
     "validation.png": ("calibration", ["--script", "docs/validation.py"]),
 }
 

@@ -279,7 +279,9 @@ STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp 
                "byzantine": "byzantine study: accuracy against the number of adversaries",
                "transformer": "gpt or vit study: the metric against steps, time and bits",
                "collectives": "collectives study: a step's communication against the workers",
-               "fair": "fair study: D-Lion's speed-up over overlapped G-AdamW against the NIC"}
+               "fair": "fair study: D-Lion's speed-up over overlapped G-AdamW against the NIC",
+               "local": "local study: D-Lion, G-AdamW and DiLoCo, time to target against "
+                        "bandwidth"}
 
 
 def _incomplete_sweeps(directory) -> list[str]:

@@ -45,3 +45,47 @@ def test_each_study_figure_draws_from_its_study(kind, tmp_path):
                   + (k[2] != cells[2]) * 1e12)[:3]
         expected = times[(*key, "gadamw")] / times[(*key, "dlion")]
         assert cells[5] == f"{expected:.1f}x"
+
+
+def test_local_figure_and_table_are_the_runs_own(tmp_path):
+    # the local study with fewer points: two bandwidths, both latencies, short rounds
+    raw = load_toml(bundled_spec("local"))
+    raw["objective"] = {"name": "logistic", "samples": 1024, "features": 15}
+    raw["run"].update({"steps": 40, "eval_every": 5, "target": 0.62})
+    raw["sweep"]["network.bandwidth"] = ["100Mbps", "10Gbps"]
+    raw["sweep"]["method"] = [{"name": "dlion", "aggregate": "mavo"}, {"name": "gadamw"},
+                              {"name": "diloco", "h": 5}, {"name": "diloco", "h": 5,
+                                                           "outer_bits": 4}]
+    raw["tune"]["method.lr"] = [0.01, 0.03]
+    run_sweep(raw, tmp_path / "local", jobs=1)
+    from plots.local import plot_local, variant
+
+    lines = plot_local(tmp_path / "local", tmp_path / "local.png")
+    assert (tmp_path / "local.png").stat().st_size > 10_000
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[2:-1] == ["D-Lion (MaVo)", "G-AdamW", "DiLoCo, H = 5", "DiLoCo, H = 5, 4-bit"]
+    tune = json.loads((tmp_path / "local" / "tune.json").read_text())
+    winners = {run for group in tune["groups"] for run in group["best_dirs"]}
+    best = {}
+    for summary in (tmp_path / "local").glob("*/summary.json"):
+        if summary.parent.name not in winners:
+            continue
+        s = json.loads(summary.read_text())
+        net = s["spec"]["network"]
+        best[round(net["latency"] * 1e6), net["bandwidth"], variant(s["spec"]["method"])] = \
+            s["target"]
+    assert len(lines) == 2 + 4 and len(best) == 4 * 4
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        latency = 50 if cells[0] == "50 µs" else 30_000  # µs
+        bandwidth = float(cells[1].split()[0]) * 1e9
+        times = {}
+        for label, cell in zip(header[2:-1], cells[2:-1]):
+            target = best[latency, bandwidth, label]
+            if target and target["time_s"]:
+                times[label] = target["time_s"]
+                assert cell == (f"{target['time_s']:,.0f} s" if target["time_s"] >= 100
+                                else f"{target['time_s']:.3g} s")
+            else:
+                assert cell == "not reached"
+        assert cells[-1] == min(times, key=times.get)
