@@ -32,6 +32,7 @@ from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
 from sim.net import presets, transport
 from sim.peers import WITHOUT_A_RANK
+from sim.server import VERSIONED, Policy
 
 def resolve(raw: dict, custom_objective=None) -> dict:
     """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
@@ -76,7 +77,12 @@ _BELONGS_TO = {
     ("compute", "pareto_shape"): ("distribution", ("pareto",)),
     ("compute", "trace_file"): ("distribution", ("trace",)),
     ("server", "deadline"): ("policy", ("deadline",)),
-    ("server", "k"): ("policy", ("first_k",)),
+    ("server", "k"): ("policy", ("first_k", "fedbuff")),
+    ("server", "staleness"): ("policy", ("ssp",)),
+    ("server", "staleness_weight"): ("policy", VERSIONED),
+    ("server", "staleness_exponent"): ("staleness_weight", ("polynomial",)),
+    ("server", "staleness_threshold"): ("staleness_weight", ("hinge",)),
+    ("server", "staleness_slope"): ("staleness_weight", ("hinge",)),
     ("faults", "scale_factor"): ("attack", ("scale",)),
     ("method", "trim"): ("aggregate", ("trimmed_mean",)),
     ("method", "krum_f"): ("aggregate", ("krum",)),
@@ -93,6 +99,8 @@ _NEEDS = {
     ("compute", "distribution", "trace"): "trace_file",
     ("server", "policy", "deadline"): "deadline",
     ("server", "policy", "first_k"): "k",
+    ("server", "policy", "ssp"): "staleness",
+    ("server", "policy", "fedbuff"): "k",
 }
 
 
@@ -109,7 +117,7 @@ def _check_time_and_faults(spec: dict) -> None:
             raise SpecError(f"{section}.{key} = {value!r} needs {section}.{needed}")
     n = spec["cluster"]["workers"]
     server, faults, compute = spec["server"], spec["faults"], spec["compute"]
-    if isinstance(server["k"], int) and server["k"] > n:
+    if isinstance(server["k"], int) and server["k"] > n and server["policy"] == "first_k":
         raise SpecError(f"server.k = {server['k']} is more than cluster.workers = {n}; allowed: "
                         f"1 to {n}, or a fraction in (0, 1]")
     bad = [w for w in faults["crash_workers"] if w >= n]
@@ -145,6 +153,42 @@ def _check_time_and_faults(spec: dict) -> None:
             raise SpecError(f"compute.trace_file: {err}") from None
     _check_adversaries(spec)
     _settle_overlap(spec)
+    _check_versioned(spec)
+
+
+#: what a versioned server's updates need of a run: (section, key, allowed: a test, in words)
+_VERSIONED_NEEDS = (
+    ("network", "collective", lambda v: v in ("ps", "auto"), "'ps' (a server holds x)"),
+    ("faults", "crash_workers", lambda v: not v, "[] (no crashes under a versioned server)"),
+    ("faults", "crash_rate", lambda v: v == 0, "0 (no crashes under a versioned server)"),
+    ("faults", "loss", lambda v: v == 0, "0 (no message loss under a versioned server)"),
+    ("faults", "byzantine", lambda v: not v, "0 (no adversaries under a versioned server)"),
+)
+
+
+def _check_versioned(spec: dict) -> None:
+    """Server policies async, ssp and fedbuff (``sim.versioned``): refuse what a versioned
+    server does not model, and fill in the staleness weight's settings."""
+    server = spec["server"]
+    if server["policy"] not in VERSIONED:
+        return
+    what = f"server.policy = {server['policy']!r}"
+    method = methods.METHODS[spec["method"]["name"]]
+    if not method.stale:
+        allowed = ", ".join(repr(m.name) for m in methods.METHODS.values() if m.stale)
+        raise SpecError(f"{what}: method.name = {method.name!r} cannot apply one message or "
+                        f"buffer at a time to parameters it was not computed at (its state is "
+                        f"shared by all the workers' steps); allowed: {allowed}")
+    for section, key, ok, allowed in _VERSIONED_NEEDS:
+        if not ok(spec[section][key]):
+            raise SpecError(f"{what} with {section}.{key} = {spec[section][key]!r}: allowed: "
+                            f"{allowed}")
+    spec["network"]["collective"] = "ps"
+    weights = Policy()
+    server["staleness_weight"] = server["staleness_weight"] or weights.weight
+    for key, rule in (("exponent", "polynomial"), ("threshold", "hinge"), ("slope", "hinge")):
+        if server["staleness_weight"] == rule and server[f"staleness_{key}"] is None:
+            server[f"staleness_{key}"] = getattr(weights, key)
 
 
 def _settle_overlap(spec: dict) -> None:

@@ -75,6 +75,11 @@ some steps:
     the collectives ``auto`` may choose among for these hyperparameters (default
     ``collectives``).
 
+``stale``: a versioned server (``sim.versioned``: server policies async, ssp, fedbuff) may
+    aggregate any number of its messages, from 1 on, and apply them to parameters they were not
+    computed at: its worker side keeps per-worker state only (encoded one worker at a time, on
+    that worker's rows) and its server side one aggregate and one apply, in a single round.
+
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
 a validation rule in ``HYPERPARAMETERS``, which the spec layer uses. Each method family lives in
@@ -153,6 +158,7 @@ class Method:
     local_params: Callable | None = None  # per-worker parameters (module docstring)
     check: Callable | None = None  # refusals of a run's settings (module docstring)
     candidates: Callable | None = None  # auto's collectives for hp (module docstring)
+    stale: bool = False  # a versioned server may apply its messages one by one (docstring)
 
 
 METHODS: dict[str, Method] = {}
