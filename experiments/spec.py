@@ -176,9 +176,10 @@ def _check_versioned(spec: dict) -> None:
     method = methods.METHODS[spec["method"]["name"]]
     if not method.stale:
         allowed = ", ".join(repr(m.name) for m in methods.METHODS.values() if m.stale)
-        raise SpecError(f"{what}: method.name = {method.name!r} cannot apply one message or "
-                        f"buffer at a time to parameters it was not computed at (its state is "
-                        f"shared by all the workers' steps); allowed: {allowed}")
+        raise SpecError(f"{what}: method.name = {method.name!r} needs every worker's message "
+                        "in every step (its collective or state is shared by the step), so its "
+                        f"updates cannot be applied one message or buffer at a time; allowed: "
+                        f"{allowed}")
     for section, key, ok, allowed in _VERSIONED_NEEDS:
         if not ok(spec[section][key]):
             raise SpecError(f"{what} with {section}.{key} = {spec[section][key]!r}: allowed: "
