@@ -86,6 +86,19 @@ def test_fedbuff_steps_by_the_mean_of_each_k_arrivals_weighted_by_their_stalenes
     assert result.summary["staleness"]["messages"] == 12
 
 
+def test_a_reply_carries_the_updates_its_worker_missed(one_and_2_3):
+    dlion = _run(one_and_2_3, {"policy": "async"},
+                 method={"name": "dlion", "lr": 0.01, "aggregate": "mavo"})
+    # a message and a vote are 6 signs, one byte; the parameters 6 fp32 values, 192 bits
+    down = np.diff(dlion.history["bits_down"], prepend=0.0) * 2  # per update, of both workers
+    # each reply carries the votes since its worker's read (the staleness of its message, plus
+    # its own update): worker 1's at 2.3 the 3 since time 0, worker 0's at 3 the 2 since 2
+    assert down.tolist() == [8, 8, 24, 16, 8, 24, 16, 8]
+    assert dlion.history["bits_up"][-1] * 2 == 8 * 8
+    gsgd = _run(one_and_2_3, {"policy": "async"})  # one update's reply is the parameters' size
+    assert np.diff(gsgd.history["bits_down"], prepend=0.0).tolist() == [96.0] * 8
+
+
 @pytest.mark.parametrize("method", [
     {"name": "gsgd", "lr": 0.05},  # momentum on the server
     {"name": "gadamw", "lr": 0.01},
