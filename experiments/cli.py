@@ -275,6 +275,8 @@ def cmd_summary(args) -> int:
 #: --kind of the bundled studies' own figures: plots/<kind>.py draws it with plot_<kind>
 STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp and fluid",
                "deadline": "deadline study: policies against heavy-tailed stragglers",
+               "asynchrony": "async study: async, ssp and fedbuff against heavy-tailed "
+                             "stragglers",
                "faults": "faults study: time to target against message loss and crashes",
                "byzantine": "byzantine study: accuracy against the number of adversaries",
                "transformer": "gpt or vit study: the metric against steps, time and bits",

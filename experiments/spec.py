@@ -25,6 +25,7 @@ from experiments.named import (check_method, check_objective, method_fields,  # 
                                method_keys, objective_fields)
 from experiments.overrides import (override, overridden, parse_assignment,  # noqa: F401
                                    parse_unset, with_assignments)
+from experiments.versioned import check_versioned
 from experiments.values import check_section, check_value, shown, suggest, type_name  # noqa: F401
 from sim import methods, units
 from sim.adversaries import FULL_PRECISION
@@ -32,7 +33,7 @@ from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
 from sim.net import presets, transport
 from sim.peers import WITHOUT_A_RANK
-from sim.server import VERSIONED, Policy
+from sim.server import VERSIONED
 
 def resolve(raw: dict, custom_objective=None) -> dict:
     """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
@@ -153,43 +154,8 @@ def _check_time_and_faults(spec: dict) -> None:
             raise SpecError(f"compute.trace_file: {err}") from None
     _check_adversaries(spec)
     _settle_overlap(spec)
-    _check_versioned(spec)
+    check_versioned(spec)
 
-
-#: what a versioned server's updates need of a run: (section, key, allowed: a test, in words)
-_VERSIONED_NEEDS = (
-    ("network", "collective", lambda v: v in ("ps", "auto"), "'ps' (a server holds x)"),
-    ("faults", "crash_workers", lambda v: not v, "[] (no crashes under a versioned server)"),
-    ("faults", "crash_rate", lambda v: v == 0, "0 (no crashes under a versioned server)"),
-    ("faults", "loss", lambda v: v == 0, "0 (no message loss under a versioned server)"),
-    ("faults", "byzantine", lambda v: not v, "0 (no adversaries under a versioned server)"),
-)
-
-
-def _check_versioned(spec: dict) -> None:
-    """Server policies async, ssp and fedbuff (``sim.versioned``): refuse what a versioned
-    server does not model, and fill in the staleness weight's settings."""
-    server = spec["server"]
-    if server["policy"] not in VERSIONED:
-        return
-    what = f"server.policy = {server['policy']!r}"
-    method = methods.METHODS[spec["method"]["name"]]
-    if not method.stale:
-        allowed = ", ".join(repr(m.name) for m in methods.METHODS.values() if m.stale)
-        raise SpecError(f"{what}: method.name = {method.name!r} needs every worker's message "
-                        "in every step (its collective or state is shared by the step), so its "
-                        f"updates cannot be applied one message or buffer at a time; allowed: "
-                        f"{allowed}")
-    for section, key, ok, allowed in _VERSIONED_NEEDS:
-        if not ok(spec[section][key]):
-            raise SpecError(f"{what} with {section}.{key} = {spec[section][key]!r}: allowed: "
-                            f"{allowed}")
-    spec["network"]["collective"] = "ps"
-    weights = Policy()
-    server["staleness_weight"] = server["staleness_weight"] or weights.weight
-    for key, rule in (("exponent", "polynomial"), ("threshold", "hinge"), ("slope", "hinge")):
-        if server["staleness_weight"] == rule and server[f"staleness_{key}"] is None:
-            server[f"staleness_{key}"] = getattr(weights, key)
 
 
 def _settle_overlap(spec: dict) -> None:

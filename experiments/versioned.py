@@ -15,13 +15,46 @@ import math
 import numpy as np
 
 from experiments.keys import SpecError
+from sim import methods
 from sim.compute import ComputeModel
 from sim.methods import Method
-from sim.server import Policy
+from sim.server import VERSIONED, Policy
 from sim.versioned import Numerics, VersionedServer
 
-#: history columns of a versioned run, besides the synchronous run's
-COLUMNS = ("worker", "staleness", "staleness_max")
+#: what a versioned server's updates need of a run: (section, key, allowed: a test, in words)
+_VERSIONED_NEEDS = (
+    ("network", "collective", lambda v: v in ("ps", "auto"), "'ps' (a server holds x)"),
+    ("faults", "crash_workers", lambda v: not v, "[] (no crashes under a versioned server)"),
+    ("faults", "crash_rate", lambda v: v == 0, "0 (no crashes under a versioned server)"),
+    ("faults", "loss", lambda v: v == 0, "0 (no message loss under a versioned server)"),
+    ("faults", "byzantine", lambda v: not v, "0 (no adversaries under a versioned server)"),
+)
+
+
+def check_versioned(spec: dict) -> None:
+    """Server policies async, ssp and fedbuff in a resolved ``spec``: refuse what a versioned
+    server does not model (``SpecError``), and fill in the staleness weight's settings."""
+    server = spec["server"]
+    if server["policy"] not in VERSIONED:
+        return
+    what = f"server.policy = {server['policy']!r}"
+    method = methods.METHODS[spec["method"]["name"]]
+    if not method.stale:
+        allowed = ", ".join(repr(m.name) for m in methods.METHODS.values() if m.stale)
+        raise SpecError(f"{what}: method.name = {method.name!r} needs every worker's message "
+                        "in every step (its collective or state is shared by the step), so its "
+                        f"updates cannot be applied one message or buffer at a time; allowed: "
+                        f"{allowed}")
+    for section, key, ok, allowed in _VERSIONED_NEEDS:
+        if not ok(spec[section][key]):
+            raise SpecError(f"{what} with {section}.{key} = {spec[section][key]!r}: allowed: "
+                            f"{allowed}")
+    spec["network"]["collective"] = "ps"
+    weights = Policy()
+    server["staleness_weight"] = server["staleness_weight"] or weights.weight
+    for key, rule in (("exponent", "polynomial"), ("threshold", "hinge"), ("slope", "hinge")):
+        if server["staleness_weight"] == rule and server[f"staleness_{key}"] is None:
+            server[f"staleness_{key}"] = getattr(weights, key)
 
 
 def run_updates(spec: dict, objective, method: Method, hp: dict, x, state, lrs, policy: Policy,

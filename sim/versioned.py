@@ -52,7 +52,7 @@ class Message:
     clock: int              # the worker's messages before this one
     version: int            # the server's version it read
     loss: float             # its minibatch loss at the x it read
-    payload: np.ndarray
+    payload: np.ndarray | None  # None once applied
     up: int                 # bits on the wire
     start: float = math.nan     # it held x and began computing
     ready: float = math.nan     # its message began to travel
@@ -147,7 +147,7 @@ class VersionedServer:
         self._seen = np.zeros(n_workers, dtype=np.int64)  # the version each worker holds
         self._last: list[Message | None] = [None] * n_workers
         self._buffer: list[Message] = []
-        self._waiting: list[int] = []     # ssp: workers whose reply waits for the slowest
+        self._waiting: list[int] = []     # workers whose reply waits (ssp: for the slowest)
         self._busy = 0.0                  # the server is busy until then (s)
         self._scheduled = 0               # updates queued or applied
         self._limit = 0
@@ -168,7 +168,7 @@ class VersionedServer:
         """Worker ``w`` reads x now (its reply leaves, or time 0) and computes once it lands."""
         loss, payload = self.numerics.read(w)
         msg = Message(w, int(self._clock[w]), self.numerics.version, loss, payload,
-                      int(self._scaled(8 * payload.size)) + self.header_bits)
+                      self._scaled(8 * payload.size) + self.header_bits)
         self.messages.append(msg)
         self._clock[w] += 1
         if reply is None:
@@ -177,6 +177,7 @@ class VersionedServer:
             reply.callbacks.append(lambda e: self._compute(msg, e.value))
 
     def _compute(self, msg: Message, t: float) -> None:
+        """The worker holds x at ``t`` (s): it computes, then its message travels."""
         if self.stopped:
             return
         while len(self._times) <= msg.clock:  # clock c's times are the c-th draw, in order
@@ -199,6 +200,8 @@ class VersionedServer:
     # ------------------------------------------------------------------ server
 
     def _arrive(self, msg: Message, t: float) -> None:
+        """``msg`` has reached the server at ``t`` (now): buffer it, and update or reply as the
+        policy says."""
         msg.arrived = t
         self._last[msg.worker] = msg
         if self.stopped:
@@ -235,6 +238,7 @@ class VersionedServer:
                 lambda _: self._apply(messages, trigger, start))
 
     def _apply(self, messages: list, trigger: Message, start: float) -> None:
+        """The server's work on an update (begun at ``start``) is done: apply it, then reply."""
         if self.stopped:
             return
         index = len(self.updates)
@@ -242,7 +246,9 @@ class VersionedServer:
             m.update, m.staleness = index, self.numerics.version - m.version
         bits = self.numerics.update([m.payload for m in messages],
                                     [m.staleness for m in messages])
-        self.reply_bits.append(int(self._scaled(bits)))
+        for m in messages:  # applied: only its record is kept
+            m.payload = None
+        self.reply_bits.append(self._scaled(bits))
         self.updates.append(Update(messages, trigger, start, self.env.now))
         ended = self._after is not None and self._after(index)
         self.stopped = bool(ended) or len(self.updates) >= self._limit
@@ -273,4 +279,5 @@ class VersionedServer:
             self._read(w, reply)
 
     def _scaled(self, bits) -> int:
+        """Payload bits on the wire: scaled to the virtual model, before the header."""
         return int(np.rint(float(bits) * self.bits_scale))
