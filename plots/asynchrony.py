@@ -29,4 +29,4 @@ def plot_asynchrony(directory, out_file=None) -> list[str]:
     return plot_policies(directory, out_file, "16 workers with Pareto step times (shape 1.5), "
                          "100 Gb/s, ResNet-50-sized messages: applying messages as they arrive "
                          "against waiting for every worker",
-                         ("updates", "staleness: mean / p90 / max", _staleness))
+                         ("updates", "staleness: mean / p90 / max", _staleness), handlelength=4.0)

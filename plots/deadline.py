@@ -54,10 +54,13 @@ def plot_deadline(directory, out_file=None) -> list[str]:
                          "waiting for every worker", ("steps", "messages aggregated", _aggregated))
 
 
-def plot_policies(directory, out_file, title: str, columns: tuple) -> list[str]:
+def plot_policies(directory, out_file, title: str, columns: tuple,
+                  handlelength: float = 2.0) -> list[str]:
     """The figure of a study that compares server policies, per method: evaluation loss
     against simulated time and the time to target; ``columns`` = (what a row counts to the
-    target, the last column's header, its text from a policy's runs). Returns the table."""
+    target, the last column's header, its text from a policy's runs); ``handlelength``: the
+    legend's lines, in font sizes (long enough to tell six dash patterns apart). Returns the
+    table."""
     counted, header, last = columns
     lines = []
     by_method = groups(directory)
@@ -73,15 +76,19 @@ def plot_policies(directory, out_file, title: str, columns: tuple) -> list[str]:
             x, mean, _ = mean_curve(runs, "eval_loss", "time")
             ax.plot(x, mean, ls=style, color=color_for(spec_of(runs[0])), label=policy, lw=1.6)
             times = [time_to_target(r) for r in runs]
-            steps = [r.summary["target"]["step"] for r in runs]
+            steps = [r.summary["target"]["step"] for r in runs
+                     if r.summary["target"]["step"] is not None]
             mean_t, half = t_interval(times)
             bars.append((f"{pretty(key)}, {policy}", mean_t, half, color_for(spec_of(runs[0]))))
-            lines.append(f"| {pretty(key)} | {policy} | {mean_t:.1f} ± {half:.1f} | "
-                  f"{np.mean(steps):.0f} | {last(runs)} |")
+            missed = len(runs) - len(steps)  # runs that never reached the target
+            reached = (f"{mean_t:.1f} ± {half:.1f} | {np.mean(steps):.0f}" if not missed else
+                       f"not reached by {missed} of {len(runs)} | -")
+            lines.append(f"| {pretty(key)} | {policy} | {reached} | {last(runs)} |")
         ax.axhline(target, color="grey", lw=0.8, ls=":")
         ax.set(xscale="log", title=pretty(key), xlabel="simulated time (s, log scale)",
                ylabel="evaluation loss")
-        ax.legend(fontsize=8, frameon=False, title="server policy", title_fontsize=8)
+        ax.legend(fontsize=8, frameon=False, title="server policy", title_fontsize=8,
+                  handlelength=handlelength)
         ax.grid(True, which="major", alpha=0.3)
     names, means, halves, colors = zip(*bars)
     y = np.arange(len(bars))[::-1]

@@ -104,6 +104,7 @@ def test_a_reply_carries_the_updates_its_worker_missed(one_and_2_3):
     {"name": "gadamw", "lr": 0.01},
     {"name": "dlion", "aggregate": "mavo", "lr": 0.01},  # ties: the vote's coins, in order
     {"name": "dlion", "aggregate": "avg", "lr": 0.01},
+    {"name": "signum", "lr": 0.01},
 ])
 def test_ssp_with_staleness_0_is_the_synchronous_run(method):
     keys = dict(objective={"name": "quadratic", "dim": 40, "noise": 0.3}, method=method,
@@ -171,7 +172,7 @@ def test_a_target_stops_after_the_update_that_reaches_it(one_and_2_3):
      "needs server.staleness_weight = 'polynomial'"),
     (['server.policy="async"', 'server.staleness_weight="linear"'], "Allowed: constant, inverse_sqrt"),
     (['server.policy="asynch"'], "did you mean 'async'"),
-    (['server.policy="async"', 'method.name="onebit_adam"'], "allowed: 'dlion', 'glion', 'gadamw', 'gsgd'"),
+    (['server.policy="async"', 'method.name="onebit_adam"'], "allowed: 'dlion', 'glion', 'gadamw', 'gsgd', 'signum'"),
     (['server.policy="ssp"', "server.staleness=1", 'method.name="terngrad"'],
      "cannot be applied one message or buffer at a time"),
     (['server.policy="fedbuff"', "server.k=2", 'method.name="diloco"'], "need every worker"),
