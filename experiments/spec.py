@@ -118,7 +118,7 @@ def _check_time_and_faults(spec: dict) -> None:
             raise SpecError(f"{section}.{key} = {value!r} needs {section}.{needed}")
     n = spec["cluster"]["workers"]
     server, faults, compute = spec["server"], spec["faults"], spec["compute"]
-    if isinstance(server["k"], int) and server["k"] > n and server["policy"] == "first_k":
+    if isinstance(server["k"], int) and server["k"] > n:
         raise SpecError(f"server.k = {server['k']} is more than cluster.workers = {n}; allowed: "
                         f"1 to {n}, or a fraction in (0, 1]")
     bad = [w for w in faults["crash_workers"] if w >= n]

@@ -180,6 +180,7 @@ def test_a_target_stops_after_the_update_that_reaches_it(one_and_2_3):
      "allowed: 'ps'"),
     (['server.policy="async"', "faults.loss=0.1"], "no message loss"),
     (['server.policy="ssp"', "server.staleness=-1"], "out of range"),
+    (['server.policy="fedbuff"', "server.k=5"], "more than cluster.workers"),
 ])
 def test_bad_versioned_settings_are_one_line_errors(refused, setting, words):
     assert words in refused(setting)
