@@ -15,6 +15,7 @@ from experiments import footprint
 from experiments.results import Result
 from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, suggest, bundled_spec, load_toml,
                               objective_fields, overlaps, overridden, override, resolve)
+from experiments.versioned import run_updates
 from sim import methods
 from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
 from sim.buckets import Buckets, equal_layers, plan, preset_layers, scaled_layers
@@ -27,7 +28,6 @@ from sim.schedules import learning_rates
 from sim.server import Policy
 from sim.step import train_step
 from sim.units import count_of
-from experiments.versioned import run_updates
 
 # spec keys that are not arguments of sim.net.network.Network (the cluster's, or presets' names)
 _NETWORK_ONLY = ("collective", "header", "preset", "links", "intra", "chunk", "channels",
@@ -319,8 +319,6 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                        [] if adversaries is None else adversaries.ids)
     if status == "all_workers_down":
         summary["stopped_because"] = down_reason
-    if hasattr(objective, "partition_info"):
-        summary["partition"] = objective.partition_info(n)
     trace = cluster.trace_rows() if run["trace"] else None
     return Result(params=x, history=history, summary=summary, trace=trace)
 
@@ -329,10 +327,12 @@ def _summary(spec: dict, objective, x, history: dict, status: str, reached_at, d
              initial: dict, target, steady: int, wall_start: float, how: dict,
              adversaries: list) -> dict:
     """The run's summary (``Result.summary``): final metrics, time, bits per parameter per step
-    (from 0-based step ``steady`` on too), mean phases, participation; ``how`` the run's
-    collective and overlap, ``adversaries`` their ids."""
+    (from 0-based step ``steady`` on too), mean phases, participation, the data's partition;
+    ``how`` the run's collective and overlap, ``adversaries`` their ids."""
     cl = spec["cluster"]
     d = x.size
+    partition = ({"partition": objective.partition_info(cl["workers"])}
+                 if hasattr(objective, "partition_info") else {})
     final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down",
                                                      "interrupted") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
@@ -359,6 +359,7 @@ def _summary(spec: dict, objective, x, history: dict, status: str, reached_at, d
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
         "adversaries": adversaries,
         "spec": spec,
+        **partition,
     }
 
 

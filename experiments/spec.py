@@ -157,7 +157,6 @@ def _check_time_and_faults(spec: dict) -> None:
     check_versioned(spec)
 
 
-
 def _settle_overlap(spec: dict) -> None:
     """compute.overlap = true where it cannot work is refused, saying why."""
     why = _no_overlap(spec)

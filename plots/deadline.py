@@ -5,7 +5,8 @@ G-AdamW, each waiting for all 16 workers, closing each step at a deadline, or af
 12 messages. Draws, per method, the evaluation loss against simulated time for every policy
 (mean over seeds), and the time to the target as bars with 95% t-intervals; prints the numbers
 as a Markdown table and draws the figure.
-Drawn by ``dlion-sim plot DIR --kind deadline`` (make figures runs it).
+Drawn by ``dlion-sim plot DIR --kind deadline`` (make figures runs it); ``plot_policies``
+draws the same figure for another study of server policies (``plots/asynchrony.py``).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ The numerics read exactly what the synchronous loop reads where the order allows
 gradient at one version comes from one ``objective.grads`` call, of which each worker takes its
 row once (a second read of the same version draws a new batch), and a worker's compute time for
 its c-th message is its entry of the c-th draw of the compute model. So ``ssp`` with
-staleness 0 is the synchronous run, parameters and times alike.
+staleness 0 is the synchronous run on the parameter server, parameters and times alike.
 """
 from __future__ import annotations
 
