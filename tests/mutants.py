@@ -821,6 +821,11 @@ MUTANTS = [
            "        if self._batch is None or self._taken[w]:\n",
            (f"{V}::test_async_is_the_event_loop_by_hand",),
            "a worker's gradient taken from a batch computed at an older version"),
+    Mutant("versioned-momentum-of-worker-0", "sim/versioned.py",
+           "        mine = {**self.state, **{k: self.state[k][w:w + 1] for k in self.rows}}\n",
+           "        mine = {**self.state, **{k: self.state[k][0:1] for k in self.rows}}\n",
+           (f"{V}::test_async_dlion_steps_by_each_workers_sign_of_its_own_momentum",),
+           "every worker encodes with worker 0's momentum on a versioned server"),
     Mutant("ssp-bound-off-by-one", "sim/versioned.py",
            "        go = [w for w in self._waiting if self._clock[w] - self.numerics.version "
            "<= bound]\n",

@@ -71,6 +71,26 @@ def test_async_is_the_event_loop_by_hand(one_and_2_3):
                                            "p90": 2.0, "max": 2, "weight_mean": 1.0}
 
 
+def test_async_dlion_steps_by_each_workers_sign_of_its_own_momentum(one_and_2_3):
+    b1, b2, lr, wd = 0.9, 0.99, 0.05, 0.1
+    result = _run(one_and_2_3, {"policy": "async"},
+                  method={"name": "dlion", "lr": lr, "weight_decay": wd, "betas": [b1, b2]})
+    objective = models.make(**QUADRATIC, dtype="float64")
+    x = objective.init(np.random.default_rng(np.random.SeedSequence(0).spawn(6)[0]))
+    m = np.zeros((2, x.size))
+    # worker 0 arrives at 1, 2, 3, 4, 5, 6, worker 1 at 2.3, 4.6 (staleness as by hand above);
+    # each reads x when its reply leaves, and its sign uses its momentum before the update
+    events = [(1.0, 0, x), (2.3, 1, x)]
+    for _ in range(8):
+        t, w, read = heapq.heappop(events)
+        g = objective.loss_grad(read)[1]
+        c = b1 * m[w] + (1 - b1) * g
+        m[w] = b2 * m[w] + (1 - b2) * g
+        x = x - lr * (np.sign(c) + wd * x)
+        heapq.heappush(events, (t + (1.0, 2.3)[w], w, x))
+    np.testing.assert_allclose(result.params, x, rtol=1e-12, atol=1e-15)
+
+
 def test_fedbuff_steps_by_the_mean_of_each_k_arrivals_weighted_by_their_staleness(one_and_2_3):
     weight = Policy(weight="inverse_sqrt").weights
     result = _run(one_and_2_3, {"policy": "fedbuff", "k": 2, "staleness_weight": "inverse_sqrt"},
@@ -161,6 +181,26 @@ def test_a_target_stops_after_the_update_that_reaches_it(one_and_2_3):
     result = _run(one_and_2_3, {"policy": "async"}, updates=50, eval_every=1, target=0.5)
     assert result.summary["status"] == "target_reached"
     assert result.history["eval_loss"][-1] <= 0.5 < result.history["eval_loss"][-2]
+
+
+def test_a_stopped_versioned_run_keeps_its_updates(one_and_2_3):
+    from experiments.run import Cancelled, execute
+    from experiments.spec import resolve
+
+    spec = resolve({"objective": QUADRATIC, "cluster": {"workers": 2},
+                    "compute": one_and_2_3, "server": {"policy": "async"},
+                    "run": {"steps": 8}})
+    asked = []
+
+    def stop():  # after the third update
+        asked.append(1)
+        return len(asked) == 3
+
+    result = execute(spec, stop=stop, keep_when_stopped=True)
+    assert result.summary["status"] == "interrupted" and result.summary["steps"] == 3
+    asked.clear()
+    with pytest.raises(Cancelled):
+        execute(spec, stop=stop)
 
 
 @pytest.mark.parametrize("setting,words", [
