@@ -26,7 +26,8 @@ The numerics read exactly what the synchronous loop reads where the order allows
 gradient at one version comes from one ``objective.grads`` call, of which each worker takes its
 row once (a second read of the same version draws a new batch), and a worker's compute time for
 its c-th message is its entry of the c-th draw of the compute model. So ``ssp`` with
-staleness 0 is the synchronous run on the parameter server, parameters and times alike.
+staleness 0 is the synchronous run on the parameter server: its parameters, and its times
+where no reply is larger than the parameters.
 """
 from __future__ import annotations
 
@@ -110,7 +111,10 @@ class Numerics:
     def update(self, payloads: list, staleness: list) -> int:
         """Apply one update of the messages ``payloads`` (their staleness in versions); returns
         the reply's payload bits."""
-        reply = self.method.aggregate(np.stack(payloads), self.x.size, self.hp, self.method_rng)
+        # one array when the messages have one size, as the synchronous loop hands them over
+        same = len({p.size for p in payloads}) == 1
+        reply = self.method.aggregate(np.stack(payloads) if same else payloads, self.x.size,
+                                      self.hp, self.method_rng)
         lr = self.lrs[self.version] * float(np.mean(self.policy.weights(staleness)))
         if "apply" in self.method.arrivals:  # D-Lion's Avg divides by the signs it counts
             self.x, self.state = self.method.apply(self.x, reply, self.state, self.hp, lr,
@@ -262,7 +266,9 @@ class VersionedServer:
         bound = self.policy.staleness if self.policy.kind == "ssp" else math.inf
         go = [w for w in self._waiting if self._clock[w] - self.numerics.version <= bound]
         self._waiting = [w for w in self._waiting if w not in go]
-        for w in go:
+        # in worker order: workers that read one version together draw their random numbers
+        # (stochastic rounding, sign coins) in the synchronous loop's order
+        for w in sorted(go):
             self._reply(w)
 
     def _reply(self, w: int) -> None:

@@ -119,14 +119,18 @@ def test_a_reply_carries_the_updates_its_worker_missed(one_and_2_3):
     assert np.diff(gsgd.history["bits_down"], prepend=0.0).tolist() == [96.0] * 8
 
 
-@pytest.mark.parametrize("method", [
-    {"name": "gsgd", "lr": 0.05},  # momentum on the server
-    {"name": "gadamw", "lr": 0.01},
-    {"name": "dlion", "aggregate": "mavo", "lr": 0.01},  # ties: the vote's coins, in order
-    {"name": "dlion", "aggregate": "avg", "lr": 0.01},
-    {"name": "signum", "lr": 0.01},
+@pytest.mark.parametrize("method,same_clock", [
+    ({"name": "gsgd", "lr": 0.05}, True),  # momentum on the server
+    ({"name": "gadamw", "lr": 0.01}, True),
+    ({"name": "dlion", "aggregate": "mavo", "lr": 0.01}, True),  # ties: the vote's coins
+    ({"name": "dlion", "aggregate": "avg", "lr": 0.01}, True),
+    ({"name": "signum", "lr": 0.01}, True),
+    ({"name": "qsgd", "lr": 0.05}, True),  # stochastic rounding: the same draws, in order
+    ({"name": "graddrop", "lr": 0.05}, True),  # sampled selection, error feedback
+    # a union of supports can outgrow the parameters, which a versioned server sends instead
+    ({"name": "topk", "lr": 0.05, "density": 0.25}, False),
 ])
-def test_ssp_with_staleness_0_is_the_synchronous_run(method):
+def test_ssp_with_staleness_0_is_the_synchronous_run(method, same_clock):
     keys = dict(objective={"name": "quadratic", "dim": 40, "noise": 0.3}, method=method,
                 workers=4, steps=15, network={"collective": "ps", "bandwidth": "1Gbps"},
                 compute={"step_time": "5ms", "jitter": 0.5}, progress=False)
@@ -135,7 +139,8 @@ def test_ssp_with_staleness_0_is_the_synchronous_run(method):
     assert np.array_equal(ssp.params, sync.params)
     assert ssp.history["train_loss"].tolist() == sync.history["train_loss"].tolist()
     # the same compute draws and replies: the same clock (the last reply of each step)
-    assert ssp.history["time_s"] == pytest.approx(sync.history["time_s"], rel=1e-12)
+    if same_clock:
+        assert ssp.history["time_s"] == pytest.approx(sync.history["time_s"], rel=1e-12)
     assert ssp.summary["staleness"]["max"] == 0
 
 
@@ -214,7 +219,7 @@ def test_a_stopped_versioned_run_keeps_its_updates(one_and_2_3):
      "Allowed: constant, inverse_sqrt"),
     (['server.policy="asynch"'], "did you mean 'async'"),
     (['server.policy="async"', 'method.name="onebit_adam"'],
-     "allowed: 'dlion', 'glion', 'gadamw', 'gsgd', 'signum'"),
+     "allowed: 'dlion', 'glion', 'gadamw', 'gsgd'"),
     (['server.policy="ssp"', "server.staleness=1", 'method.name="terngrad"'],
      "cannot be applied one message or buffer at a time"),
     (['server.policy="fedbuff"', "server.k=2", 'method.name="diloco"'], "need every worker"),
