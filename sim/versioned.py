@@ -20,7 +20,8 @@ weight (``Policy.weights``), its mean over the update's messages: FedBuff weight
 inside a sum, but a vote or a median has no per-message weight, so the step is scaled instead.
 
 A reply carries what its worker has not seen: the replies of the updates applied since its last
-read, or the fp32 parameters when those are fewer bits (a dense method's second reply already is).
+read, or the fp32 parameters when those are fewer bits (for a dense method, whose reply to one
+update is as large as the parameters, from two updates missed on).
 
 The numerics read exactly what the synchronous loop reads where the order allows: every worker's
 gradient at one version comes from one ``objective.grads`` call, of which each worker takes its
