@@ -42,6 +42,8 @@ studies: $(STAMP)
 	$(STUDY) plot studies/rtt --kind rtt -o studies/rtt.png
 	$(STUDY) sweep deadline -o studies/deadline
 	$(STUDY) plot studies/deadline --kind deadline -o studies/deadline.png
+	$(STUDY) sweep async -o studies/async
+	$(STUDY) plot studies/async --kind asynchrony -o studies/async.png
 	$(STUDY) sweep faults -o studies/faults
 	$(STUDY) plot studies/faults --kind faults -o studies/faults.png
 	$(STUDY) sweep collectives -o studies/collectives

@@ -40,6 +40,7 @@ FIGURES: dict[str, tuple[str, list[str]]] = {
     "heatmap.png": ("bandwidth", ["--kind", "heatmap"]),
     "rtt.png": ("rtt", ["--kind", "rtt"]),
     "deadline.png": ("deadline", ["--kind", "deadline"]),
+    "async.png": ("async", ["--kind", "asynchrony"]),
     "faults.png": ("faults", ["--kind", "faults"]),
     "byzantine.png": ("byzantine", ["--kind", "byzantine"]),
     "gpt.png": ("gpt", ["--kind", "transformer"]),

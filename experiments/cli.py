@@ -140,8 +140,13 @@ def cmd_run(args) -> int:
     steady = s["steady_bits_per_param_per_step"]["total"]
     after = "" if s["steady_from_step"] == 1 or steady is None else \
         f" ({steady:.3g} from step {s['steady_from_step']}, after the method's warm-up)"
-    print(f"{s['status']}: {s['steps']} steps, {s['sim_time_s']:.4g} s simulated, "
-          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/step{after}; {final}")
+    unit, stale = "step", ""
+    if s.get("staleness", {}).get("messages"):  # a versioned server: its steps are updates
+        st = s["staleness"]
+        unit, stale = "update", (f" (staleness mean {st['mean']:.3g}, p90 {st['p90']:.3g}, "
+                                 f"max {st['max']})")
+    print(f"{s['status']}: {s['steps']} {unit}s{stale}, {s['sim_time_s']:.4g} s simulated, "
+          f"{s['bits_per_param_per_step']['total']:.3g} bits/param/{unit}{after}; {final}")
     print(f"wrote {out}")
     return 0
 
@@ -275,6 +280,8 @@ def cmd_summary(args) -> int:
 #: --kind of the bundled studies' own figures: plots/<kind>.py draws it with plot_<kind>
 STUDY_KINDS = {"rtt": "rtt study: D-Lion's speed-up against the round trip, tcp and fluid",
                "deadline": "deadline study: policies against heavy-tailed stragglers",
+               "asynchrony": "async study: async, ssp and fedbuff against heavy-tailed "
+                             "stragglers",
                "faults": "faults study: time to target against message loss and crashes",
                "byzantine": "byzantine study: accuracy against the number of adversaries",
                "transformer": "gpt or vit study: the metric against steps, time and bits",

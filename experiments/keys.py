@@ -14,7 +14,7 @@ from sim.peers import STEP_COLLECTIVES
 from sim.compute import DISTRIBUTIONS
 from sim.faults import LOSS_HANDLING
 from sim.net import presets, transport
-from sim.server import POLICIES
+from sim.server import POLICIES, WEIGHTS
 
 SECTIONS = ("objective", "method", "cluster", "network", "compute", "server", "faults", "run")
 
@@ -185,11 +185,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "server": {
         "policy": _f("choice", "all", "when the server closes a step: every message, a "
-                     "deadline, or the first k", choices=POLICIES),
+                     "deadline, or the first k; or no steps: apply each message (async), a "
+                     "clock's with bounded staleness (ssp), or every k (fedbuff)",
+                     choices=POLICIES),
         "deadline": _f("time", None, "policy 'deadline': seconds after the step opens (the "
                        "previous reply is sent)", min=0.0, min_open=True),
-        "k": _f("portion", None, "policy 'first_k': messages to wait for, a count or a "
-                "fraction of the workers", min=0.0, min_open=True),
+        "k": _f("portion", None, "policy 'first_k': messages to wait for; 'fedbuff': messages "
+                "per update; a count or a fraction of the workers", min=0.0, min_open=True),
+        "staleness": _f("int", None, "policy 'ssp': clocks a worker may run ahead of the "
+                        "slowest (0: synchronous)", min=0, max=10**6),
+        "staleness_weight": _f("choice", None, "async, ssp, fedbuff: the update's step times "
+                               "constant 1, 1/sqrt(1+tau) (FedBuff), (1+tau)^-a or a hinge "
+                               "(FedAsync) of its staleness tau (default constant)",
+                               choices=WEIGHTS),
+        "staleness_exponent": _f("float", None, "staleness_weight 'polynomial': a in "
+                                 "(1+tau)^-a (default 0.5)", min=0.0, min_open=True, max=100.0),
+        "staleness_threshold": _f("int", None, "staleness_weight 'hinge': b, the staleness "
+                                  "still weighted 1 (default 4)", min=0, max=10**6),
+        "staleness_slope": _f("float", None, "staleness_weight 'hinge': a in "
+                              "1/(a(tau-b)+1) above b (default 10)", min=0.0, min_open=True,
+                              max=1e6),
     },
     "faults": {
         "crash_workers": _f("ids", [], "workers that crash (at crash_time or crash_step)"),

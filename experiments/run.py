@@ -15,6 +15,7 @@ from experiments import footprint
 from experiments.results import Result
 from experiments.spec import (FLAT_KEYS, SECTIONS, SpecError, suggest, bundled_spec, load_toml,
                               objective_fields, overlaps, overridden, override, resolve)
+from experiments.versioned import run_updates
 from sim import methods
 from sim.adversaries import SCALE_DEFAULT, Adversaries, choose
 from sim.buckets import Buckets, equal_layers, plan, preset_layers, scaled_layers
@@ -202,6 +203,30 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     shapes = getattr(objective, "shapes", None)
     state = method.init(x, n, hp, shapes)
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
+    policy = _policy(spec["server"], n)
+    initial = objective.evaluate(x)
+    target = _Target(run["target"], run["target_metric"], initial)
+    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES,
+               *PARTICIPATION]
+    history = {c: np.full(steps, np.nan) for c in columns}
+    bar = tqdm(total=steps, desc=label or spec["method"]["name"], disable=not progress,
+               unit="step", leave=False, file=sys.stderr)
+    if policy.versioned:  # no steps: the server applies updates as the messages arrive
+        out = run_updates(spec, objective, method, hp, x, state, lrs, policy,
+                          _compute_model(spec["compute"], n),
+                          {k: v for k, v in net.items() if k not in _NETWORK_ONLY}, history,
+                          target, data_rng=data_rng, method_rng=method_rng,
+                          compute_rng=compute_rng, bar=bar, stop=stop)
+        bar.close()
+        if out["status"] == "stopped" and not keep_when_stopped:
+            raise Cancelled(f"stopped after update {out['done']}")
+        status = "interrupted" if out["status"] == "stopped" else out["status"]
+        history = {k: v[:out["done"]] for k, v in {**history, **out["evals"]}.items()}
+        summary = _summary(spec, objective, out["x"], history, status, out["reached_at"],
+                           out["done"], initial, target, 0, wall_start,
+                           {"collective": "ps", "collective_choice": None, "overlap": False,
+                            "buckets": 0, "staleness": out["staleness"]}, [])
+        return Result(params=out["x"], history=history, summary=summary, trace=out["trace"])
     collective = net["collective"]
     # a robust rule (median, Multi-Krum) needs every message at the server
     robust = hp.get("aggregate") in ("median", "trimmed_mean", "krum")
@@ -210,7 +235,7 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     try:
         cluster = Cluster(n, {k: v for k, v in net.items() if k not in _NETWORK_ONLY},
                           _compute_model(spec["compute"], n), collective, bits_scale,
-                          header_bits=int(8 * net["header"]), policy=_policy(spec["server"], n),
+                          header_bits=int(8 * net["header"]), policy=policy,
                           faults=FaultModel(**{k: v for k, v in spec["faults"].items()
                                                if k not in ADVERSARY_KEYS}),
                           fault_rng=fault_rng,
@@ -226,16 +251,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     cold = snapshot_rows(method.init(x, n, hp, shapes), n) if cluster.faults else None
     adversaries = _adversaries(spec["faults"], n, attack_rng)
 
-    initial = objective.evaluate(x)
-    target = _Target(run["target"], run["target_metric"], initial)
-    columns = ["step", "time_s", "bits_up", "bits_down", "train_loss", "lr", *PHASES,
-               *PARTICIPATION]
-    history = {c: np.full(steps, np.nan) for c in columns}
     evals: dict[str, np.ndarray] = {}
     sent_up = sent_down = 0
     status, reached_at = "completed", None
-    bar = tqdm(total=steps, desc=label or spec["method"]["name"], disable=not progress,
-               unit="step", leave=False, file=sys.stderr)
     done = 0
     for t in range(steps):
         if stop is not None and stop():
@@ -289,11 +307,37 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         history["abandoned"][t] = record.abandoned
     history = {k: v[:done] for k, v in {**history, **evals}.items()}
     steady = method.steady_from(hp) if method.steady_from else 0  # after the method's warm-up
+    summary = _summary(spec, objective, x, history, status, reached_at, done, initial, target,
+                       steady, wall_start, {
+                           "collective": cluster.collective,
+                           "collective_choice": cluster.choice,
+                           # the message went in gradient buckets during the backward pass
+                           # (compute.overlap)
+                           "overlap": any(r.buckets is not None for r in cluster.records),
+                           "buckets": max((len(r.buckets[0]) for r in cluster.records
+                                           if r.buckets is not None), default=0)},
+                       [] if adversaries is None else adversaries.ids)
+    if status == "all_workers_down":
+        summary["stopped_because"] = down_reason
+    trace = cluster.trace_rows() if run["trace"] else None
+    return Result(params=x, history=history, summary=summary, trace=trace)
+
+
+def _summary(spec: dict, objective, x, history: dict, status: str, reached_at, done: int,
+             initial: dict, target, steady: int, wall_start: float, how: dict,
+             adversaries: list) -> dict:
+    """The run's summary (``Result.summary``): final metrics, time, bits per parameter per step
+    (from 0-based step ``steady`` on too), mean phases, participation, the data's partition;
+    ``how`` the run's collective and overlap, ``adversaries`` their ids."""
+    cl = spec["cluster"]
+    d = x.size
+    partition = ({"partition": objective.partition_info(cl["workers"])}
+                 if hasattr(objective, "partition_info") else {})
     final_eval = objective.evaluate(x) if status in ("diverged", "all_workers_down",
                                                      "interrupted") else {
         k[5:]: float(v[~np.isnan(v)][-1]) for k, v in history.items()
         if k.startswith("eval_") and np.any(~np.isnan(v))}
-    summary = {
+    return {
         "status": status,
         "steps": done,
         "sim_time_s": _last_finite(history["time_s"]),
@@ -312,22 +356,12 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
                                                           steady),
         "peak_bits_per_param": _peak_bits(history, cl["model_params"] or d),
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
-        "collective": cluster.collective,
-        "collective_choice": cluster.choice,
-        # the message went in gradient buckets during the backward pass (compute.overlap)
-        "overlap": any(r.buckets is not None for r in cluster.records),
-        "buckets": max((len(r.buckets[0]) for r in cluster.records if r.buckets is not None),
-                       default=0),
+        **how,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
-        "adversaries": [] if adversaries is None else adversaries.ids,
+        "adversaries": adversaries,
         "spec": spec,
+        **partition,
     }
-    if status == "all_workers_down":
-        summary["stopped_because"] = down_reason
-    if hasattr(objective, "partition_info"):
-        summary["partition"] = objective.partition_info(n)
-    trace = cluster.trace_rows() if run["trace"] else None
-    return Result(params=x, history=history, summary=summary, trace=trace)
 
 
 #: per-step history columns of who took part: messages aggregated, discarded as late (arrived
@@ -366,7 +400,10 @@ def _policy(server: dict, n: int) -> Policy:
     k = server["k"]
     if isinstance(k, float):
         k = max(1, count_of(k, n, round_up=True))
-    return Policy(server["policy"], server["deadline"] or math.inf, k or 0)
+    weight = {key: server[f"staleness_{key}"] for key in ("exponent", "threshold", "slope")
+              if server[f"staleness_{key}"] is not None}
+    return Policy(server["policy"], server["deadline"] or math.inf, k or 0,
+                  server["staleness"] or 0, server["staleness_weight"] or "constant", **weight)
 
 
 def _buckets(spec: dict, shapes, d: int) -> Buckets:

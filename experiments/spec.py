@@ -25,6 +25,7 @@ from experiments.named import (check_method, check_objective, method_fields,  # 
                                method_keys, objective_fields)
 from experiments.overrides import (override, overridden, parse_assignment,  # noqa: F401
                                    parse_unset, with_assignments)
+from experiments.versioned import check_versioned
 from experiments.values import check_section, check_value, shown, suggest, type_name  # noqa: F401
 from sim import methods, units
 from sim.adversaries import FULL_PRECISION
@@ -32,6 +33,7 @@ from sim.compute import read_trace
 from sim.methods.robust import KRUM_F_DEFAULT
 from sim.net import presets, transport
 from sim.peers import WITHOUT_A_RANK
+from sim.server import VERSIONED
 
 def resolve(raw: dict, custom_objective=None) -> dict:
     """Validate a raw spec dict (TOML-shaped, without [sweep]) and fill every default.
@@ -76,7 +78,12 @@ _BELONGS_TO = {
     ("compute", "pareto_shape"): ("distribution", ("pareto",)),
     ("compute", "trace_file"): ("distribution", ("trace",)),
     ("server", "deadline"): ("policy", ("deadline",)),
-    ("server", "k"): ("policy", ("first_k",)),
+    ("server", "k"): ("policy", ("first_k", "fedbuff")),
+    ("server", "staleness"): ("policy", ("ssp",)),
+    ("server", "staleness_weight"): ("policy", VERSIONED),
+    ("server", "staleness_exponent"): ("staleness_weight", ("polynomial",)),
+    ("server", "staleness_threshold"): ("staleness_weight", ("hinge",)),
+    ("server", "staleness_slope"): ("staleness_weight", ("hinge",)),
     ("faults", "scale_factor"): ("attack", ("scale",)),
     ("method", "trim"): ("aggregate", ("trimmed_mean",)),
     ("method", "krum_f"): ("aggregate", ("krum",)),
@@ -93,6 +100,8 @@ _NEEDS = {
     ("compute", "distribution", "trace"): "trace_file",
     ("server", "policy", "deadline"): "deadline",
     ("server", "policy", "first_k"): "k",
+    ("server", "policy", "ssp"): "staleness",
+    ("server", "policy", "fedbuff"): "k",
 }
 
 
@@ -145,6 +154,7 @@ def _check_time_and_faults(spec: dict) -> None:
             raise SpecError(f"compute.trace_file: {err}") from None
     _check_adversaries(spec)
     _settle_overlap(spec)
+    check_versioned(spec)
 
 
 def _settle_overlap(spec: dict) -> None:

@@ -9,7 +9,8 @@ point), ``steps``, ``sim_time_s`` (simulated s), ``wall_s``
 ``peak_bits_per_param.total/up/down`` (the largest step's), ``target.time_s``
 (simulated s when the target was reached), ``participation.<count>`` (totals over the run:
 messages aggregated, late, lost, workers down, computations abandoned, empty steps, messages
-from adversaries aggregated), ``error``
+from adversaries aggregated), on a versioned server ``staleness.<statistic>`` (messages,
+mean, p50, p90, max, weight_mean: ``experiments.versioned``), ``error``
 and ``dir`` (the run directory, relative
 to the sweep directory). Rows follow the grid order recorded in ``sweep.json``; runs it does not
 list come after, by hash. Plain csv reads it; so does pandas.
@@ -60,6 +61,8 @@ def _row(run: Path) -> dict:
                    "collective": summary.get("collective"),
                    **{f"participation.{k}": v
                       for k, v in summary.get("participation", {}).items()},
+                   # a versioned server's (async, ssp, fedbuff): its messages' staleness
+                   **{f"staleness.{k}": v for k, v in summary.get("staleness", {}).items()},
                    "error": None}
         spec = summary["spec"]
     else:
@@ -77,9 +80,10 @@ def _columns(rows: list[dict]) -> list[str]:
     spec = [c for s in SECTIONS for c in seen if c.startswith(f"{s}.")]
     final = [c for c in seen if c.startswith("final.")]
     counts = [c for c in seen if c.startswith("participation.")]
+    stale = [c for c in seen if c.startswith("staleness.")]
     return [*spec, *tuned, "status", "steps", "sim_time_s", "wall_s", *final, *_BITS,
             "target.time_s",
-            "collective", *counts, "error", "dir"]
+            "collective", *counts, *stale, "error", "dir"]
 
 
 def run_dirs(directory) -> list[Path]:

@@ -148,15 +148,23 @@ def setting_differences(spec: dict, all_specs: list[dict]) -> list[str]:
 
 
 def policy_text(server: dict) -> str:
-    """The server policy in a few words: 'wait for all', 'deadline 175 ms', 'first 12'."""
+    """The server policy in a few words: 'wait for all', 'deadline 175 ms', 'first 12',
+    'async', 'ssp s=4', 'fedbuff k=8', with a staleness weight other than constant after a
+    comma ('async, inverse_sqrt')."""
     from sim.units import format_quantity
 
     policy = server.get("policy", "all")
+    k = server.get("k")
+    count = None if k is None else f"{k:.0%}" if isinstance(k, float) else f"{k}"
     if policy == "deadline":
         return f"deadline {format_quantity(server['deadline'], 'time')}"
     if policy == "first_k":
-        k = server["k"]
-        return f"first {k:.0%}" if isinstance(k, float) else f"first {k}"
+        return f"first {count}"
+    if policy in ("async", "ssp", "fedbuff"):
+        text = {"async": "async", "ssp": f"ssp s={server.get('staleness')}",
+                "fedbuff": f"fedbuff k={count}"}[policy]
+        weight = server.get("staleness_weight")
+        return text if weight in (None, "constant") else f"{text}, {weight}"
     return "wait for all"
 
 
@@ -212,8 +220,10 @@ def describe(specs: list[dict]) -> str:
 def _time_and_faults(common) -> list[str]:
     """Title parts for a shared server policy and shared faults (none when the defaults)."""
     parts = []
-    server = {key: common("server", key) for key in ("policy", "deadline", "k")}
-    needed = {"deadline": "deadline", "first_k": "k"}.get(server["policy"])
+    server = {key: common("server", key)
+              for key in ("policy", "deadline", "k", "staleness", "staleness_weight")}
+    needed = {"deadline": "deadline", "first_k": "k", "ssp": "staleness", "fedbuff": "k",
+              "async": "policy"}.get(server["policy"])
     if needed and server[needed] is not None:
         parts.append(policy_text(server))
     if common("compute", "distribution") not in (None, "lognormal"):

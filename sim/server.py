@@ -13,6 +13,23 @@ simulated time, by its policy:
 
 Only the messages that arrived by the close are aggregated; a message that arrives later is
 discarded.
+
+Three policies have no steps to close: a *versioned* server (``sim.versioned``) holds the
+parameters and a version count, and applies updates as the messages arrive:
+
+- ``async``: each message, the moment it arrives;
+- ``ssp``: stale synchronous parallel (Ho et al. 2013), a clock's N messages together; a worker
+  ``staleness`` clocks ahead of the slowest waits for it (0: the synchronous run);
+- ``fedbuff``: every ``k`` messages, whoever sent them (Nguyen et al. 2022, FedBuff).
+
+An update's step is scaled by a weight of the staleness tau of its messages (the versions
+applied between a message's read and its update), ``staleness_weight``:
+
+- ``constant``: 1;
+- ``inverse_sqrt``: 1 / sqrt(1 + tau) (FedBuff, Nguyen et al. 2022);
+- ``polynomial``: (1 + tau)^-a, a = ``exponent`` (FedAsync, Xie et al. 2019);
+- ``hinge``: 1 for tau <= b, else 1 / (a (tau - b) + 1), b = ``threshold``, a = ``slope``
+  (FedAsync).
 """
 from __future__ import annotations
 
@@ -22,16 +39,26 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-POLICIES = ("all", "deadline", "first_k")
+#: the policies of a versioned server (module docstring)
+VERSIONED = ("async", "ssp", "fedbuff")
+POLICIES = ("all", "deadline", "first_k", *VERSIONED)
+WEIGHTS = ("constant", "inverse_sqrt", "polynomial", "hinge")
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A server policy: ``kind`` in POLICIES, ``deadline`` in seconds, ``k`` messages."""
+    """A server policy: ``kind`` in POLICIES, ``deadline`` in seconds, ``k`` messages; for a
+    versioned server ``staleness`` (ssp's bound, in clocks) and the staleness ``weight`` with
+    its ``exponent``, ``threshold`` (versions) and ``slope`` (module docstring)."""
 
     kind: str = "all"
     deadline: float = math.inf
     k: int = 0
+    staleness: int = 0
+    weight: str = "constant"
+    exponent: float = 0.5
+    threshold: int = 4
+    slope: float = 10.0
 
     def __post_init__(self):
         if self.kind not in POLICIES:
@@ -39,8 +66,29 @@ class Policy:
         if self.kind == "deadline" and not 0 < self.deadline < math.inf:
             raise ValueError(f"deadline={self.deadline!r}: must be a positive finite number "
                              "of seconds")
-        if self.kind == "first_k" and self.k < 1:
+        if self.kind in ("first_k", "fedbuff") and self.k < 1:
             raise ValueError(f"k={self.k!r}: must be an integer >= 1")
+        if self.staleness < 0:
+            raise ValueError(f"staleness={self.staleness!r}: must be an integer >= 0")
+        if self.weight not in WEIGHTS:
+            raise ValueError(f"staleness_weight={self.weight!r}: choose one of "
+                             f"{', '.join(WEIGHTS)}")
+
+    @property
+    def versioned(self) -> bool:
+        """The server applies updates as messages arrive (async, ssp, fedbuff): no steps."""
+        return self.kind in VERSIONED
+
+    def weights(self, tau) -> np.ndarray:
+        """The staleness weight (module docstring) of each staleness in ``tau`` (versions)."""
+        tau = np.asarray(tau, dtype=np.float64)
+        if self.weight == "inverse_sqrt":
+            return 1.0 / np.sqrt(1.0 + tau)
+        if self.weight == "polynomial":
+            return (1.0 + tau) ** -self.exponent
+        if self.weight == "hinge":
+            return 1.0 / (self.slope * np.maximum(tau - self.threshold, 0.0) + 1.0)
+        return np.ones_like(tau)
 
 
 class StepClose:

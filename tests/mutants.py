@@ -54,6 +54,7 @@ X = "tests/test_transformer.py"
 EXPLORE = "tests/test_explore.py"
 EXPLORE_PAGE = "tests/test_explore_page.py"
 K = "tests/test_kernels.py"
+V = "tests/test_versioned.py"
 TRANSFORMER_GRADS = "tests/test_transformer.py::test_every_tensor_matches_finite_differences"
 LION_ORDER = f"{M}::test_lion_family_takes_the_sign_before_updating_the_momentum"
 
@@ -810,6 +811,49 @@ MUTANTS = [
            "    best = max(reached, key=lambda a: a.time_s)\n",
            (f"{EXPLORE}::test_the_sentence_names_the_first_and_its_speed_up_over_g_adamw",),
            "the sentence names the slowest method as the first to arrive"),
+    Mutant("async-staleness-from-the-arrival", "sim/versioned.py",
+           "            m.update, m.staleness = index, self.numerics.version - m.version\n",
+           "            m.update, m.staleness = index, 0\n",
+           (f"{V}::test_async_is_the_event_loop_by_hand",),
+           "a message's staleness counted as 0 (no versions since its read)"),
+    Mutant("async-gradient-at-a-stale-batch", "sim/versioned.py",
+           "        if self._batch is None or self._batch[0] != self.version or self._taken[w]:\n",
+           "        if self._batch is None or self._taken[w]:\n",
+           (f"{V}::test_async_is_the_event_loop_by_hand",),
+           "a worker's gradient taken from a batch computed at an older version"),
+    Mutant("versioned-momentum-of-worker-0", "sim/versioned.py",
+           "        mine = {**self.state, **{k: self.state[k][w:w + 1] for k in self.rows}}\n",
+           "        mine = {**self.state, **{k: self.state[k][0:1] for k in self.rows}}\n",
+           (f"{V}::test_async_dlion_steps_by_each_workers_sign_of_its_own_momentum",),
+           "every worker encodes with worker 0's momentum on a versioned server"),
+    Mutant("ssp-bound-off-by-one", "sim/versioned.py",
+           "        go = [w for w in self._waiting if self._clock[w] - self.numerics.version "
+           "<= bound]\n",
+           "        go = [w for w in self._waiting if self._clock[w] - self.numerics.version "
+           "<= bound + 1]\n",
+           (f"{V}::test_ssp_with_staleness_0_is_the_synchronous_run",),
+           "ssp lets a worker run one clock further ahead than its bound"),
+    Mutant("ssp-clock-before-its-last", "sim/versioned.py",
+           "            due = len(taken) == self.n\n",
+           "            due = len(taken) == self.n - 1\n",
+           (f"{V}::test_ssp_with_staleness_0_is_the_synchronous_run",),
+           "ssp applies a clock before its last message"),
+    Mutant("fedbuff-weight-of-the-first", "sim/versioned.py",
+           "        lr = self.lrs[self.version] * float(np.mean(self.policy.weights(staleness)))\n",
+           "        lr = self.lrs[self.version] * float(self.policy.weights(staleness)[0])\n",
+           (f"{V}::test_fedbuff_steps_by_the_mean_of_each_k_arrivals_weighted_by_their_"
+            "staleness",),
+           "a buffer's step weighted by its first message's staleness alone"),
+    Mutant("hinge-without-the-threshold", "sim/server.py",
+           "            return 1.0 / (self.slope * np.maximum(tau - self.threshold, 0.0) + 1.0)\n",
+           "            return 1.0 / (self.slope * tau + 1.0)\n",
+           (f"{V}::test_staleness_weights_by_hand",),
+           "the hinge weight decays from staleness 0, not from its threshold"),
+    Mutant("reply-without-the-missed-updates", "sim/versioned.py",
+           "        missed = sum(self.reply_bits[self._seen[w]:version])\n",
+           "        missed = self.reply_bits[version - 1]\n",
+           (f"{V}::test_a_reply_carries_the_updates_its_worker_missed",),
+           "a reply carries only the last update, not all its worker missed"),
 ]
 
 

@@ -51,6 +51,6 @@ register(Method("gadamw", "Global AdamW (bias-corrected, decoupled weight decay)
                 {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.01, "eps": 1e-8,
                  **SCHEDULE_DEFAULTS, **robust.DEFAULTS},
                 _init, mean_encode, robust.robust_aggregate, _apply, collectives=ALLREDUCE,
-                wire_bits=dense_wire, overlaps=True,
+                wire_bits=dense_wire, overlaps=True, stale=True,
                 rules={"aggregate": robust.AGGREGATE_RULE},
                 notes=differences(__doc__, "gadamw")), robust.RULES)

@@ -78,6 +78,10 @@ some steps:
     how many of the following steps (which send nothing) a step's collective runs behind
     (Streaming DiLoCo's overlap): they start when its compute ends, and the last of them ends
     no earlier than the collective (``sim.local``; peer collectives only). 0: none.
+``stale``: a versioned server (``sim.versioned``: server policies async, ssp, fedbuff) may
+    aggregate any number of its messages, from 1 on, and apply them to parameters they were not
+    computed at: its worker side keeps per-worker state only (encoded one worker at a time, on
+    that worker's rows) and its server side one aggregate and one apply, in a single round.
 
 Messages only ever travel as codec payloads (``sim.wire``), so the bits the network charges are
 the bytes really produced. ``hp`` is the resolved hyperparameter dict; every hyperparameter has
@@ -158,6 +162,7 @@ class Method:
     check: Callable | None = None  # refusals of a run's settings (module docstring)
     candidates: Callable | None = None  # auto's collectives for hp (module docstring)
     behind: Callable | None = None  # steps its collective runs behind (module docstring)
+    stale: bool = False  # a versioned server may apply its messages one by one (docstring)
 
 
 METHODS: dict[str, Method] = {}

@@ -203,10 +203,12 @@ register(Method("dlion", "Distributed Lion: workers send sign(b1*m_i + (1-b1)*g_
                 {**LION_DEFAULTS, "aggregate": "mavo", "zero_sign": "random", "tie": "random"},
                 _momentum_init, _dlion_encode, dlion_aggregate, _dlion_apply,
                 collectives=SHARDED, arrivals=("apply",), wire_bits=sign_wire, overlaps=True,
+                stale=True,
                 notes=differences(__doc__, "dlion")), RULES)
 register(Method("glion", "Global Lion: one Lion state on the mean of the fp32 gradients",
                 "32 bits up, 32 bits down", {**LION_DEFAULTS, **robust.DEFAULTS},
                 _glion_init, mean_encode, robust.robust_aggregate, _glion_apply,
                 collectives=ALLREDUCE, rules={"aggregate": robust.AGGREGATE_RULE}, overlaps=True,
+                stale=True,
                 wire_bits=dense_wire,
                 notes=differences(__doc__, "glion")), robust.RULES)

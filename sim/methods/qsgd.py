@@ -67,4 +67,5 @@ register(Method("qsgd", "QSGD (Alistarh et al. 2017): s stochastic levels per bu
                 "Elias-coded or fixed-width",
                 "about 2.8 bits at s = sqrt(d) (Elias), 1 + ceil(log2(s+1)) + 32/bucket (fixed) "
                 "up; 32 down", _DEFAULTS, _init, _encode, _aggregate, _apply,
-                collectives=("auto", "ps", "allgather"), notes=differences(__doc__)), RULES)
+                collectives=("auto", "ps", "allgather"), stale=True,
+                notes=differences(__doc__)), RULES)

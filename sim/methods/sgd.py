@@ -61,6 +61,6 @@ def _apply(x, reply, state, hp, lr):
 register(Method("gsgd", "Global SGD with momentum (optionally Nesterov) on the mean gradient",
                 "32 bits up, 32 bits down", {**SGD_DEFAULTS, **robust.DEFAULTS},
                 _init, mean_encode, robust.robust_aggregate, _apply, collectives=ALLREDUCE,
-                wire_bits=dense_wire, overlaps=True,
+                wire_bits=dense_wire, overlaps=True, stale=True,
                 rules={"aggregate": robust.AGGREGATE_RULE},
                 notes=differences(__doc__, "gsgd")), robust.RULES)

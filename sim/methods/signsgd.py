@@ -130,7 +130,7 @@ register(Method("signum", "signSGD/Signum with majority vote (Bernstein et al. 2
                 {"lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0, "zero_sign": "random",
                  "tie": "random", **SCHEDULE_DEFAULTS},
                 _signum_init, _signum_encode, majority_reply, _signum_apply,
-                collectives=SHARDED, wire_bits=sign_wire, overlaps=True,
+                collectives=SHARDED, wire_bits=sign_wire, overlaps=True, stale=True,
                 notes=differences(__doc__, "signum")))
 register(Method("efsignsgd", "EF-signSGD (Karimireddy et al. 2019): (|p_t|_1/d_t)*sign(p_t) "
                 "per tensor with error feedback",

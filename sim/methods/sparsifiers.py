@@ -159,13 +159,13 @@ register(Method("graddrop", "GradDrop (Aji & Heafield 2017): drop the fraction d
                 "(1-drop_ratio)*(32 + index bits) up; the union of supports down", _GRADDROP,
                 _memory_init, _graddrop_encode, sparse_aggregate, _sparse_apply,
                 collectives=("auto", "ps", "allgather"), discard=keep_unsent("memory"),
-                notes=differences(__doc__, "graddrop")),
+                stale=True, notes=differences(__doc__, "graddrop")),
          _rules(_GRADDROP))
 register(Method("topk", "Top-k sparsification (exact) with optional error feedback",
                 "density*(32 + index bits) up; all-gather or the union of supports down", _TOPK,
                 _memory_init, _topk_encode, sparse_aggregate, _sparse_apply,
                 collectives=("auto", "allgather", "ps"), discard=keep_unsent("memory"),
-                notes=differences(__doc__, "topk")),
+                stale=True, notes=differences(__doc__, "topk")),
          _rules(_TOPK))
 register(Method("randomk", "Random-k sparsification with shared-seed indices (summable), "
                 "optional error feedback", "32*density up, 32*density down", _RANDOMK,
