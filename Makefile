@@ -78,8 +78,8 @@ figures: $(STAMP)
 	nice $(BIN)/python docs/make_figures.py --work studies
 
 # The transformer studies (gpt on the KJV, vit on Fashion-MNIST; `make data` first) and their
-# figures into studies/: about 80 minutes on 2 cores. One run at a time, so each run's wall time
-# is that of one process on one core (the README quotes them).
+# figures into studies/, then the local_gpt study: about two hours on 2 cores. One run at a
+# time, so each run's wall time is that of one process on one core (the README quotes them).
 transformer-studies: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(STUDY) sweep gpt -o studies/gpt --jobs 1
 	$(STUDY) plot studies/gpt --kind transformer -o studies/gpt.png
