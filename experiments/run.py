@@ -201,7 +201,10 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
     if method.local_params is not None and spec["objective"]["name"] not in models.REGISTRY:
         _check_rows(objective, x, n, batch)
     shapes = getattr(objective, "shapes", None)
-    state = method.init(x, n, hp, shapes)
+    try:
+        state = method.init(x, n, hp, shapes)
+    except ValueError as err:  # a setting only the objective's size shows wrong (one line)
+        raise SpecError(str(err)) from None
     lrs = learning_rates(hp["lr"], steps, hp["schedule"], hp["warmup_steps"], hp["min_lr_ratio"])
     policy = _policy(spec["server"], n)
     initial = objective.evaluate(x)
@@ -354,7 +357,7 @@ def _summary(spec: dict, objective, x, history: dict, status: str, reached_at, d
         "steady_from_step": steady + 1,
         "steady_bits_per_param_per_step": _bits_per_param(history, cl["model_params"] or d,
                                                           steady),
-        "peak_bits_per_param": _peak_bits(history, cl["model_params"] or d),
+        "peak_bits_per_param": _peak_bits(history, cl["model_params"] or d, steady),
         "phases_mean_s": {p: _mean_taken(history[p]) for p in PHASES},
         **how,
         "participation": {key: int(np.nansum(history[key])) for key in PARTICIPATION},
@@ -452,13 +455,15 @@ def _bits_per_param(history, n_params, first: int = 0) -> dict:
     return {"up": up, "down": down, "total": up + down}
 
 
-def _peak_bits(history, n_params) -> dict:
-    """The largest step's bits per (virtual) parameter, up, down and both: the most one worker
+def _peak_bits(history, n_params, first: int = 0) -> dict:
+    """The largest step's bits per (virtual) parameter, up, down and both, from step index
+    ``first`` on (after the method's warm-up, like the steady average): the most one worker
     sends (receives) in one step, the burst its link carries, against the per-step average."""
     count = int(np.count_nonzero(~np.isnan(history["bits_up"])))
     if not count:
         return {"up": 0.0, "down": 0.0, "total": 0.0}
-    up, down = (np.diff(history[k][:count], prepend=0.0) / n_params
+    first = first if first < count else 0
+    up, down = (np.diff(history[k][:count], prepend=0.0)[first:] / n_params
                 for k in ("bits_up", "bits_down"))
     return {"up": float(up.max()), "down": float(down.max()), "total": float((up + down).max())}
 

@@ -111,7 +111,8 @@ def _check_time_and_faults(spec: dict) -> None:
     for (section, key), (owner, values) in _BELONGS_TO.items():
         given, setting = spec[section].get(key), spec[section].get(owner)
         if given not in (None, []) and (not setting if values is None else setting not in values):
-            wanted = f"{section}.{owner}" + ("" if values is None else f" = {values[0]!r}")
+            wanted = f"{section}.{owner}" + ("" if values is None else
+                                             " = " + " or ".join(repr(v) for v in values))
             raise SpecError(f"{section}.{key} = {given!r} needs {wanted} (now {setting!r})")
     for (section, key, value), needed in _NEEDS.items():
         if spec[section][key] == value and spec[section][needed] is None:

@@ -2,7 +2,8 @@
 ``run.steps`` counts server updates, and the history has one row per update.
 
 A row's ``time_s`` is when the update reached the worker whose message completed it (its reply
-landed), ``worker`` is that worker, ``staleness`` and ``staleness_max`` the mean and largest
+landed; under fedbuff that reply leaves before the update is applied, so no earlier than the
+server's aggregation ends), ``worker`` is that worker, ``staleness`` and ``staleness_max`` the mean and largest
 staleness of the update's messages (versions applied between their read and this update),
 ``aggregated`` their number; ``train_loss`` is the mean of their minibatch losses, each at the x
 its worker read. Bits are cumulative per worker, as in a synchronous run: every message that
@@ -106,7 +107,9 @@ def run_updates(spec: dict, objective, method: Method, hp: dict, x, state, lrs, 
         msgs, last = update.messages, update.trigger
         taus = [m.staleness for m in msgs]
         up, down = up + sum(m.up for m in msgs) / n, down + sum(m.down for m in msgs) / n
-        row = {"step": u + 1, "time_s": last.reply_done, "bits_up": up, "bits_down": down,
+        # fedbuff releases its workers at once: the update exists only once it is aggregated
+        row = {"step": u + 1, "time_s": max(last.reply_done, update.agg_end), "bits_up": up,
+               "bits_down": down,
                "train_loss": float(np.mean([m.loss for m in msgs])), "lr": lrs[u],
                "compute_s": np.mean([m.ready - m.start for m in msgs]),
                "comm_up_s": np.mean([m.arrived - m.ready for m in msgs]),

@@ -38,6 +38,13 @@ def variant(method: dict) -> str:
         words.append(f"{fragments} fragments")
     if method.get("outer_bits", 32) != 32:
         words.append(f"{method['outer_bits']}-bit")
+    if method.get("overlap_steps"):
+        words.append(f"behind {method['overlap_steps']} steps")
+    if method.get("mixing") is not None:
+        words.append(f"mixing {method['mixing']:g}")
+    for key, usual in (("inner", "adamw"), ("outer", "nesterov")):
+        if method.get(key, usual) != usual:
+            words.append(f"{key} {method[key]}")
     return ", ".join(words)
 
 
@@ -64,12 +71,21 @@ def _order(label: str) -> tuple:
 
 
 def collect(directory) -> dict:
-    """latency s -> variant -> {bandwidth b/s: run}, the tuned winners only."""
+    """latency s -> variant -> {bandwidth b/s: run}, the tuned winners only; PlotError when
+    two runs would be one point (they differ in something the figure does not show)."""
     found: dict = defaultdict(lambda: defaultdict(dict))
     for run in load_runs(directory):
         spec = spec_of(run)
         net = spec["network"]
-        found[float(net["latency"])][variant(spec["method"])][float(net["bandwidth"])] = run
+        label = variant(spec["method"])
+        points = found[float(net["latency"])][label]
+        bandwidth = float(net["bandwidth"])
+        if bandwidth in points:
+            raise PlotError(f"{directory}: two runs are both {label!r} at "
+                            f"{bandwidth / 1e9:g} Gb/s and {_latency(float(net['latency']))} "
+                            "(they differ in a key this figure does not show); --kind local "
+                            "draws one run per variant and network: plot them with --kind sweep")
+        points[bandwidth] = run
     return found
 
 

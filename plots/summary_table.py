@@ -2,9 +2,10 @@
 
 Each row: the swept keys other than the method (the setting), the method, its time to target
 (simulated s) and steps to it, its final metric, its bits per parameter per step (after the
-method's warm-up; and its peak, the largest step's, where some run's peak is more than
-``PEAK_SHOWN`` times its average: local-update methods), the collective it used and its speed-up over a baseline method in the same
-setting (``plots.speedup``). Read from the runs' summary.json files alone, never their
+method's warm-up; and its peak, the largest step's after the warm-up, where some run's peak
+is more than ``PEAK_SHOWN`` times its average: local-update methods, or a versioned server's
+reply that catches up on missed updates), the collective it used and its speed-up over a
+baseline method in the same setting (``plots.speedup``). Read from the runs' summary.json files alone, never their
 histories, so it takes a fraction of a second on a whole study.
 """
 from __future__ import annotations

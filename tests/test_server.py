@@ -177,7 +177,7 @@ def test_a_worker_still_receiving_at_the_close_gives_the_step_up_and_replies_que
       "network.collective=\"ring\""], "cannot skip a rank"),
     (["server.policy=\"first_k\"", "server.k=2", "method.name=\"topk\"",
       "network.collective=\"allgather\""], "goes on without a rank"),
-    (["server.k=2"], "needs server.policy = 'first_k'"),
+    (["server.k=2"], "needs server.policy = 'first_k' or 'fedbuff' (now 'all')"),
     (["server.policy=\"dedline\""], "did you mean 'deadline'"),
 ])
 def test_bad_server_settings_are_one_line_errors(refused, setting, words):

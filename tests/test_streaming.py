@@ -193,6 +193,7 @@ def test_overlap_on_auto_chooses_a_peer_all_reduce():
     ({"h": 4, "fragments": 2, "outer": "dlion"}, {"collective": "hierarchical"},
      "network.collective = 'hierarchical'"),
     ({"h": 4, "mixing": 1.5}, {}, "method.mixing = 1.5"),
+    ({"h": 4, "mixing": 1.0}, {}, "method.mixing = 1.0"),
 ])
 def test_refusals_are_one_line(method, network, message):
     with pytest.raises(SpecError) as err:
@@ -202,6 +203,6 @@ def test_refusals_are_one_line(method, network, message):
 
 
 def test_more_fragments_than_parameters_is_refused():
-    with pytest.raises(ValueError, match=r"method.fragments = 4 with 3 parameters") as err:
+    with pytest.raises(SpecError, match=r"method.fragments = 4 with 3 parameters") as err:
         _run(Bowls(dim=3), 4, h=4, fragments=4)
     assert "\n" not in str(err.value)

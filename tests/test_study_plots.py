@@ -96,3 +96,20 @@ def test_local_figure_and_table_are_the_runs_own(tmp_path):
             else:
                 assert cell == "not reached"
         assert cells[-1] == min(times, key=times.get)
+
+
+def test_local_figure_refuses_two_runs_it_would_draw_as_one(tmp_path):
+    # two DiLoCo runs that differ only in the inner step size, both kept (no [tune] table)
+    raw = {"objective": {"name": "logistic", "samples": 256, "features": 7},
+           "cluster": {"workers": 2, "batch_size": 8, "model_params": 1_000_000},
+           "network": {"bandwidth": "1Gbps", "latency": "50us"},
+           "run": {"steps": 6, "eval_every": 2, "target": 0.69},
+           "sweep": {"method": [{"name": "diloco", "h": 2, "lr": 0.01},
+                                {"name": "diloco", "h": 2, "lr": 0.03}]}}
+    run_sweep(raw, tmp_path / "two", jobs=1)
+    from plots.data import PlotError
+    from plots.local import plot_local
+
+    with pytest.raises(PlotError, match="two runs are both 'DiLoCo, H = 2' at 1 Gb/s and 50 µs"):
+        plot_local(tmp_path / "two", tmp_path / "two.png")
+    assert not (tmp_path / "two.png").exists()

@@ -231,3 +231,22 @@ def test_a_stopped_versioned_run_keeps_its_updates(one_and_2_3):
 ])
 def test_bad_versioned_settings_are_one_line_errors(refused, setting, words):
     assert words in refused(setting)
+
+
+def test_a_fedbuff_update_is_not_timed_before_the_server_has_applied_it():
+    # fedbuff releases its workers as their messages land; with a server that takes time to
+    # aggregate (1 ns per parameter: 1 ms for 10^6), the update exists only when that ends
+    result = experiments.simulate(
+        objective={"name": "logistic", "samples": 512, "features": 63},
+        method={"name": "dlion", "lr": 0.003}, workers=4, batch_size=16, steps=10,
+        eval_every=0, cluster={"model_params": 1_000_000},
+        network={"bandwidth": "1Gbps", "latency": "50us"},
+        compute={"step_time": "10ms", "distribution": "pareto", "pareto_shape": 1.5,
+                 "codec_per_param": 1e-9},
+        server={"policy": "fedbuff", "k": 2}, run={"trace": True, "seed": 0})
+    ends = {step: end for node, phase, _, end, _, step in result.trace
+            if node == "server" and phase == "aggregate"}
+    assert sorted(ends) == list(range(1, 11))
+    assert all(result.history["time_s"][u] >= ends[u + 1] for u in range(10))
+    # and the updates are timed in order
+    assert np.all(np.diff(result.history["time_s"]) > 0)

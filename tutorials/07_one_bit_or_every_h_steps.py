@@ -82,10 +82,11 @@ def simulate(key, bandwidth, steps, latency=ALPHA, lr=None, **train):
 #
 # $$T_\text{D-Lion}(B) = t_c + 4\alpha + 2\frac{N-1}{N}\frac{P}{B}.$$
 #
-# The bandwidth terms share the factor $2\frac{N-1}{N}$: per step on average DiLoCo sends
-# $32/H$ bits where D-Lion sends 1, so at $H = 32$ the two send the same. The simulator (its
-# summary counts D-Lion's bits as $(N-1)/N = 0.875$ per step: a worker's own shard of the
-# coordinates never crosses the network):
+# The bandwidth terms share the factor $2\frac{N-1}{N}$: per step on average DiLoCo's term has
+# $32/H$ bits per parameter where D-Lion's has 1, so at $H = 32$ the two keep a link busy
+# equally long. (The summary counts bits per message, not per link: D-Lion's $(N-1)/N = 0.875$
+# per step, since a worker's own shard of the coordinates never crosses the network, and
+# DiLoCo's $32/H$.) The simulator:
 
 # %%
 def round_formula(h, bandwidth, latency=ALPHA):

@@ -118,9 +118,9 @@ RULES = {
     "overlap_steps": {"type": "int", "min": 0,
                       "doc": "Streaming DiLoCo: inner steps a fragment's outer all-reduce runs "
                              "behind (tau)"},
-    "mixing": {"type": "float", "min": 0.0, "max": 1.0,
+    "mixing": {"type": "float", "min": 0.0, "max": 1.0, "max_open": True,
                "doc": "Streaming DiLoCo: share of a worker's own fragment kept when the global "
-                      "one lands (alpha; default 0.5 with overlap_steps, else 0: replace)"},
+                      "one lands (alpha < 1; default 0.5 with overlap_steps, else 0: replace)"},
 }
 DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01,
             "momentum": 0.0, **SCHEDULE_DEFAULTS, "h": 50, "inner": "adamw",
