@@ -40,8 +40,9 @@ sends d/P values each way, so the bits per parameter per step stay outer_bits/h 
 message (the summary's ``peak_bits_per_param``) is 1/P of DiLoCo's; outer = "dlion" votes
 fragment by fragment the same way. The all-reduce runs behind the next tau inner steps
 (``sim.local``): they start when the sending step's compute ends, and the landing step ends no
-earlier than the all-reduce. P = 1 with tau = 0 is DiLoCo exactly; P = 1 with tau > 0 is DiLoCo
-with its outer all-reduce run behind the last tau inner steps of each round.
+earlier than the all-reduce. P = 1 with tau = 0 is DiLoCo exactly; P = 1 with tau > 0 runs the
+outer all-reduce behind the last tau inner steps of each round, so its outer gradient is taken
+tau steps before the round ends and lands mixed (``mixing``): other numbers than DiLoCo's.
 
 ``outer = "dlion"``, this project's own variant: the outer step is Distributed Lion on the
 outer gradients. Worker i keeps a Lion momentum m_i of its own delta_i and sends
