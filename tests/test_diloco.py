@@ -13,6 +13,8 @@ from models.synthetic import NQM, LeastSquares, Logistic, Quadratic
 from models.vit import ViT
 from sim.wire.lowbits import BF16, MinMaxCodec
 
+from bowls import Bowls
+
 
 def _objectives():
     return [Quadratic(dim=12, dtype="float64"), NQM(dim=12, dtype="float64"),
@@ -37,25 +39,6 @@ def test_every_builtin_objective_takes_one_parameter_row_per_worker(obj):
         loss_i, grads_i = obj.grads(rows[i], n, 4, np.random.default_rng(7))
         np.testing.assert_allclose(grads[i], grads_i[i], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(losses[i], loss_i[i], rtol=1e-12)
-
-
-class Bowls:
-    """Non-iid quadratic: worker i's own bowl 0.5 * sum_k h_k (x_k - c_ik)^2, no noise."""
-
-    def __init__(self, n=3, dim=16):
-        rng = np.random.default_rng(3)
-        self.dim, self.centres = dim, rng.standard_normal((n, dim))
-        self.h = np.linspace(1.0, 0.1, dim)
-
-    def init(self, rng):
-        return np.zeros(self.dim)
-
-    def grads(self, params, n_workers, batch_size, rng):
-        diff = np.broadcast_to(params, (n_workers, self.dim)) - self.centres[:n_workers]
-        return 0.5 * np.einsum("nk,nk->n", self.h * diff, diff), self.h * diff
-
-    def evaluate(self, params):
-        return {"loss": float(np.mean(self.grads(params, len(self.centres), 1, None)[0]))}
 
 
 class SharedOnly(Bowls):
