@@ -292,7 +292,9 @@ def execute(spec: dict, objective=None, progress: bool = False, label: str = "",
         history["bits_up"][t], history["bits_down"][t] = sent_up, sent_down
         if (run["eval_every"] and (t + 1) % run["eval_every"] == 0) or t + 1 == steps:
             for key, value in objective.evaluate(x).items():
-                evals.setdefault(f"eval_{key}", np.full(steps, np.nan))[t] = value
+                if f"eval_{key}" not in evals:  # allocated once, not at every evaluation
+                    evals[f"eval_{key}"] = np.full(steps, np.nan)
+                evals[f"eval_{key}"][t] = value
             if target.reached(evals, t):
                 status, reached_at = "target_reached", t
                 break

@@ -91,7 +91,9 @@ def run_updates(spec: dict, objective, method: Method, hp: dict, x, state, lrs, 
             return True
         if (run["eval_every"] and (u + 1) % run["eval_every"] == 0) or u + 1 == steps:
             for key, value in objective.evaluate(numerics.x).items():
-                evals.setdefault(f"eval_{key}", np.full(steps, np.nan))[u] = value
+                if f"eval_{key}" not in evals:
+                    evals[f"eval_{key}"] = np.full(steps, np.nan)
+                evals[f"eval_{key}"][u] = value
             if target.reached(evals, u):
                 outcome.update(status="target_reached", reached_at=u)
                 return True
@@ -103,6 +105,7 @@ def run_updates(spec: dict, objective, method: Method, hp: dict, x, state, lrs, 
     server.run(steps, after)
     done = len(server.updates)
     up = down = 0
+    rows = []
     for u, update in enumerate(server.updates):
         msgs, last = update.messages, update.trigger
         taus = [m.staleness for m in msgs]
@@ -120,8 +123,11 @@ def run_updates(spec: dict, objective, method: Method, hp: dict, x, state, lrs, 
                "aggregated": len(msgs), "late": 0, "lost": 0, "down": 0, "abandoned": 0,
                "empty": 0, "adversarial": 0,
                "worker": last.worker, "staleness": np.mean(taus), "staleness_max": max(taus)}
-        for key, value in row.items():
-            history.setdefault(key, np.full(steps, np.nan))[u] = value
+        rows.append(row)
+    for key in rows[0] if rows else ():  # one column at a time, each allocated once
+        if key not in history:
+            history[key] = np.full(steps, np.nan)
+        history[key][:len(rows)] = [row[key] for row in rows]
     applied = np.array([m.staleness for m in server.messages if m.update >= 0], dtype=float)
     return {**outcome, "x": numerics.x, "evals": evals, "done": done,
             "trace": trace_rows(server) if run["trace"] else None,
